@@ -1,0 +1,1 @@
+"""newsdedup's ingest side: configuration, spiders, extraction, service and CLI."""
