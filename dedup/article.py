@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-
-def article_id(url: str) -> str:
-    """Stable short id of an article: 16 hex digits of the SHA-256 of its URL."""
-    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+from dedup.urls import url_id as article_id
 
 
 @dataclass(frozen=True)

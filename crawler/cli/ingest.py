@@ -1,0 +1,132 @@
+"""`newsdedup ingest` and `newsdedup export`."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from crawler.cli import Context, common_options
+from crawler.ingest import RawRecord, open_records, to_article
+from dedup.article import Article
+
+_SOURCE = "ingest"
+
+
+def _extract(raw: RawRecord) -> tuple[RawRecord, Article | str]:
+    """Worker: one record to an Article or the reason it was skipped."""
+    if raw.problem:
+        return raw, raw.problem
+    try:
+        return raw, to_article(raw, _SOURCE)
+    except Exception as exc:  # one bad page never stops the batch
+        return raw, f"extraction failed: {exc.__class__.__name__}: {exc}"
+
+
+def _extracted(records: Iterator[RawRecord], workers: int) -> Iterator[tuple[RawRecord, Article | str]]:
+    if workers <= 1:
+        yield from map(_extract, records)
+        return
+    context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+    with context.Pool(workers) as pool:
+        yield from pool.imap(_extract, records, chunksize=4)
+
+
+@click.command()
+@click.argument("path", type=click.Path(allow_dash=True))
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="Extraction processes for HTML records (0: one per core).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per decision.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@common_options
+def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) -> None:
+    """Decide JSON Lines records ({"url","html"} or {"url","text"}) or WARC responses; '-' is stdin."""
+    if path != "-" and not os.path.exists(path):
+        raise click.ClickException(f"{path}: no such file")
+    engine = ctx.engine
+    err = Console(stderr=True, soft_wrap=True)
+    counts: Counter[str] = Counter()
+    workers = workers or (os.cpu_count() or 1)
+    show_progress = not quiet and not as_json and err.is_terminal
+    records = open_records(path, sys.stdin.buffer)
+    articles: list[Article] = []
+
+    def decide_pending() -> None:
+        for decision in engine.add_many(articles):
+            counts["articles"] += 1
+            counts["known" if decision.known else decision.kind or "canonical"] += 1
+            if as_json:
+                click.echo(json.dumps({
+                    "url": decision.url, "id": decision.article_id, "cluster": decision.cluster,
+                    "canonical": decision.canonical_id, "kind": decision.kind,
+                    "similarity": decision.similarity, "known": decision.known,
+                }))
+        articles.clear()
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
+                  TimeElapsedColumn(), console=err, disable=not show_progress, transient=True) as progress:
+        task = progress.add_task("ingesting", total=None)
+        for raw, result in _extracted(records, workers):
+            progress.advance(task)
+            if isinstance(result, str):
+                counts["skipped"] += 1
+                where = f"line {raw.line}" if raw.line else path
+                err.print(f"{where}: skipped: {result}" + (f" ({raw.url})" if raw.url else ""),
+                          markup=False, highlight=False)
+                continue
+            articles.append(result)
+            if len(articles) >= 256:
+                decide_pending()
+        decide_pending()
+    engine.emit_pending()
+    duplicates = counts["exact"] + counts["near"] + counts["excerpt"]
+    summary = (
+        f"{counts['articles']} articles decided: {counts['canonical']} canonical, {duplicates} duplicates "
+        f"(exact {counts['exact']}, near {counts['near']}, excerpt {counts['excerpt']}), "
+        f"{counts['thin']} with too little text, {counts['known']} already known; "
+        f"{counts['skipped']} records skipped"
+    )
+    err.print(summary, markup=False, highlight=False)
+
+
+@click.command()
+@click.option("--duplicates-only", is_flag=True, help="Only articles that are copies of another.")
+@common_options
+def export(ctx: Context, duplicates_only: bool) -> None:
+    """Print one JSON line per stored article: its cluster, canonical and how it was matched."""
+    engine = ctx.engine
+    canonical_urls: dict[str, tuple[str, str]] = {}
+    for record in engine.records():
+        if record.cluster not in canonical_urls:
+            canonical_id, _, _ = engine.cluster(record.cluster)
+            canonical = record if canonical_id == record.id else engine.get(canonical_id)
+            canonical_urls[record.cluster] = (canonical_id, canonical.url if canonical else "")
+        canonical_id, canonical_url = canonical_urls[record.cluster]
+        is_canonical = record.id == canonical_id or record.kind == "thin"
+        if duplicates_only and is_canonical:
+            continue
+        click.echo(json.dumps({
+            "url": record.url,
+            "id": record.id,
+            "cluster": record.cluster,
+            "canonical_url": record.url if is_canonical else canonical_url,
+            "is_canonical": is_canonical,
+            "duplicate_of": None if is_canonical else canonical_url,
+            "similarity": None if is_canonical else record.similarity,
+            "containment": None if is_canonical else record.containment,
+            "kind": None if is_canonical else record.kind,
+            "thin": record.kind == "thin",
+            "title": record.title,
+            "published": record.published_at.isoformat() if record.published_at else None,
+            "site": record.site,
+        }, ensure_ascii=False))
+
+
+COMMANDS = [ingest, export]

@@ -1,0 +1,161 @@
+"""Batch ingest: JSON Lines and WARC records into Articles, bad records reported and skipped."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import IO, Any
+
+from dedup.article import Article
+
+log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One input record before extraction; `problem` is set when it must be skipped."""
+
+    line: int
+    url: str = ""
+    html: bytes | str | None = None
+    text: str | None = None
+    title: str = ""
+    published: datetime | None = None
+    encoding: str | None = None
+    problem: str | None = None
+
+
+def parse_date(value: Any) -> datetime | None:
+    """An ISO 8601 or RFC 2822 date, or None when it is neither."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _looks_binary(data: str | bytes) -> bool:
+    sample = data[:4096]
+    if isinstance(sample, str):
+        sample = sample.encode("utf-8", "surrogatepass")
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for byte in sample if byte < 9 or 13 < byte < 32)
+    return control / len(sample) > 0.05
+
+
+def jsonl_records(stream: IO[bytes]) -> Iterator[RawRecord]:
+    """Records from JSON Lines; each bad line becomes a RawRecord with a problem."""
+    for number, raw_line in enumerate(stream, start=1):
+        if not raw_line.strip():
+            continue
+        if len(raw_line) > MAX_RECORD_BYTES:
+            yield RawRecord(number, problem=f"record larger than {MAX_RECORD_BYTES // 2**20} MiB")
+            continue
+        try:
+            data = json.loads(raw_line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield RawRecord(number, problem=f"not JSON ({exc.__class__.__name__}: {str(exc)[:80]})")
+            continue
+        if not isinstance(data, dict):
+            yield RawRecord(number, problem="not a JSON object")
+            continue
+        url = data.get("url")
+        if not isinstance(url, str) or not url.strip().lower().startswith(("http://", "https://")):
+            yield RawRecord(number, problem="no http(s) url")
+            continue
+        html, text = data.get("html"), data.get("text")
+        title = data.get("title") if isinstance(data.get("title"), str) else ""
+        published = parse_date(data.get("published"))
+        if isinstance(html, str) and html.strip():
+            if _looks_binary(html):
+                yield RawRecord(number, url=url, problem="binary content, not HTML")
+                continue
+            yield RawRecord(number, url=url.strip(), html=html, title=title, published=published)
+        elif isinstance(text, str) and text.strip():
+            if _looks_binary(text):
+                yield RawRecord(number, url=url, problem="binary content, not text")
+                continue
+            yield RawRecord(number, url=url.strip(), text=text, title=title, published=published)
+        else:
+            yield RawRecord(number, url=url, problem="no html or text (or empty)")
+
+
+def warc_records(stream: IO[bytes]) -> Iterator[RawRecord]:
+    """HTML responses from a WARC file (gzipped or not)."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    try:
+        for number, entry in enumerate(ArchiveIterator(stream), start=1):
+            if entry.rec_type != "response":
+                continue
+            url = entry.rec_headers.get_header("WARC-Target-URI") or ""
+            headers = entry.http_headers
+            content_type = (headers.get_header("Content-Type") if headers else "") or ""
+            if "html" not in content_type.lower():
+                continue
+            body = entry.content_stream().read(MAX_RECORD_BYTES + 1)
+            if len(body) > MAX_RECORD_BYTES:
+                yield RawRecord(number, url=url, problem="response larger than the record limit")
+                continue
+            encoding = None
+            if "charset=" in content_type.lower():
+                encoding = content_type.lower().split("charset=", 1)[1].split(";")[0].strip() or None
+            yield RawRecord(number, url=url, html=body, encoding=encoding)
+    except Exception as exc:  # warcio raises many kinds on a damaged archive
+        yield RawRecord(0, problem=f"WARC stream damaged: {exc}")
+
+
+def open_records(path: str, stdin: IO[bytes]) -> Iterator[RawRecord]:
+    """Records from a path ('-' for stdin): WARC by name or magic, else JSON Lines (gz allowed)."""
+    handle: IO[bytes] = stdin if path == "-" else open(path, "rb")
+    try:
+        peek = handle.peek(8)[:8] if hasattr(handle, "peek") else b""
+        if peek[:2] == b"\x1f\x8b" and not path.endswith((".warc.gz", ".arc.gz")):
+            handle = gzip.GzipFile(fileobj=handle)  # type: ignore[assignment]
+            peek = b""
+        if path.endswith((".warc", ".warc.gz")) or peek.startswith(b"WARC/"):
+            yield from warc_records(handle)
+        else:
+            yield from jsonl_records(io.BufferedReader(handle) if not hasattr(handle, "peek") else handle)
+    finally:
+        if handle is not stdin:
+            handle.close()
+
+
+def to_article(raw: RawRecord, source: str) -> Article | str:
+    """The Article for a record, or the reason it has none (extraction runs here, off the loop)."""
+    if raw.html is not None:
+        from crawler.extract import extract_article
+
+        article = extract_article(raw.html, raw.url, headers_encoding=raw.encoding, source=source)
+        if article is None:
+            return "no article text could be extracted"
+        if raw.published and not article.published:
+            from dataclasses import replace
+
+            article = replace(article, published=raw.published)
+        return article
+    assert raw.text is not None
+    return Article(url=raw.url, text=raw.text, title=raw.title, published=raw.published, source=source)
+
+
+def to_articles(records: Iterable[RawRecord], source: str) -> Iterator[tuple[RawRecord, Article | str]]:
+    for raw in records:
+        yield raw, (raw.problem or to_article(raw, source))

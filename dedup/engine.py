@@ -1,0 +1,304 @@
+"""The engine: one decision path from an extracted article to a cluster and the canonical stream."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+
+from dedup import record as rec
+from dedup.article import Article, Decision
+from dedup.index import IndexParams, Scripts, Thresholds, ensure_params
+from dedup.junk import looks_syndicated
+from dedup.keys import Keys
+from dedup.signature import Fingerprint, fingerprint
+from dedup.urls import canonical_url, site_of, url_id
+
+log = logging.getLogger(__name__)
+
+_EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
+_FUTURE_SLACK = 2 * 86400
+# Why a cluster's canonical won (the codes the scripts store with each cluster).
+REASONS = {
+    0: "only member",
+    1: "operator override",
+    2: "named by other members (rel=canonical, og:url or a Source link)",
+    3: "the others declare a canonical page elsewhere",
+    4: "the others say they republish (Source / Read Full Article)",
+    5: "complete text (the others are excerpts)",
+    6: "earliest publication date",
+    7: "first to arrive",
+}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that shapes decisions and storage; built from settings by the service layer."""
+
+    params: IndexParams = field(default_factory=IndexParams)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    retention: float = 30 * 86400
+    stream_maxlen: int = 1_000_000
+    stream_retention: float = 0.0
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An article fingerprinted and packed, ready for the decide script (pure, no I/O)."""
+
+    article: Article
+    id: str
+    fingerprint: Fingerprint
+    packed: bytes
+    hour: int
+    published_iso: str
+
+
+class Engine:
+    """Decides articles against the index in Redis; safe to run in many processes at once."""
+
+    def __init__(self, client: redis.Redis, keys: Keys | None = None, config: EngineConfig | None = None) -> None:
+        self.client = client
+        self.keys = keys or Keys()
+        self.config = config or EngineConfig()
+        ensure_params(client, self.keys, self.config.params)
+        self.scripts = Scripts(client)
+        self._last_expiry = 0.0
+        p, t = self.config.params, self.config.thresholds
+        self._decide_config = " ".join(
+            str(value)
+            for value in (
+                p.bands, p.rows, p.lead_bands, p.lead_rows, p.shards, t.bucket_cap, t.near,
+                t.same_site_near, t.contained, t.contained_jaccard, t.excerpt_lead,
+                t.excerpt_containment, t.excerpt_jaccard, t.min_shared, t.max_candidates,
+                t.excerpt_ratio, self.config.stream_maxlen, t.max_merge,
+            )
+        )
+        self._forget_config = f"{p.bands} {p.rows} {p.lead_bands} {p.lead_rows} {p.shards} {t.excerpt_ratio}"
+
+    # Deciding
+
+    def prepare(self, article: Article, now: float | None = None) -> Prepared:
+        """Fingerprint and pack one article (CPU only; may run in any process)."""
+        now = time.time() if now is None else now
+        fp = fingerprint(article.text, article.title)
+        own_url = article.final_url or article.url
+        site = article.site or site_of(own_url)
+        own_id = url_id(article.url)
+        flags = rec.THIN if fp.thin else 0
+        canonical_link = None
+        if article.canonical_link:
+            linked = url_id(article.canonical_link)
+            if linked not in (own_id, url_id(own_url)):
+                canonical_link = linked
+                if site_of(article.canonical_link) != site:
+                    flags |= rec.CANONICAL_ELSEWHERE
+        source_link = None
+        if article.source_link and site_of(article.source_link) not in ("", site):
+            source_link = url_id(article.source_link)
+        if source_link or looks_syndicated(article.text):
+            flags |= rec.SYNDICATED
+        published = 0
+        if article.published is not None:
+            stamp = _timestamp(article.published)
+            if _EARLIEST_DATE <= stamp <= now + _FUTURE_SLACK:
+                published = int(stamp)
+        record = rec.Record(
+            id=own_id, url=article.url, title=article.title or "", site=site, source=article.source,
+            flags=flags, kind="thin" if fp.thin else None, arrived=int(now), published=published,
+            n_shingles=fp.n_shingles, n_tokens=fp.n_tokens, similarity=None, containment=None,
+            cluster=own_id, duplicate_of=None, canonical_link=canonical_link, source_link=source_link,
+            content_hash=fp.content_hash, site_hash=hashlib.sha256(site.encode()).digest()[:8],
+            signature=fp.signature, lead_signature=fp.lead_signature,
+            text_z=zlib.compress(fp.clean_text.encode("utf-8", "replace"), 6),
+        )
+        iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
+        return Prepared(article, own_id, fp, rec.pack(record), int(now // 3600), iso)
+
+    def add(self, article: Article) -> Decision:
+        """Decide one article: exactly the decision a batch or another process would reach."""
+        return self.decide([self.prepare(article)])[0]
+
+    def add_many(self, articles: Iterable[Article]) -> Iterator[Decision]:
+        """Decide articles in pipelined batches (one round trip per batch, one script per article)."""
+        batch: list[Prepared] = []
+        for article in articles:
+            batch.append(self.prepare(article))
+            if len(batch) >= self.config.batch_size:
+                yield from self.decide(batch)
+                batch = []
+        if batch:
+            yield from self.decide(batch)
+
+    def decide(self, prepared: list[Prepared]) -> list[Decision]:
+        """Run the decide script for each prepared article, in order, in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for item in prepared:
+            self.scripts.decide(
+                keys=[],
+                args=[
+                    self.keys.prefix, item.id, item.packed, item.hour,
+                    item.fingerprint.clean_text, item.published_iso, self._decide_config,
+                ],
+                client=pipe,
+            )
+        results = pipe.execute()
+        decisions = [self._decision(item, result) for item, result in zip(prepared, results, strict=True)]
+        if any(d.events == ("pending",) for d in decisions):
+            self.emit_pending()
+        self.maybe_expire()
+        return [d if d.events != ("pending",) else _without_pending(d) for d in decisions]
+
+    def _decision(self, item: Prepared, result: list) -> Decision:
+        status = _text(result[0])
+        kind = rec.KINDS.get(int(result[3]))
+        is_dup = kind not in (None, "thin")
+        events: tuple[str, ...] = tuple(e for e in _text(result[8]).split(",") if e)
+        if len(result) > 9 and int(result[9]) > 0:
+            events = ("pending",)
+        canonical_id = _text(result[2])
+        return Decision(
+            article_id=item.id,
+            url=item.article.url,
+            cluster=_text(result[1]),
+            canonical_id=canonical_id,
+            is_canonical=canonical_id == item.id and kind is None,
+            kind=kind,
+            duplicate_of=_text(result[6]) or None,
+            similarity=int(result[4]) / 10000 if is_dup else None,
+            containment=int(result[5]) / 10000 if is_dup else None,
+            replaced=_text(result[7]) or None,
+            known=status == "known",
+            events=events,
+        )
+
+    def emit_pending(self) -> int:
+        """Complete stream events whose canonical is an older member (its text is stored compressed)."""
+        emitted = 0
+        for event_id, payload in self.client.hgetall(self.keys.pending_events).items():
+            try:
+                event = json.loads(payload)
+                stored = self.get(event["id"])
+            except (ValueError, KeyError) as exc:
+                log.error("pending event %s unreadable: %s", _text(event_id), exc)
+                continue
+            text = stored.text if stored else ""
+            published = stored.published_at.isoformat() if stored and stored.published_at else ""
+            if self.scripts.emit(
+                keys=[], args=[self.keys.prefix, event_id, text, published, self.config.stream_maxlen]
+            ):
+                emitted += 1
+        return emitted
+
+    # Reading
+
+    def get(self, article_id: str) -> rec.Record | None:
+        """The stored record of one article, or None."""
+        raw = self.client.get(self.keys.article(article_id))
+        return rec.unpack(article_id, raw) if raw else None
+
+    def get_by_url(self, url: str) -> rec.Record | None:
+        return self.get(url_id(url))
+
+    def cluster(self, cluster_id: str) -> tuple[str, int, list[str]]:
+        """(canonical id, reason code, member ids) of a cluster; a singleton is its own canonical."""
+        raw = self.client.get(self.keys.cluster(cluster_id))
+        if not raw:
+            return cluster_id, 0, [cluster_id]
+        members = [raw[pos : pos + 8].hex() for pos in range(9, len(raw) - 7, 8)]
+        return raw[:8].hex(), raw[8], members
+
+    def article_ids(self, newest_first: bool = False) -> Iterator[str]:
+        """Ids of every stored article, by the hour they were decided."""
+        hours = [int(h) for h in self.client.zrange(self.keys.time_buckets, 0, -1)]
+        if newest_first:
+            hours.reverse()
+        for hour in hours:
+            raw_ids = self.client.lrange(self.keys.time_bucket(hour), 0, -1)
+            if newest_first:
+                raw_ids.reverse()
+            for raw in raw_ids:
+                yield raw.hex()
+
+    def records(self, newest_first: bool = False, batch: int = 500) -> Iterator[rec.Record]:
+        """Every stored record (in batches of MGET)."""
+        ids: list[str] = []
+        for article_id in self.article_ids(newest_first):
+            ids.append(article_id)
+            if len(ids) >= batch:
+                yield from self._fetch(ids)
+                ids = []
+        if ids:
+            yield from self._fetch(ids)
+
+    def _fetch(self, ids: list[str]) -> Iterator[rec.Record]:
+        for article_id, raw in zip(ids, self.client.mget([self.keys.article(i) for i in ids]), strict=True):
+            if raw:
+                yield rec.unpack(article_id, raw)
+
+    def stats(self) -> dict[str, int]:
+        return {_text(k): int(v) for k, v in self.client.hgetall(self.keys.stats).items()}
+
+    # Retention
+
+    def maybe_expire(self, interval: float = 60.0) -> int:
+        """Expire old articles at most once per interval (cheap enough to call after every batch)."""
+        now = time.time()
+        if now - self._last_expiry < interval:
+            return 0
+        self._last_expiry = now
+        return self.expire(now)
+
+    def expire(self, now: float | None = None) -> int:
+        """Remove articles older than the retention window from the index and store."""
+        now = time.time() if now is None else now
+        cutoff_hour = int((now - self.config.retention) // 3600)
+        removed = 0
+        for raw_hour in self.client.zrangebyscore(self.keys.time_buckets, "-inf", cutoff_hour - 1):
+            hour = int(raw_hour)
+            bucket = self.keys.time_bucket(hour)
+            ids = self.client.lrange(bucket, 0, -1)
+            for start in range(0, len(ids), 256):
+                pipe = self.client.pipeline(transaction=False)
+                for raw in ids[start : start + 256]:
+                    self.scripts.forget(keys=[], args=[self.keys.prefix, raw.hex(), self._forget_config], client=pipe)
+                removed += sum(int(x) for x in pipe.execute())
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(bucket)
+            pipe.zrem(self.keys.time_buckets, raw_hour)
+            pipe.execute()
+        if self.config.stream_retention > 0:
+            min_ms = int((now - self.config.stream_retention) * 1000)
+            self.client.xtrim(self.keys.canonical_stream, minid=f"{min_ms}-0", approximate=True)
+        if removed:
+            log.info("retention: %d articles older than %.0f days removed", removed, self.config.retention / 86400)
+        return removed
+
+
+def _timestamp(value: datetime) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _without_pending(decision: Decision) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, events=())
+
+
+__all__ = ["Engine", "EngineConfig", "REASONS", "canonical_url"]

@@ -1,0 +1,156 @@
+"""Strip syndication junk: scrape dates, related-link blocks, source lines, ads, datelines, credits."""
+
+from __future__ import annotations
+
+import re
+
+from dedup.normalize import tidy
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_WEEKDAY = r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|sday|nesday|urday)?\.?"
+_TIME = r"(?:\d{1,2}[:.]\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?(?:\s*[a-z]{2,5})?)"
+_DATE_WORDS = (
+    rf"(?:{_WEEKDAY}|{_MONTH}|{_TIME}|\d{{1,4}}(?:st|nd|rd|th)?|at|on|of|the|[ap]\.?m\.?|"
+    r"gmt|utc|[a-z]{2,4}t|\+\d{2}:?\d{2}|\d{4}-\d{2}-\d{2}(?:t[\d:.]+z?)?|[/,.|-])"
+)
+_DATE_ONLY = re.compile(
+    rf"^(?:(?:published|updated|posted|last updated|modified|date|first published)(?: on| at)?:?\s*)?"
+    rf"(?:{_DATE_WORDS}\s*){{2,14}}$",
+    re.IGNORECASE,
+)
+_HAS_DIGIT = re.compile(r"\d")
+
+# Whole short lines that are navigation, promotion or credits rather than article text.
+_JUNK_LINE = re.compile(
+    r"^(?:"
+    r"related(?: stories| posts| articles| news| content| coverage| reading| links)?\s*:?"
+    r"|you (?:may|might) (?:also )?(?:like|be interested in)\b.*"
+    r"|recommended(?: for you| stories| reading)?\s*:?|more (?:stories|news|from|on)\b.*"
+    r"|trending(?: now| stories)?\s*:?|(?:most|popular) (?:read|viewed|popular|posts)\b.*"
+    r"|what to read next\b.*|read next\b.*|up next\b.*|top stories\s*:?"
+    r"|advertisement\s*:?|advertising|ad|sponsored(?: content| post| links)?\s*:?"
+    r"|(?:scroll|story|article|content) continues? (?:below|after)\b.*"
+    r"|continue reading (?:below|the main story)\b.*"
+    r"|(?:also read|read also|see also|read more|must read|don't miss|watch|listen|also see)\s*:.*"
+    r"|read more|see more|show more|load more|click here\b.*|tap here\b.*"
+    r"|share (?:this|on|via|the|article|story)\b.*|share\s*:?.*|shares?"
+    r"|(?:follow|like) us\b.*|follow @.*"
+    r"|subscribe(?: now| to| for| today)?\b.*|sign up\b.*|join (?:us|our)\b.*|get (?:the latest|our)\b.*"
+    r"|download (?:our|the) app\b.*|newsletter\b.*"
+    r"|source\s*:.*|sources?\s*:?\s*read (?:the )?full (?:article|story)\b.*"
+    r"|read (?:the )?(?:full|original|complete|entire) (?:article|story|post|report)\b.*"
+    r"|continue reading\b.*|read (?:it |more )?(?:at|on)\s+\S+.*|view (?:the )?original\b.*"
+    r"|(?:this|the) (?:article|story|post|report) (?:was )?(?:originally |first )?(?:appeared|published|posted)\b.*"
+    r"|originally (?:published|posted|appeared)\b.*|(?:first|originally) appeared (?:on|in|at)\b.*"
+    r"|\(?(?:reporting|additional reporting|writing|editing|compiled|edited|reported) by\b.*"
+    r"|.*\bcontributed (?:to )?(?:this|the) (?:report|story|article)\.?"
+    r"|(?:copyright|\(c\)|©).*|all rights reserved\.?.*"
+    r"|(?:photo|image|picture|video|caption|credit|file photo|photograph)s?\s*:.*"
+    r"|tags?\s*:.*|filed under\b.*|posted in\b.*|categories?\s*:.*|topics?\s*:.*"
+    r"|\d*\s*comments?\b.*|leave a (?:comment|reply)\b.*|(?:previous|next|older|newer) (?:article|post|story)\b.*"
+    r"|about the author\b.*|by\s+[\w.'-]+(?:\s+[\w.'-]+){0,4}(?:\s*(?:,|\||and|&)\s*[\w.' -]+)?"
+    r"|(?:reuters|afp|ap|bloomberg|the associated press|associated press|agence france-presse|dpa|xinhua"
+    r"|pti|ians|ani|upi)(?: staff)?\s*\.?"
+    r"|(?:more|read more|get more|find more|see more) .{0,80}\bhere\.?"
+    r"|(?:facebook|twitter|x|linkedin|whatsapp|email|e-mail|print|reddit|pinterest|telegram|copy link"
+    r"|messenger|tumblr|flipboard)(?:[\s|,/·•]+(?:facebook|twitter|x|linkedin|whatsapp|email|e-mail|print"
+    r"|reddit|pinterest|telegram|copy link|messenger|tumblr|flipboard))*"
+    r")$",
+    re.IGNORECASE,
+)
+# Headings after which the rest of the page is a list of other links.
+_TAIL_MARKER = re.compile(
+    r"^(?:related(?: stories| posts| articles| news| content| coverage| reading| links)?"
+    r"|you (?:may|might) (?:also )?like|recommended(?: for you| stories)?|more stories"
+    r"|trending(?: now)?|popular posts|most read|read next|what to read next"
+    r"|source\s*:?\s*read (?:the )?full (?:article|story)|read (?:the )?full (?:article|story))\b",
+    re.IGNORECASE,
+)
+# "WASHINGTON (Reuters) -", "NEW YORK, Oct 31 (AP) —", "LONDON:", "Paris, France (AFP) --".
+_DATELINE = re.compile(
+    r"^(?:[A-Z][A-Za-z.'’-]*(?:[ ,]+[A-Z][A-Za-z.'’-]*){0,4}"
+    rf"(?:,?\s+(?i:{_MONTH})\s+\d{{1,2}}(?:,?\s+\d{{4}})?)?\s*"
+    r"(?:\((?:[A-Za-z&.,' /-]{2,60})\)\s*)?[-—–:]+\s*"
+    r"|\((?:[A-Za-z&.,' /-]{2,60})\)\s*[-—–:]+\s*)"
+)
+_DATELINE_CITY_UPPER = re.compile(r"^[A-Z][A-Z.'’ -]{1,40}\b")
+# An excerpt's last line often ends in its link back: "... Read Full Article", "[…] Continue reading".
+_TRAILING_LINK = re.compile(
+    r"\s*(?:\[\s*(?:\.\.\.|…)\s*\]|\.\.\.|…)?\s*(?:\(|\[)?\s*(?:source\s*:\s*)?"
+    r"(?:read (?:the )?(?:full|more|original|complete|rest of the) ?(?:article|story|post)?|read more"
+    r"|continue reading(?: at| on)?|keep reading|full story|more at|via)\b[^.!?\n]{0,80}(?:\)|\])?\s*$",
+    re.IGNORECASE,
+)
+_MAX_JUNK_WORDS = 30
+_MAX_JUNK_CHARS = 240
+
+
+def _is_date_line(line: str) -> bool:
+    return len(line) <= 80 and bool(_HAS_DIGIT.search(line)) and bool(_DATE_ONLY.match(line))
+
+
+def _is_junk_line(line: str) -> bool:
+    if len(line) > _MAX_JUNK_CHARS or line.count(" ") >= _MAX_JUNK_WORDS:
+        return False
+    return _is_date_line(line) or bool(_JUNK_LINE.match(line))
+
+
+def _strip_dateline(line: str) -> str:
+    """Remove a wire dateline from the start of the first paragraph."""
+    match = _DATELINE.match(line)
+    if not match:
+        return line
+    head = match.group(0)
+    # A plain "Word:" or "Word -" opening must look like a dateline: upper-case city or agency credit.
+    if "(" not in head and not _DATELINE_CITY_UPPER.match(head):
+        return line
+    rest = line[match.end():]
+    return rest if len(rest.split()) >= 5 else line
+
+
+def strip_junk(text: str, title: str = "") -> str:
+    """The article text without syndication junk, typography folded, one paragraph per line."""
+    lines = tidy(text).split("\n")
+    folded_title = tidy(title).casefold() if title else ""
+    # Cut a trailing block of related links once its heading appears in the last part of the text.
+    total = sum(len(line) for line in lines) or 1
+    seen = 0
+    for index, line in enumerate(lines):
+        if seen > 0.3 * total and len(line.split()) <= 8 and _TAIL_MARKER.match(line):
+            lines = lines[:index]
+            break
+        seen += len(line)
+    kept = [
+        line for line in lines
+        if not _is_junk_line(line) and not (folded_title and line.casefold() == folded_title)
+    ]
+    # The dateline opens the first real paragraph, which may follow a headline line.
+    for index in range(min(2, len(kept))):
+        stripped = _strip_dateline(kept[index])
+        if stripped != kept[index]:
+            kept[index] = stripped
+            break
+    if kept:
+        last = _TRAILING_LINK.sub("", kept[-1]).rstrip()
+        if last:
+            kept[-1] = last
+        else:
+            kept.pop()
+    return "\n".join(kept)
+
+
+_SYNDICATION_MARK = re.compile(
+    r"^\s*(?:source\s*:|sources?\s*:?\s*read (?:the )?full|read (?:the )?(?:full|original) (?:article|story)"
+    r"|continue reading (?:at|on)|originally (?:published|posted|appeared)"
+    r"|(?:this|the) (?:article|story|post) (?:was )?(?:originally |first )?(?:appeared|published))",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def looks_syndicated(text: str) -> bool:
+    """True when the text carries a republisher's line ("Source: ...", "Read Full Article")."""
+    tail = text[-1500:]
+    return bool(_SYNDICATION_MARK.search(tail) or _TRAILING_LINK.search(tail.rstrip()[-200:]))

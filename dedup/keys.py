@@ -1,0 +1,86 @@
+"""Every Redis key newsdedup uses, under one prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "newsdedup:"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix; pass a Keys to everything that touches Redis."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def params(self) -> str:
+        """Hash: the signature scheme and index layout this data was written with."""
+        return self.prefix + "params"
+
+    @property
+    def stats(self) -> str:
+        """Hash: counters (articles, canonicals, duplicates by kind, thin, clusters)."""
+        return self.prefix + "stats"
+
+    @property
+    def canonical_stream(self) -> str:
+        """Stream: new and replaced canonical articles, for downstream consumers."""
+        return self.prefix + "canonical"
+
+    @property
+    def pending_events(self) -> str:
+        """Hash: stream events decided but still waiting for their text (event id -> JSON)."""
+        return self.prefix + "pending"
+
+    @property
+    def overrides_log(self) -> str:
+        """List: the audit log of operator overrides (JSON entries, newest last)."""
+        return self.prefix + "overrides"
+
+    @property
+    def instances(self) -> str:
+        """Hash: running service instances and their last heartbeat (JSON)."""
+        return self.prefix + "instances"
+
+    def article(self, article_id: str) -> str:
+        """String: the packed record of one article (see dedup.record)."""
+        return f"{self.prefix}a:{article_id}"
+
+    def cluster(self, cluster_id: str) -> str:
+        """String: canonical id, reason code, then the member ids of a multi-member cluster."""
+        return f"{self.prefix}c:{cluster_id}"
+
+    def band_shard(self, shard: int) -> str:
+        """Hash: LSH band buckets and content hashes of one shard -> concatenated article ids."""
+        return f"{self.prefix}b:{shard}"
+
+    def time_bucket(self, hour: int) -> str:
+        """List: ids of the articles decided in one hour (for retention and recent listings)."""
+        return f"{self.prefix}t:{hour}"
+
+    @property
+    def time_buckets(self) -> str:
+        """Sorted set: the hours that have a time bucket (score = hour)."""
+        return self.prefix + "hours"
+
+    def source_lease(self, source: str) -> str:
+        """String with expiry: which instance is crawling this source now."""
+        return f"{self.prefix}lease:{source}"
+
+    def source_state(self, source: str) -> str:
+        """Hash: a source's last crawl (when, outcome, counts) and conditional-GET validators."""
+        return f"{self.prefix}source:{source}"
+
+    def seen(self, day: int) -> str:
+        """Set: canonicalised article URLs already fetched on one day (the crawler's seen-set)."""
+        return f"{self.prefix}seen:{day}"
+
+    @property
+    def inbox(self) -> str:
+        """Stream: fetched and extracted articles waiting for a decision (crash-safe handoff)."""
+        return self.prefix + "inbox"
+
+    @property
+    def health(self) -> str:
+        return self.prefix + "health"

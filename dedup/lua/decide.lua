@@ -1,0 +1,234 @@
+-- Decide one article atomically: look up candidates in the LSH index, verify them, join or found
+-- a cluster, apply the canonical policy, insert the article, and queue stream events.
+-- ARGV: prefix, id (16 hex), record, hour, stream text, published ISO, config, now (ms)
+local id = unhex(ARGV[2])
+local record_raw = ARGV[3]
+local hour = ARGV[4]
+local stream_text = ARGV[5]
+local published_iso = ARGV[6]
+local cfg = {}
+do
+  local names = {'bands', 'rows', 'lead_bands', 'lead_rows', 'shards', 'bucket_cap', 'near',
+    'same_site_near', 'contained', 'contained_jaccard', 'excerpt_lead', 'excerpt_containment',
+    'excerpt_jaccard', 'min_shared', 'max_candidates', 'excerpt_ratio', 'stream_maxlen', 'max_merge'}
+  local i = 1
+  for value in string.gmatch(ARGV[7], '%S+') do
+    cfg[names[i]] = tonumber(value)
+    i = i + 1
+  end
+end
+
+local key = article_key(id)
+local existing = redis.call('GET', key)
+if existing then
+  local r = parse(id, existing)
+  local _, canonical = cluster_members(r.cluster)
+  return {'known', hex(r.cluster), hex(canonical), r.kind, r.similarity, r.containment,
+    r.duplicate_of == NO_ID and '' or hex(r.duplicate_of), '', '', 0}
+end
+
+local a = parse(id, record_raw)
+local stats = PREFIX .. 'stats'
+redis.call('RPUSH', PREFIX .. 't:' .. hour, id)
+redis.call('ZADD', PREFIX .. 'hours', 'NX', hour, hour)
+redis.call('HINCRBY', stats, 'articles', 1)
+
+if has_flag(a.flags, FLAG_THIN) then
+  redis.call('SET', key, record_raw)
+  redis.call('HINCRBY', stats, 'thin', 1)
+  return {'thin', hex(id), hex(id), KIND_THIN, 0, 0, '', '', '', 0}
+end
+
+-- Candidates: the content-hash slot first (the exact fast path), then the LSH bands.
+local exact = exact_slot(a, cfg)
+local slots = band_slots(a, cfg)
+local candidate_ids, seen, exact_ids = {}, {}, {}
+for _, other in ipairs(bucket_ids(redis.call('HGET', exact[1], exact[2]))) do
+  if not seen[other] then
+    seen[other] = true
+    exact_ids[other] = true
+    candidate_ids[#candidate_ids + 1] = other
+  end
+end
+local bucket_values = {}
+if #candidate_ids == 0 then
+  for i, slot in ipairs(slots) do
+    local value = redis.call('HGET', slot[1], slot[2])
+    bucket_values[i] = value or false
+    for _, other in ipairs(bucket_ids(value)) do
+      if not seen[other] and #candidate_ids < cfg.max_candidates then
+        seen[other] = true
+        candidate_ids[#candidate_ids + 1] = other
+      end
+    end
+  end
+end
+
+-- Verify: estimated Jaccard, and containment from Jaccard and the exact shingle counts.
+local matches = {}
+for _, other in ipairs(candidate_ids) do
+  local c = load(other)
+  if c and not has_flag(c.flags, FLAG_THIN) and not has_flag(c.flags, FLAG_SPLIT) then
+    local kind, score, j, contained = nil, 0, 0, 0
+    if exact_ids[other] or c.content == a.content then
+      kind, score, j, contained = KIND_EXACT, 2, 1, 1
+    else
+      j = jaccard(signature(a), signature(c))
+      local small = math.min(a.n_shingles, c.n_shingles)
+      local large = math.max(a.n_shingles, c.n_shingles)
+      local shared = intersection(j, a.n_shingles, c.n_shingles)
+      contained = math.min(1, shared / math.max(1, small))
+      local same_site = (a.site == c.site)
+      if shared >= cfg.min_shared then
+        if same_site then
+          if j >= cfg.same_site_near then kind = KIND_NEAR end
+        elseif j >= cfg.near then
+          kind = KIND_NEAR
+        elseif contained >= cfg.contained and j >= cfg.contained_jaccard then
+          kind = (small < cfg.excerpt_ratio * large) and KIND_EXCERPT or KIND_NEAR
+        elseif contained >= cfg.excerpt_containment and j >= cfg.excerpt_jaccard
+            and small < cfg.excerpt_ratio * large then
+          local lead_j = jaccard(lead_signature(a), lead_signature(c))
+          if lead_j >= cfg.excerpt_lead then kind = KIND_EXCERPT end
+        end
+      end
+      score = math.max(j, contained * 0.9)
+    end
+    if kind then
+      matches[#matches + 1] = {record = c, kind = kind, score = score, jaccard = j, containment = contained}
+    end
+  end
+end
+
+local events, pending, replaced_hex = {}, 0, ''
+local cluster_id, canonical, reason
+
+local function xadd(event, canonical_r, cluster, replaces)
+  strings(canonical_r)
+  local event_id = event .. ':' .. hex(cluster) .. ':' .. hex(canonical_r.id)
+  if replaces then event_id = event_id .. ':' .. hex(replaces) end
+  local fields = {'event', event, 'event_id', event_id, 'id', hex(canonical_r.id),
+    'url', canonical_r.url, 'title', canonical_r.title}
+  if canonical_r.id == id then
+    fields[#fields + 1] = 'text'; fields[#fields + 1] = stream_text
+    fields[#fields + 1] = 'published'; fields[#fields + 1] = published_iso
+  else
+    -- The text of an older member is stored compressed: the engine completes this event.
+    redis.call('HSET', PREFIX .. 'pending', event_id, cjson.encode({
+      event = event, id = hex(canonical_r.id), cluster = hex(cluster),
+      replaces = replaces and hex(replaces) or ''}))
+    pending = pending + 1
+    return
+  end
+  fields[#fields + 1] = 'source'; fields[#fields + 1] = canonical_r.source
+  fields[#fields + 1] = 'cluster'; fields[#fields + 1] = hex(cluster)
+  if replaces then fields[#fields + 1] = 'replaces'; fields[#fields + 1] = hex(replaces) end
+  local entry
+  if cfg.stream_maxlen > 0 then
+    entry = redis.call('XADD', PREFIX .. 'canonical', 'MAXLEN', '~', cfg.stream_maxlen, '*', unpack(fields))
+  else
+    entry = redis.call('XADD', PREFIX .. 'canonical', '*', unpack(fields))
+  end
+  events[#events + 1] = entry
+end
+
+if #matches == 0 then
+  cluster_id, canonical, reason = id, a, REASON_SINGLE
+  redis.call('SET', key, record_raw)
+  redis.call('HINCRBY', stats, 'clusters', 1)
+  redis.call('HINCRBY', stats, 'canonicals', 1)
+  xadd('new', a, id, nil)
+else
+  -- Join the best match's cluster; other matched clusters are bridged by this article and merge in.
+  table.sort(matches, function(x, y)
+    if x.score ~= y.score then return x.score > y.score end
+    return x.record.id < y.record.id
+  end)
+  cluster_id = matches[1].record.cluster
+  local members, old_canonical = cluster_members(cluster_id)
+  if not members then members = {cluster_id} end
+  local old_canonicals = {[old_canonical] = cluster_id}
+  local merged, in_cluster = 0, {}
+  for _, m in ipairs(members) do in_cluster[m] = true end
+  for _, match in ipairs(matches) do
+    local other_cluster = match.record.cluster
+    if other_cluster ~= cluster_id and not in_cluster[match.record.id] and merged < cfg.max_merge then
+      local other_members, other_canonical = cluster_members(other_cluster)
+      if not other_members then other_members = {other_cluster} end
+      for _, m in ipairs(other_members) do
+        if not in_cluster[m] then
+          members[#members + 1] = m
+          in_cluster[m] = true
+          redis.call('SETRANGE', article_key(m), 24, cluster_id)
+        end
+      end
+      redis.call('DEL', cluster_key(other_cluster))
+      redis.call('HINCRBY', stats, 'clusters', -1)
+      old_canonicals[other_canonical] = other_cluster
+      merged = merged + 1
+    end
+  end
+  members[#members + 1] = id
+  redis.call('SET', key, record_raw)
+  redis.call('SETRANGE', key, 24, cluster_id)
+  a.cluster = cluster_id
+
+  local records = {}
+  for _, m in ipairs(members) do
+    local r = (m == id) and a or load(m)
+    if r then records[#records + 1] = r end
+  end
+  canonical, reason = choose_canonical(records, cfg.excerpt_ratio)
+
+  -- Every member's relation to the (possibly new) canonical; counters follow the relabelling.
+  for _, r in ipairs(records) do
+    local new_kind, similarity, containment = KIND_CANONICAL, 0, 0
+    local target = NO_ID
+    if r.id ~= canonical.id then
+      new_kind, similarity, containment = relation(r, canonical, cfg.excerpt_ratio)
+      target = canonical.id
+    end
+    local old_kind = (r.id == id) and -1 or r.kind
+    if old_kind ~= new_kind or r.id == id or r.duplicate_of ~= target then
+      write_relation(r, new_kind, similarity, containment, target)
+      if old_kind ~= -1 then redis.call('HINCRBY', stats, stat_kind(old_kind), -1) end
+      redis.call('HINCRBY', stats, stat_kind(new_kind), 1)
+    end
+  end
+  local ids = {}
+  for i, r in ipairs(records) do ids[i] = r.id end
+  redis.call('SET', cluster_key(cluster_id), canonical.id .. string.char(reason) .. table.concat(ids))
+
+  for old_id, old_cluster in pairs(old_canonicals) do
+    if old_id ~= canonical.id then
+      xadd('replaced', canonical, cluster_id, old_id)
+      if replaced_hex == '' then replaced_hex = hex(old_id) end
+    end
+  end
+end
+
+-- Index the article. An exact copy adds nothing the index does not already hold.
+local is_exact = false
+for _, match in ipairs(matches) do
+  if match.kind == KIND_EXACT then is_exact = true end
+end
+if redis.call('HEXISTS', exact[1], exact[2]) == 0 then
+  redis.call('HSET', exact[1], exact[2], id)
+end
+if not is_exact then
+  for i, slot in ipairs(slots) do
+    local value = bucket_values[i]
+    if value == nil then value = redis.call('HGET', slot[1], slot[2]) end
+    if not value then
+      redis.call('HSET', slot[1], slot[2], id)
+    elseif #value < cfg.bucket_cap * 8 and not bucket_has(value, id) then
+      redis.call('HSET', slot[1], slot[2], value .. id)
+    end
+  end
+end
+
+local final = parse(id, redis.call('GET', key))
+local first = matches[1]
+return {#matches == 0 and 'new' or 'dup', hex(cluster_id), hex(canonical.id), final.kind,
+  final.similarity, final.containment, final.duplicate_of == NO_ID and '' or hex(final.duplicate_of),
+  replaced_hex, table.concat(events, ','), pending, reason}

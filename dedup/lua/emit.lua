@@ -1,0 +1,20 @@
+-- Complete a pending stream event with the text the engine decompressed: exactly once.
+-- ARGV: prefix, event id, text, published ISO, stream maxlen
+local event_id = ARGV[2]
+local pending = redis.call('HGET', PREFIX .. 'pending', event_id)
+if not pending then return false end
+local event = cjson.decode(pending)
+local r = load(unhex(event.id))
+redis.call('HDEL', PREFIX .. 'pending', event_id)
+if not r then return false end
+strings(r)
+local fields = {'event', event.event, 'event_id', event_id, 'id', event.id, 'url', r.url,
+  'title', r.title, 'text', ARGV[3], 'published', ARGV[4], 'source', r.source, 'cluster', event.cluster}
+if event.replaces ~= '' then
+  fields[#fields + 1] = 'replaces'; fields[#fields + 1] = event.replaces
+end
+local maxlen = tonumber(ARGV[5])
+if maxlen > 0 then
+  return redis.call('XADD', PREFIX .. 'canonical', 'MAXLEN', '~', maxlen, '*', unpack(fields))
+end
+return redis.call('XADD', PREFIX .. 'canonical', '*', unpack(fields))

@@ -1,0 +1,74 @@
+-- Remove one article from the index and the store (retention). Its cluster loses a member; the
+-- canonical is recomputed quietly (an old story leaving the window is not news).
+-- ARGV: prefix, id (16 hex), config (bands rows lead_bands lead_rows shards excerpt_ratio)
+local id = unhex(ARGV[2])
+local cfg = {}
+do
+  local names = {'bands', 'rows', 'lead_bands', 'lead_rows', 'shards', 'excerpt_ratio'}
+  local i = 1
+  for value in string.gmatch(ARGV[3], '%S+') do
+    cfg[names[i]] = tonumber(value)
+    i = i + 1
+  end
+end
+local r = load(id)
+if not r then return 0 end
+local stats = PREFIX .. 'stats'
+
+if not has_flag(r.flags, FLAG_THIN) then
+  local all = band_slots(r, cfg)
+  all[#all + 1] = exact_slot(r, cfg)
+  for _, slot in ipairs(all) do
+    local value = redis.call('HGET', slot[1], slot[2])
+    if value and bucket_has(value, id) then
+      local rest = bucket_without(value, id)
+      if rest == '' then redis.call('HDEL', slot[1], slot[2]) else redis.call('HSET', slot[1], slot[2], rest) end
+    end
+  end
+end
+
+redis.call('HINCRBY', stats, 'articles', -1)
+if has_flag(r.flags, FLAG_THIN) then
+  redis.call('HINCRBY', stats, 'thin', -1)
+else
+  redis.call('HINCRBY', stats, stat_kind(r.kind), -1)
+  local members = cluster_members(r.cluster)
+  if not members then
+    redis.call('HINCRBY', stats, 'clusters', -1)
+  else
+    local records = {}
+    for _, m in ipairs(members) do
+      if m ~= id then
+        local other = load(m)
+        if other then records[#records + 1] = other end
+      end
+    end
+    if #records == 0 then
+      redis.call('DEL', cluster_key(r.cluster))
+      redis.call('HINCRBY', stats, 'clusters', -1)
+    else
+      local canonical, reason = choose_canonical(records, cfg.excerpt_ratio)
+      local ids = {}
+      for i, other in ipairs(records) do
+        ids[i] = other.id
+        local kind, similarity, containment, target = KIND_CANONICAL, 0, 0, NO_ID
+        if other.id ~= canonical.id then
+          kind, similarity, containment = relation(other, canonical, cfg.excerpt_ratio)
+          target = canonical.id
+        end
+        if kind ~= other.kind or target ~= other.duplicate_of then
+          write_relation(other, kind, similarity, containment, target)
+          redis.call('HINCRBY', stats, stat_kind(other.kind), -1)
+          redis.call('HINCRBY', stats, stat_kind(kind), 1)
+        end
+      end
+      if #records == 1 then
+        redis.call('DEL', cluster_key(r.cluster))
+      else
+        redis.call('SET', cluster_key(r.cluster), canonical.id .. string.char(reason) .. table.concat(ids))
+      end
+    end
+  end
+end
+redis.call('DEL', article_key(id))
+return 1

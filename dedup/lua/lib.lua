@@ -1,0 +1,249 @@
+-- Shared helpers for the newsdedup scripts. Prepended to each script by dedup/index.py.
+-- Records are the packed layout documented in dedup/record.py; ids are 8 raw bytes.
+local PREFIX = ARGV[1]
+local NO_ID = string.rep('\0', 8)
+local HEADER_FMT = '<BBBBI4i4I4I4HHc8c8c8c8c8c8'
+local HEADER_SIZE = 72
+local FLAG_THIN, FLAG_ELSEWHERE, FLAG_PINNED, FLAG_SPLIT, FLAG_SYNDICATED = 1, 2, 4, 8, 16
+local KIND_CANONICAL, KIND_EXACT, KIND_NEAR, KIND_EXCERPT, KIND_THIN = 0, 1, 2, 3, 4
+local KIND_NAMES = {[1] = 'exact', [2] = 'near', [3] = 'excerpt'}
+
+local function hex(raw)
+  return (string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+
+local function unhex(text)
+  return (string.gsub(text, '%x%x', function(pair) return string.char(tonumber(pair, 16)) end))
+end
+
+local function has_flag(flags, flag)
+  return math.floor(flags / flag) % 2 == 1
+end
+
+local function article_key(id) return PREFIX .. 'a:' .. hex(id) end
+local function cluster_key(id) return PREFIX .. 'c:' .. hex(id) end
+
+local function parse(id, raw)
+  local r = {id = id, raw = raw}
+  r.version, r.flags, r.kind, r.spare, r.arrived, r.published, r.n_shingles, r.n_tokens,
+    r.similarity, r.containment, r.cluster, r.duplicate_of, r.canonical_link, r.source_link,
+    r.content, r.site = struct.unpack(HEADER_FMT, raw)
+  local pos = HEADER_SIZE + 1
+  r.sig_len = struct.unpack('<H', raw, pos)
+  r.sig_pos = pos + 2
+  pos = r.sig_pos + r.sig_len
+  r.lead_len = struct.unpack('<H', raw, pos)
+  r.lead_pos = pos + 2
+  r.strings_pos = r.lead_pos + r.lead_len
+  return r
+end
+
+local function load(id)
+  local raw = redis.call('GET', article_key(id))
+  if not raw then return nil end
+  return parse(id, raw)
+end
+
+-- The hash values of a LeanMinHash stored at pos (13 bytes of seed, size and scheme first).
+local function sig_values(raw, pos, len)
+  local n = (len - 13) / 4
+  if n <= 0 then return {} end
+  local values = {struct.unpack('<' .. string.rep('I4', n), raw, pos + 13)}
+  values[n + 1] = nil
+  return values
+end
+
+local function signature(r)
+  if not r.values then r.values = sig_values(r.raw, r.sig_pos, r.sig_len) end
+  return r.values
+end
+
+local function lead_signature(r)
+  if not r.lead_values then r.lead_values = sig_values(r.raw, r.lead_pos, r.lead_len) end
+  return r.lead_values
+end
+
+local function strings(r)
+  if r.url then return end
+  local pos = r.strings_pos
+  local out = {}
+  for i = 1, 4 do
+    local len = struct.unpack('<H', r.raw, pos)
+    out[i] = string.sub(r.raw, pos + 2, pos + 1 + len)
+    pos = pos + 2 + len
+  end
+  r.url, r.title, r.site_name, r.source = out[1], out[2], out[3], out[4]
+end
+
+-- Estimated Jaccard of two equal-length signatures: the share of equal hash values.
+local function jaccard(a, b)
+  local n = #a
+  if n == 0 or n ~= #b then return 0 end
+  local equal = 0
+  for i = 1, n do
+    if a[i] == b[i] then equal = equal + 1 end
+  end
+  return equal / n
+end
+
+-- Shared shingles, estimated from Jaccard and the exact set sizes: |A n B| = J (|A| + |B|) / (1 + J).
+local function intersection(j, na, nb)
+  return j * (na + nb) / (1 + j)
+end
+
+local function band_hash(values, start, rows)
+  local h = 0
+  for j = 0, rows - 1 do
+    h = bit.bxor(h, bit.rol(values[start + j], (j * 11) % 32))
+  end
+  return h % 4294967296
+end
+
+-- (shard key, field) of every LSH band of a record, plus its content-hash entry.
+local function band_slots(r, cfg)
+  local slots = {}
+  local full = signature(r)
+  for band = 0, cfg.bands - 1 do
+    local h = band_hash(full, band * cfg.rows + 1, cfg.rows)
+    slots[#slots + 1] = {PREFIX .. 'b:' .. (h % cfg.shards), struct.pack('>BI4', band, h)}
+  end
+  local lead = lead_signature(r)
+  for band = 0, cfg.lead_bands - 1 do
+    local h = band_hash(lead, band * cfg.lead_rows + 1, cfg.lead_rows)
+    slots[#slots + 1] = {PREFIX .. 'b:' .. (h % cfg.shards), struct.pack('>BI4', 128 + band, h)}
+  end
+  return slots
+end
+
+local function exact_slot(r, cfg)
+  local h = struct.unpack('>I4', r.content)
+  return {PREFIX .. 'b:' .. (h % cfg.shards), '\255' .. r.content}
+end
+
+local function bucket_ids(value)
+  local ids = {}
+  if value then
+    for pos = 1, #value - 7, 8 do ids[#ids + 1] = string.sub(value, pos, pos + 7) end
+  end
+  return ids
+end
+
+local function bucket_has(value, id)
+  for pos = 1, #value - 7, 8 do
+    if string.sub(value, pos, pos + 7) == id then return true end
+  end
+  return false
+end
+
+local function bucket_without(value, id)
+  local kept = {}
+  for pos = 1, #value - 7, 8 do
+    local other = string.sub(value, pos, pos + 7)
+    if other ~= id then kept[#kept + 1] = other end
+  end
+  return table.concat(kept)
+end
+
+local function cluster_members(cluster_id)
+  local value = redis.call('GET', cluster_key(cluster_id))
+  if not value then return nil, cluster_id, 0 end
+  local members = {}
+  for pos = 10, #value - 7, 8 do members[#members + 1] = string.sub(value, pos, pos + 7) end
+  return members, string.sub(value, 1, 8), string.byte(value, 9)
+end
+
+-- The canonical policy (ARCHITECTURE.md): overrides, then pages naming a member, then members
+-- that call themselves copies, then completeness, then the earliest publication date, then arrival.
+-- Returns the winner and the reason it beat the runner-up.
+local REASON_SINGLE, REASON_OVERRIDE, REASON_NAMED, REASON_SELF_DECLARED, REASON_SYNDICATED,
+  REASON_COMPLETE, REASON_EARLIEST, REASON_ARRIVAL = 0, 1, 2, 3, 4, 5, 6, 7
+
+local function choose_canonical(records, excerpt_ratio)
+  local by_id, max_n = {}, 0
+  for _, r in ipairs(records) do
+    by_id[r.id] = r
+    r.votes = 0
+    if r.n_shingles > max_n then max_n = r.n_shingles end
+  end
+  for _, r in ipairs(records) do
+    local named = {}
+    for _, link in ipairs({r.canonical_link, r.source_link}) do
+      if link ~= NO_ID and link ~= r.id and by_id[link] and not named[link] then
+        by_id[link].votes = by_id[link].votes + 1
+        named[link] = true
+      end
+    end
+  end
+  local function criteria(r)
+    return {
+      has_flag(r.flags, FLAG_PINNED) and 1 or 0,
+      r.votes,
+      has_flag(r.flags, FLAG_ELSEWHERE) and 0 or 1,
+      has_flag(r.flags, FLAG_SYNDICATED) and 0 or 1,
+      (r.n_shingles >= excerpt_ratio * max_n) and 1 or 0,
+      (r.published ~= 0) and 1 or 0,
+      (r.published ~= 0) and -r.published or 0,
+      -r.arrived,
+    }
+  end
+  local reasons = {REASON_OVERRIDE, REASON_NAMED, REASON_SELF_DECLARED, REASON_SYNDICATED,
+    REASON_COMPLETE, REASON_EARLIEST, REASON_EARLIEST, REASON_ARRIVAL}
+  local best, best_c, reason = nil, nil, REASON_SINGLE
+  for _, r in ipairs(records) do
+    local c = criteria(r)
+    if not best then
+      best, best_c = r, c
+    else
+      local decided = false
+      for i = 1, #c do
+        if c[i] ~= best_c[i] then
+          if c[i] > best_c[i] then best, best_c = r, c end
+          decided = true
+          break
+        end
+      end
+      if not decided and r.id < best.id then best, best_c = r, c end
+    end
+  end
+  -- The reason: the first criterion on which the winner beats the best of the others.
+  if #records > 1 then
+    local first = 99
+    for _, r in ipairs(records) do
+      if r ~= best then
+        local c = criteria(r)
+        local at = 99
+        for i = 1, #c do
+          if c[i] ~= best_c[i] then at = i break end
+        end
+        if at < first then first = at end
+      end
+    end
+    reason = reasons[first] or REASON_ARRIVAL
+  end
+  return best, reason
+end
+
+-- How member m relates to canonical c: kind, similarity (Jaccard), containment of m in c.
+local function relation(m, c, excerpt_ratio)
+  if m.content == c.content then return KIND_EXACT, 1, 1 end
+  local j = jaccard(signature(m), signature(c))
+  local inter = intersection(j, m.n_shingles, c.n_shingles)
+  local contained = math.min(1, inter / math.max(1, m.n_shingles))
+  if m.n_shingles < excerpt_ratio * c.n_shingles and contained >= 0.5 then
+    return KIND_EXCERPT, j, contained
+  end
+  return KIND_NEAR, j, contained
+end
+
+local function write_relation(r, kind, similarity, containment, canonical_id)
+  local key = article_key(r.id)
+  redis.call('SETRANGE', key, 2, string.char(kind))
+  redis.call('SETRANGE', key, 20, struct.pack('<HH', math.floor(similarity * 10000 + 0.5),
+    math.floor(containment * 10000 + 0.5)))
+  redis.call('SETRANGE', key, 32, canonical_id)
+end
+
+local function stat_kind(kind)
+  if kind == KIND_CANONICAL then return 'canonicals' end
+  return 'dup_' .. (KIND_NAMES[kind] or 'other')
+end

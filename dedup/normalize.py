@@ -1,0 +1,57 @@
+"""Unicode and typography folding, and tokenisation of article text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters that different publishers typeset differently for the same text.
+_TYPOGRAPHY = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
+        "\u0060": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
+        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
+        "\u2212": "-", "\u2026": "...",
+        "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u2009": " ", "\u200a": " ", "\u3000": " ",
+        "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "", "\u00ad": "",
+    }
+)
+_SPECIAL_CHARS = tuple((chr(code), str(value or "")) for code, value in _TYPOGRAPHY.items())
+_SPECIAL = re.compile("[" + "".join(chr(c) for c in _TYPOGRAPHY) + "]")
+# For ASCII text: letters and digits lower-cased, every other byte a separator.
+_ASCII_WORDS = bytes(
+    (c + 32 if 65 <= c <= 90 else c) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122) else 32
+    for c in range(256)
+)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def fold(text: str) -> str:
+    """Fold typography (quotes, dashes, odd spaces, soft hyphens) and compatibility forms."""
+    if text.isascii():
+        return text
+    if _SPECIAL.search(text):
+        for char, replacement in _SPECIAL_CHARS:
+            if char in text:
+                text = text.replace(char, replacement)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
+    return text
+
+
+def tidy(text: str) -> str:
+    """Folded text with runs of spaces collapsed and blank lines squeezed, paragraphs kept."""
+    lines = (" ".join(line.split()) for line in fold(text).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def tokens(text: str, folded: bool = False) -> list[bytes]:
+    """Case-folded UTF-8 word tokens; punctuation, quotes and dashes carry no weight."""
+    if not folded:
+        text = fold(text)
+    # "U.S." and "US", "don't" and "dont" should shingle alike, hence the deleted ' and .
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_WORDS, b"'.").split()
+    words = _WORD.findall(text.casefold().replace("'", "").replace(".", ""))
+    return [word.encode("utf-8", "surrogatepass") for word in words]

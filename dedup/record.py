@@ -1,0 +1,162 @@
+"""The packed binary record of one article, as stored in Redis and read by the Lua scripts.
+
+Layout (little-endian; the Lua scripts in dedup/lua/ read the same offsets):
+
+    header  <BBBB I i I I H H 8s 8s 8s 8s 8s 8s>  = 72 bytes
+            version, flags, kind, spare, arrived, published, n_shingles, n_tokens,
+            similarity*10000, containment*10000, cluster, duplicate_of,
+            canonical_link id, source_link id, content hash, site hash
+    then    <H> + LeanMinHash bytes (full text), <H> + LeanMinHash bytes (lead),
+            <H> + url, <H> + title, <H> + site, <H> + source (UTF-8),
+            <I> + zlib-compressed clean text
+No pickle: nothing read back is ever evaluated.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+VERSION = 1
+HEADER = struct.Struct("<BBBBIiIIHH8s8s8s8s8s8s")
+NO_ID = b"\x00" * 8
+
+# Flags
+THIN = 1
+CANONICAL_ELSEWHERE = 2
+"""The page's rel=canonical / og:url names a page on another site: it calls itself a copy."""
+PINNED = 4
+"""An operator promoted this article to canonical."""
+SPLIT = 8
+"""An operator split this article out: it is never merged by the engine."""
+SYNDICATED = 16
+"""The text carried a "Source: ... / Read Full Article" line: the page says it republishes."""
+
+KINDS = {0: None, 1: "exact", 2: "near", 3: "excerpt", 4: "thin"}
+KIND_CODES = {name: code for code, name in KINDS.items()}
+
+# Byte offsets the Lua scripts rewrite in place when a cluster's canonical changes.
+OFFSET_FLAGS = 1
+OFFSET_KIND = 2
+OFFSET_SIMILARITY = 20
+OFFSET_CONTAINMENT = 22
+OFFSET_CLUSTER = 24
+OFFSET_DUPLICATE_OF = 32
+
+
+def to_bin(article_id: str) -> bytes:
+    return bytes.fromhex(article_id)
+
+
+def to_hex(raw: bytes) -> str | None:
+    return None if raw == NO_ID else raw.hex()
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored article, decoded."""
+
+    id: str
+    url: str
+    title: str
+    site: str
+    source: str
+    flags: int
+    kind: str | None
+    arrived: int
+    published: int
+    n_shingles: int
+    n_tokens: int
+    similarity: float | None
+    containment: float | None
+    cluster: str
+    duplicate_of: str | None
+    canonical_link: str | None
+    source_link: str | None
+    content_hash: bytes
+    site_hash: bytes
+    signature: bytes
+    lead_signature: bytes
+    text_z: bytes
+
+    @property
+    def text(self) -> str:
+        """The stored clean text (junk stripped), decompressed."""
+        return zlib.decompress(self.text_z).decode("utf-8", "replace") if self.text_z else ""
+
+    @property
+    def published_at(self) -> datetime | None:
+        return datetime.fromtimestamp(self.published, UTC) if self.published else None
+
+    @property
+    def arrived_at(self) -> datetime:
+        return datetime.fromtimestamp(self.arrived, UTC)
+
+    @property
+    def is_canonical(self) -> bool:
+        return self.kind is None
+
+
+def _pack_str(value: str) -> bytes:
+    raw = value.encode("utf-8", "replace")[:65535]
+    return struct.pack("<H", len(raw)) + raw
+
+
+def pack(record: Record) -> bytes:
+    """The bytes stored in Redis for this record."""
+    header = HEADER.pack(
+        VERSION, record.flags, KIND_CODES[record.kind], 0, record.arrived, record.published,
+        record.n_shingles, record.n_tokens,
+        _score(record.similarity), _score(record.containment),
+        to_bin(record.cluster), to_bin(record.duplicate_of) if record.duplicate_of else NO_ID,
+        to_bin(record.canonical_link) if record.canonical_link else NO_ID,
+        to_bin(record.source_link) if record.source_link else NO_ID,
+        record.content_hash, record.site_hash,
+    )
+    parts = [
+        header,
+        struct.pack("<H", len(record.signature)), record.signature,
+        struct.pack("<H", len(record.lead_signature)), record.lead_signature,
+        _pack_str(record.url), _pack_str(record.title), _pack_str(record.site), _pack_str(record.source),
+        struct.pack("<I", len(record.text_z)), record.text_z,
+    ]
+    return b"".join(parts)
+
+
+def _score(value: float | None) -> int:
+    return 0 if value is None else max(0, min(10000, round(value * 10000)))
+
+
+def unpack(article_id: str, data: bytes) -> Record:
+    """Decode a stored record; raises ValueError on anything malformed."""
+    if len(data) < HEADER.size or data[0] != VERSION:
+        raise ValueError(f"article {article_id}: not a version-{VERSION} record")
+    (_, flags, kind, _, arrived, published, n_shingles, n_tokens, similarity, containment,
+     cluster, duplicate_of, canonical_link, source_link, content_hash, site_hash) = HEADER.unpack_from(data)
+    pos = HEADER.size
+    chunks: list[bytes] = []
+    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<I"):
+        (length,) = struct.unpack_from(width, data, pos)
+        pos += struct.calcsize(width)
+        chunks.append(data[pos : pos + length])
+        pos += length
+    signature, lead, url, title, site, source, text_z = chunks
+    kind_name = KINDS.get(kind)
+    is_dup = kind_name not in (None, "thin")
+    return Record(
+        id=article_id, url=url.decode("utf-8", "replace"), title=title.decode("utf-8", "replace"),
+        site=site.decode("utf-8", "replace"), source=source.decode("utf-8", "replace"),
+        flags=flags, kind=kind_name, arrived=arrived, published=published,
+        n_shingles=n_shingles, n_tokens=n_tokens,
+        similarity=similarity / 10000 if is_dup else None,
+        containment=containment / 10000 if is_dup else None,
+        cluster=cluster.hex(), duplicate_of=to_hex(duplicate_of),
+        canonical_link=to_hex(canonical_link), source_link=to_hex(source_link),
+        content_hash=content_hash, site_hash=site_hash, signature=signature, lead_signature=lead,
+        text_z=text_z,
+    )
+
+
+__all__ = ["Record", "pack", "unpack", "replace"]

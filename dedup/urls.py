@@ -1,0 +1,50 @@
+"""URL canonicalisation: one form per page, so ids and "names this page" links agree."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+_TRACKING = re.compile(
+    r"^(?:utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|yclid|igshid|_ga|_gl"
+    r"|ocid|cmpid|cmp|icid|ncid|sr_share|smid|smtyp|ito|itm_\w+|ref|ref_src|ref_url|referrer"
+    r"|share|shared|feature|src|source|spm|trk|trkcampaign|mkt_tok|rss|rssfeed|partner|via)$",
+    re.IGNORECASE,
+)
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, no default port, fragment or tracking parameters, sorted query."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    scheme = (parts.scheme or "http").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    port = parts.port if parts.port not in (None, 80, 443) else None
+    netloc = f"{host}:{port}" if port else host
+    path = quote(unquote(parts.path or "/"), safe="/%:@!$&'()*+,;=-._~")
+    query = urlencode(
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k))
+    )
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def site_of(url: str) -> str:
+    """The host of a URL without "www." (the unit for same-site rules)."""
+    try:
+        host = (urlsplit(url.strip()).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def url_id(url: str) -> str:
+    """Stable short id of a page: 16 hex digits of the SHA-256 of its scheme-less canonical URL."""
+    canonical = canonical_url(url)
+    key = canonical.split("://", 1)[-1]
+    if key.startswith("www."):
+        key = key[4:]
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
