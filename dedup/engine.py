@@ -8,6 +8,7 @@ import logging
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ import redis
 
 from dedup import record as rec
 from dedup.article import Article, Decision
-from dedup.index import IndexParams, Scripts, Thresholds, ensure_params
+from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
 from dedup.junk import looks_syndicated
 from dedup.keys import Keys
 from dedup.signature import Fingerprint, fingerprint
@@ -60,6 +61,8 @@ class Prepared:
     packed: bytes
     hour: int
     published_iso: str
+    slot_keys: list[str]
+    slot_fields: bytes
 
 
 class Engine:
@@ -79,10 +82,10 @@ class Engine:
                 p.bands, p.rows, p.lead_bands, p.lead_rows, p.shards, t.bucket_cap, t.near,
                 t.same_site_near, t.contained, t.contained_jaccard, t.excerpt_lead,
                 t.excerpt_containment, t.excerpt_jaccard, t.min_shared, t.max_candidates,
-                t.excerpt_ratio, self.config.stream_maxlen, t.max_merge,
+                t.excerpt_ratio, self.config.stream_maxlen, t.max_merge, t.reach,
             )
         )
-        self._forget_config = f"{p.bands} {p.rows} {p.lead_bands} {p.lead_rows} {p.shards} {t.excerpt_ratio}"
+        self._forget_config = f"{t.excerpt_ratio}"
 
     # Deciding
 
@@ -118,39 +121,50 @@ class Engine:
             cluster=own_id, duplicate_of=None, canonical_link=canonical_link, source_link=source_link,
             content_hash=fp.content_hash, site_hash=hashlib.sha256(site.encode()).digest()[:8],
             signature=fp.signature, lead_signature=fp.lead_signature,
-            text_z=zlib.compress(fp.clean_text.encode("utf-8", "replace"), 6),
+            text_z=zlib.compress(fp.clean_text.encode("utf-8", "replace"), 1),
         )
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
-        return Prepared(article, own_id, fp, rec.pack(record), int(now // 3600), iso)
+        slot_keys, slot_fields = slots(self.keys, self.config.params, fp.signature, fp.lead_signature,
+                                       fp.content_hash)
+        return Prepared(article, own_id, fp, rec.pack(record), int(now // 3600), iso, slot_keys, slot_fields)
 
     def add(self, article: Article) -> Decision:
         """Decide one article: exactly the decision a batch or another process would reach."""
         return self.decide([self.prepare(article)])[0]
 
     def add_many(self, articles: Iterable[Article]) -> Iterator[Decision]:
-        """Decide articles in pipelined batches (one round trip per batch, one script per article)."""
-        batch: list[Prepared] = []
-        for article in articles:
-            batch.append(self.prepare(article))
-            if len(batch) >= self.config.batch_size:
+        """Decide articles in pipelined batches, in order; the next batch is fingerprinted while
+        Redis runs the previous one (one round trip per batch, one script per article)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdedup-redis") as io:
+            in_flight: Future[list[Decision]] | None = None
+            batch: list[Prepared] = []
+            for article in articles:
+                batch.append(self.prepare(article))
+                if len(batch) >= self.config.batch_size:
+                    if in_flight is not None:
+                        yield from in_flight.result()
+                    in_flight, batch = io.submit(self.decide, batch), []
+            if in_flight is not None:
+                yield from in_flight.result()
+            if batch:
                 yield from self.decide(batch)
-                batch = []
-        if batch:
-            yield from self.decide(batch)
 
     def decide(self, prepared: list[Prepared]) -> list[Decision]:
         """Run the decide script for each prepared article, in order, in one pipeline."""
         pipe = self.client.pipeline(transaction=False)
+        for hour in sorted({item.hour for item in prepared}):
+            pipe.zadd(self.keys.time_buckets, {hour: hour}, nx=True)
         for item in prepared:
             self.scripts.decide(
-                keys=[],
+                keys=item.slot_keys,
                 args=[
                     self.keys.prefix, item.id, item.packed, item.hour,
                     item.fingerprint.clean_text, item.published_iso, self._decide_config,
+                    item.slot_fields,
                 ],
                 client=pipe,
             )
-        results = pipe.execute()
+        results = pipe.execute()[-len(prepared):]
         decisions = [self._decision(item, result) for item, result in zip(prepared, results, strict=True)]
         if any(d.events == ("pending",) for d in decisions):
             self.emit_pending()
@@ -245,9 +259,28 @@ class Engine:
                 yield rec.unpack(article_id, raw)
 
     def stats(self) -> dict[str, int]:
-        return {_text(k): int(v) for k, v in self.client.hgetall(self.keys.stats).items()}
+        """Counters: clusters, canonicals, dup_exact, dup_near, dup_excerpt, thin, and their sum."""
+        counts = {_text(k): int(v) for k, v in self.client.hgetall(self.keys.stats).items()}
+        counts["articles"] = sum(v for k, v in counts.items() if k != "clusters")
+        return counts
 
     # Retention
+
+    def forget(self, article_ids: list[str]) -> int:
+        """Remove articles from the index and store; their clusters re-elect a canonical quietly."""
+        pipe = self.client.pipeline(transaction=False)
+        count = 0
+        for article_id, raw in zip(article_ids, self.client.mget([self.keys.article(i) for i in article_ids]),
+                                   strict=True):
+            if not raw:
+                continue
+            stored = rec.unpack(article_id, raw)
+            slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
+                                           stored.lead_signature, stored.content_hash)
+            self.scripts.forget(keys=slot_keys, args=[self.keys.prefix, article_id, self._forget_config,
+                                                      slot_fields], client=pipe)
+            count += 1
+        return sum(int(x) for x in pipe.execute()) if count else 0
 
     def maybe_expire(self, interval: float = 60.0) -> int:
         """Expire old articles at most once per interval (cheap enough to call after every batch)."""
@@ -265,12 +298,9 @@ class Engine:
         for raw_hour in self.client.zrangebyscore(self.keys.time_buckets, "-inf", cutoff_hour - 1):
             hour = int(raw_hour)
             bucket = self.keys.time_bucket(hour)
-            ids = self.client.lrange(bucket, 0, -1)
+            ids = [raw.hex() for raw in self.client.lrange(bucket, 0, -1)]
             for start in range(0, len(ids), 256):
-                pipe = self.client.pipeline(transaction=False)
-                for raw in ids[start : start + 256]:
-                    self.scripts.forget(keys=[], args=[self.keys.prefix, raw.hex(), self._forget_config], client=pipe)
-                removed += sum(int(x) for x in pipe.execute())
+                removed += self.forget(ids[start : start + 256])
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(bucket)
             pipe.zrem(self.keys.time_buckets, raw_hour)

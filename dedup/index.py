@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import asdict, dataclass
 from importlib import resources
 
@@ -27,11 +29,11 @@ class IndexParams:
     lead_seed: int = signature.LEAD_SEED
     shingle_words: int = signature.SHINGLE_WORDS
     lead_words: int = signature.LEAD_WORDS
-    bands: int = 32
+    bands: int = 24
     rows: int = 4
     lead_bands: int = 8
-    lead_rows: int = 4
-    shards: int = 65536
+    lead_rows: int = 2
+    shards: int = 16384
 
     def as_strings(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items()}
@@ -56,9 +58,35 @@ class Thresholds:
     """Fewer shared shingles than this is never a copy, whatever the ratios say."""
     excerpt_ratio: float = 0.8
     """A member this much smaller than the canonical is an excerpt of it."""
+    reach: float = 0.9
+    """A copy at least this similar to its match is not indexed itself: it would find nothing new."""
     bucket_cap: int = 6
     max_candidates: int = 64
     max_merge: int = 4
+
+
+_SIG_HEADER = 13  # LeanMinHash bytes: seed (8), negated size (4), scheme code (1), then the values
+
+
+def _band_hashes(signature: bytes, bands: int, rows: int) -> list[int]:
+    """One 32-bit hash per band: the CRC-32 of the band's `rows` consecutive MinHash values."""
+    width = 4 * rows
+    return [
+        zlib.crc32(signature[_SIG_HEADER + band * width : _SIG_HEADER + (band + 1) * width])
+        for band in range(bands)
+    ]
+
+
+def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: bytes,
+          content_hash: bytes) -> tuple[list[str], bytes]:
+    """The shard keys (bands, then the content hash) and packed band fields of one article."""
+    hashes = list(enumerate(_band_hashes(signature, params.bands, params.rows)))
+    hashes += [(128 + band, h) for band, h in enumerate(_band_hashes(lead_signature, params.lead_bands,
+                                                                     params.lead_rows))]
+    shard_keys = [keys.band_shard(h % params.shards) for _, h in hashes]
+    shard_keys.append(keys.band_shard(int.from_bytes(content_hash[:4], "big") % params.shards))
+    fields = b"".join(struct.pack(">BI", band, h) for band, h in hashes)
+    return shard_keys, fields
 
 
 def _script(name: str) -> str:

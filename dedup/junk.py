@@ -92,9 +92,30 @@ def _is_date_line(line: str) -> bool:
     return len(line) <= 80 and bool(_HAS_DIGIT.search(line)) and bool(_DATE_ONLY.match(line))
 
 
+# Cheap screen before the big pattern: the first word of every kind of junk line.
+_JUNK_FIRST_WORDS = frozenset(
+    """related you recommended more trending most popular what read up top advertisement advertising
+    ad sponsored scroll story article content continue also see must don't watch listen show load
+    click tap share shares follow like subscribe sign join get download newsletter source sources
+    view this the originally first reporting additional writing editing compiled edited reported
+    copyright (c) © all photo photos image images picture pictures video videos caption credit
+    credits file photograph tags tag filed posted categories category topics topic comments comment
+    leave previous next older newer about by reuters afp ap bloomberg associated agence dpa xinhua
+    pti ians ani upi find facebook twitter x linkedin whatsapp email e-mail print reddit pinterest
+    telegram copy messenger tumblr flipboard""".split()
+)
+_FIRST_WORD = re.compile(r"[(©]?[\w'@-]*", re.UNICODE)
+
+
 def _is_junk_line(line: str) -> bool:
     if len(line) > _MAX_JUNK_CHARS or line.count(" ") >= _MAX_JUNK_WORDS:
         return False
+    if line[0].isdigit() or "contributed" in line:
+        return _is_date_line(line) or bool(_JUNK_LINE.match(line))
+    first = _FIRST_WORD.match(line.lower())
+    word = first.group(0).lstrip("(") if first else ""
+    if word not in _JUNK_FIRST_WORDS and line[0] not in "(©":
+        return _is_date_line(line) if _HAS_DIGIT.search(line) else False
     return _is_date_line(line) or bool(_JUNK_LINE.match(line))
 
 
@@ -109,6 +130,18 @@ def _strip_dateline(line: str) -> str:
         return line
     rest = line[match.end():]
     return rest if len(rest.split()) >= 5 else line
+
+
+_LINK_WORDS = ("read", "continu", "full story", "more at", "via")
+
+
+def _strip_trailing_link(line: str) -> str:
+    """The line without a closing "Read Full Article" / "Continue reading" link text."""
+    head, tail = line[:-200], line[-200:]
+    lowered = tail.lower()
+    if not any(word in lowered for word in _LINK_WORDS):
+        return line.rstrip()
+    return (head + _TRAILING_LINK.sub("", tail)).rstrip()
 
 
 def strip_junk(text: str, title: str = "") -> str:
@@ -134,7 +167,7 @@ def strip_junk(text: str, title: str = "") -> str:
             kept[index] = stripped
             break
     if kept:
-        last = _TRAILING_LINK.sub("", kept[-1]).rstrip()
+        last = _strip_trailing_link(kept[-1])
         if last:
             kept[-1] = last
         else:
@@ -153,4 +186,7 @@ _SYNDICATION_MARK = re.compile(
 def looks_syndicated(text: str) -> bool:
     """True when the text carries a republisher's line ("Source: ...", "Read Full Article")."""
     tail = text[-1500:]
-    return bool(_SYNDICATION_MARK.search(tail) or _TRAILING_LINK.search(tail.rstrip()[-200:]))
+    lowered = tail.lower()
+    if not any(word in lowered for word in ("source", "read", "continu", "original", "appeared", "published")):
+        return False
+    return bool(_SYNDICATION_MARK.search(tail) or _TRAILING_LINK.search(tail.rstrip()[-120:]))

@@ -22,9 +22,9 @@ _SPECIAL = re.compile("[" + "".join(chr(c) for c in _TYPOGRAPHY) + "]")
 # For ASCII text: letters and digits lower-cased, every other byte a separator.
 _ASCII_WORDS = bytes(
     (c + 32 if 65 <= c <= 90 else c) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122) else 32
-    for c in range(256)
+    for c in range(128)
 )
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_UTF8_WORDS = _ASCII_WORDS + bytes(range(128, 256))
 
 
 def fold(text: str) -> str:
@@ -52,6 +52,6 @@ def tokens(text: str, folded: bool = False) -> list[bytes]:
         text = fold(text)
     # "U.S." and "US", "don't" and "dont" should shingle alike, hence the deleted ' and .
     if text.isascii():
-        return text.encode("ascii").translate(_ASCII_WORDS, b"'.").split()
-    words = _WORD.findall(text.casefold().replace("'", "").replace(".", ""))
-    return [word.encode("utf-8", "surrogatepass") for word in words]
+        return text.encode("ascii").translate(_UTF8_WORDS, b"'.").split()
+    # Non-ASCII letters stay whole: every byte >= 0x80 counts as part of a word.
+    return text.casefold().encode("utf-8", "surrogatepass").translate(_UTF8_WORDS, b"'.").split()

@@ -1,6 +1,7 @@
 -- Decide one article atomically: look up candidates in the LSH index, verify them, join or found
 -- a cluster, apply the canonical policy, insert the article, and queue stream events.
--- ARGV: prefix, id (16 hex), record, hour, stream text, published ISO, config, now (ms)
+-- KEYS: the article's band shard keys, then its content-hash shard key (see slots_from).
+-- ARGV: prefix, id (16 hex), record, hour, stream text, published ISO, config, band fields
 local id = unhex(ARGV[2])
 local record_raw = ARGV[3]
 local hour = ARGV[4]
@@ -10,7 +11,8 @@ local cfg = {}
 do
   local names = {'bands', 'rows', 'lead_bands', 'lead_rows', 'shards', 'bucket_cap', 'near',
     'same_site_near', 'contained', 'contained_jaccard', 'excerpt_lead', 'excerpt_containment',
-    'excerpt_jaccard', 'min_shared', 'max_candidates', 'excerpt_ratio', 'stream_maxlen', 'max_merge'}
+    'excerpt_jaccard', 'min_shared', 'max_candidates', 'excerpt_ratio', 'stream_maxlen', 'max_merge',
+    'reach'}
   local i = 1
   for value in string.gmatch(ARGV[7], '%S+') do
     cfg[names[i]] = tonumber(value)
@@ -29,9 +31,8 @@ end
 
 local a = parse(id, record_raw)
 local stats = PREFIX .. 'stats'
+-- The engine adds the hour to PREFIX .. 'hours' in the same pipeline, before this script.
 redis.call('RPUSH', PREFIX .. 't:' .. hour, id)
-redis.call('ZADD', PREFIX .. 'hours', 'NX', hour, hour)
-redis.call('HINCRBY', stats, 'articles', 1)
 
 if has_flag(a.flags, FLAG_THIN) then
   redis.call('SET', key, record_raw)
@@ -40,10 +41,10 @@ if has_flag(a.flags, FLAG_THIN) then
 end
 
 -- Candidates: the content-hash slot first (the exact fast path), then the LSH bands.
-local exact = exact_slot(a, cfg)
-local slots = band_slots(a, cfg)
+local slots, exact = slots_from(ARGV[8], a.content)
 local candidate_ids, seen, exact_ids = {}, {}, {}
-for _, other in ipairs(bucket_ids(redis.call('HGET', exact[1], exact[2]))) do
+local exact_value = redis.call('HGET', exact[1], exact[2])
+for _, other in ipairs(bucket_ids(exact_value)) do
   if not seen[other] then
     seen[other] = true
     exact_ids[other] = true
@@ -207,15 +208,13 @@ else
   end
 end
 
--- Index the article. An exact copy adds nothing the index does not already hold.
-local is_exact = false
-for _, match in ipairs(matches) do
-  if match.kind == KIND_EXACT then is_exact = true end
-end
-if redis.call('HEXISTS', exact[1], exact[2]) == 0 then
+-- Index the article, unless it is a near-identical copy of a member: then it extends the cluster's
+-- reach by nothing, and leaving it out keeps the index small and the script short.
+local adds_reach = (#matches == 0) or (matches[1].kind ~= KIND_EXACT and matches[1].jaccard < cfg.reach)
+if not exact_value then
   redis.call('HSET', exact[1], exact[2], id)
 end
-if not is_exact then
+if adds_reach then
   for i, slot in ipairs(slots) do
     local value = bucket_values[i]
     if value == nil then value = redis.call('HGET', slot[1], slot[2]) end
@@ -228,7 +227,6 @@ if not is_exact then
 end
 
 local final = parse(id, redis.call('GET', key))
-local first = matches[1]
 return {#matches == 0 and 'new' or 'dup', hex(cluster_id), hex(canonical.id), final.kind,
   final.similarity, final.containment, final.duplicate_of == NO_ID and '' or hex(final.duplicate_of),
-  replaced_hex, table.concat(events, ','), pending, reason}
+  replaced_hex, table.concat(events, ','), pending, reason, #candidate_ids}

@@ -1,10 +1,11 @@
 -- Remove one article from the index and the store (retention). Its cluster loses a member; the
 -- canonical is recomputed quietly (an old story leaving the window is not news).
--- ARGV: prefix, id (16 hex), config (bands rows lead_bands lead_rows shards excerpt_ratio)
+-- KEYS: the article's band shard keys, then its content-hash shard key (see slots_from).
+-- ARGV: prefix, id (16 hex), config (excerpt_ratio), band fields
 local id = unhex(ARGV[2])
 local cfg = {}
 do
-  local names = {'bands', 'rows', 'lead_bands', 'lead_rows', 'shards', 'excerpt_ratio'}
+  local names = {'excerpt_ratio'}
   local i = 1
   for value in string.gmatch(ARGV[3], '%S+') do
     cfg[names[i]] = tonumber(value)
@@ -16,8 +17,8 @@ if not r then return 0 end
 local stats = PREFIX .. 'stats'
 
 if not has_flag(r.flags, FLAG_THIN) then
-  local all = band_slots(r, cfg)
-  all[#all + 1] = exact_slot(r, cfg)
+  local all, exact = slots_from(ARGV[4], r.content)
+  all[#all + 1] = exact
   for _, slot in ipairs(all) do
     local value = redis.call('HGET', slot[1], slot[2])
     if value and bucket_has(value, id) then
@@ -27,7 +28,6 @@ if not has_flag(r.flags, FLAG_THIN) then
   end
 end
 
-redis.call('HINCRBY', stats, 'articles', -1)
 if has_flag(r.flags, FLAG_THIN) then
   redis.call('HINCRBY', stats, 'thin', -1)
 else

@@ -9,7 +9,7 @@ local KIND_CANONICAL, KIND_EXACT, KIND_NEAR, KIND_EXCERPT, KIND_THIN = 0, 1, 2, 
 local KIND_NAMES = {[1] = 'exact', [2] = 'near', [3] = 'excerpt'}
 
 local function hex(raw)
-  return (string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end))
+  return string.format('%02x%02x%02x%02x%02x%02x%02x%02x', string.byte(raw, 1, 8))
 end
 
 local function unhex(text)
@@ -91,33 +91,16 @@ local function intersection(j, na, nb)
   return j * (na + nb) / (1 + j)
 end
 
-local function band_hash(values, start, rows)
-  local h = 0
-  for j = 0, rows - 1 do
-    h = bit.bxor(h, bit.rol(values[start + j], (j * 11) % 32))
-  end
-  return h % 4294967296
-end
-
--- (shard key, field) of every LSH band of a record, plus its content-hash entry.
-local function band_slots(r, cfg)
+-- The LSH slots of an article, computed by the engine (dedup/index.py): KEYS[1..n] are the shard
+-- keys of its n band slots, KEYS[n + 1] the shard of its content hash; `fields` packs the n band
+-- fields (5 bytes each: band number, band hash) and the content-hash field is 0xFF + hash.
+local function slots_from(fields, content)
   local slots = {}
-  local full = signature(r)
-  for band = 0, cfg.bands - 1 do
-    local h = band_hash(full, band * cfg.rows + 1, cfg.rows)
-    slots[#slots + 1] = {PREFIX .. 'b:' .. (h % cfg.shards), struct.pack('>BI4', band, h)}
+  local n = #fields / 5
+  for i = 1, n do
+    slots[i] = {KEYS[i], string.sub(fields, 5 * i - 4, 5 * i)}
   end
-  local lead = lead_signature(r)
-  for band = 0, cfg.lead_bands - 1 do
-    local h = band_hash(lead, band * cfg.lead_rows + 1, cfg.lead_rows)
-    slots[#slots + 1] = {PREFIX .. 'b:' .. (h % cfg.shards), struct.pack('>BI4', 128 + band, h)}
-  end
-  return slots
-end
-
-local function exact_slot(r, cfg)
-  local h = struct.unpack('>I4', r.content)
-  return {PREFIX .. 'b:' .. (h % cfg.shards), '\255' .. r.content}
+  return slots, {KEYS[n + 1], '\255' .. content}
 end
 
 local function bucket_ids(value)
