@@ -108,6 +108,8 @@ _FIRST_WORD = re.compile(r"[(©]?[\w'@-]*", re.UNICODE)
 
 
 def _is_junk_line(line: str) -> bool:
+    if not line:
+        return True
     if len(line) > _MAX_JUNK_CHARS or line.count(" ") >= _MAX_JUNK_WORDS:
         return False
     if line[0].isdigit() or "contributed" in line:
