@@ -20,7 +20,7 @@ from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
 from dedup.junk import looks_syndicated
 from dedup.keys import Keys
 from dedup.signature import Fingerprint, fingerprint
-from dedup.urls import canonical_url, site_of, url_id
+from dedup.urls import canonical_url, same_publisher, site_of, url_id
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,10 @@ class Engine:
             linked = url_id(article.canonical_link)
             if linked not in (own_id, url_id(own_url)):
                 canonical_link = linked
-                if site_of(article.canonical_link) != site:
+                if not same_publisher(article.canonical_link, own_url):
                     flags |= rec.CANONICAL_ELSEWHERE
         source_link = None
-        if article.source_link and site_of(article.source_link) not in ("", site):
+        if article.source_link and not same_publisher(article.source_link, own_url):
             source_link = url_id(article.source_link)
         if source_link or looks_syndicated(article.text):
             flags |= rec.SYNDICATED

@@ -46,6 +46,17 @@ def tidy(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+# Scripts written without spaces between words: each character is a token, so that word shingles
+# become character shingles there.
+_UNSPACED = re.compile(
+    "([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf"
+    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f])"
+)
+
+
+_NON_WORD = re.compile(r"[^\w\s'.]")
+
+
 def tokens(text: str, folded: bool = False) -> list[bytes]:
     """Case-folded UTF-8 word tokens; punctuation, quotes and dashes carry no weight."""
     if not folded:
@@ -53,5 +64,9 @@ def tokens(text: str, folded: bool = False) -> list[bytes]:
     # "U.S." and "US", "don't" and "dont" should shingle alike, hence the deleted ' and .
     if text.isascii():
         return text.encode("ascii").translate(_UTF8_WORDS, b"'.").split()
+    # Outside ASCII, punctuation and symbols of every script separate words too.
+    text = _NON_WORD.sub(" ", text)
+    if _UNSPACED.search(text):
+        text = _UNSPACED.sub(r" \1 ", text)
     # Non-ASCII letters stay whole: every byte >= 0x80 counts as part of a word.
     return text.casefold().encode("utf-8", "surrogatepass").translate(_UTF8_WORDS, b"'.").split()

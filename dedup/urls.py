@@ -48,3 +48,24 @@ def url_id(url: str) -> str:
     if key.startswith("www."):
         key = key[4:]
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+# Labels that say nothing about who publishes a site.
+_GENERIC_LABELS = frozenset(
+    "www www1 www2 m mobile amp edition editions news blog blogs media online web home en int intl "
+    "com org net gov edu info biz co ac go gob nic mil int news tv fm".split()
+)
+
+
+def _publisher_labels(host: str) -> set[str]:
+    labels = host.lower().rstrip(".").split(".")
+    return {label for label in labels[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS}
+
+
+def same_publisher(url_a: str, url_b: str) -> bool:
+    """True for the same host, or hosts that share a distinctive label (cnn.com and edition.cnn.com,
+    jaraguadosul.com.br and jaraguadosul.sc.gov.br): a link between them is not syndication."""
+    host_a, host_b = site_of(url_a), site_of(url_b)
+    if not host_a or not host_b:
+        return False
+    return host_a == host_b or bool(_publisher_labels(host_a) & _publisher_labels(host_b))

@@ -7,18 +7,7 @@ local record_raw = ARGV[3]
 local hour = ARGV[4]
 local stream_text = ARGV[5]
 local published_iso = ARGV[6]
-local cfg = {}
-do
-  local names = {'bands', 'rows', 'lead_bands', 'lead_rows', 'shards', 'bucket_cap', 'near',
-    'same_site_near', 'contained', 'contained_jaccard', 'excerpt_lead', 'excerpt_containment',
-    'excerpt_jaccard', 'min_shared', 'max_candidates', 'excerpt_ratio', 'stream_maxlen', 'max_merge',
-    'reach'}
-  local i = 1
-  for value in string.gmatch(ARGV[7], '%S+') do
-    cfg[names[i]] = tonumber(value)
-    i = i + 1
-  end
-end
+local cfg = read_config(ARGV[7])
 
 local key = article_key(id)
 local existing = redis.call('GET', key)
@@ -40,66 +29,10 @@ if has_flag(a.flags, FLAG_THIN) then
   return {'thin', hex(id), hex(id), KIND_THIN, 0, 0, '', '', '', 0}
 end
 
--- Candidates: the content-hash slot first (the exact fast path), then the LSH bands.
+-- Candidates from the index, verified (lib.lua: lookup, verify_all; peek.lua runs the same).
 local slots, exact = slots_from(ARGV[8], a.content)
-local candidate_ids, seen, exact_ids = {}, {}, {}
-local exact_value = redis.call('HGET', exact[1], exact[2])
-for _, other in ipairs(bucket_ids(exact_value)) do
-  if not seen[other] then
-    seen[other] = true
-    exact_ids[other] = true
-    candidate_ids[#candidate_ids + 1] = other
-  end
-end
-local bucket_values = {}
-if #candidate_ids == 0 then
-  for i, slot in ipairs(slots) do
-    local value = redis.call('HGET', slot[1], slot[2])
-    bucket_values[i] = value or false
-    for _, other in ipairs(bucket_ids(value)) do
-      if not seen[other] and #candidate_ids < cfg.max_candidates then
-        seen[other] = true
-        candidate_ids[#candidate_ids + 1] = other
-      end
-    end
-  end
-end
-
--- Verify: estimated Jaccard, and containment from Jaccard and the exact shingle counts.
-local matches = {}
-for _, other in ipairs(candidate_ids) do
-  local c = load(other)
-  if c and not has_flag(c.flags, FLAG_THIN) and not has_flag(c.flags, FLAG_SPLIT) then
-    local kind, score, j, contained = nil, 0, 0, 0
-    if exact_ids[other] or c.content == a.content then
-      kind, score, j, contained = KIND_EXACT, 2, 1, 1
-    else
-      j = jaccard(signature(a), signature(c))
-      local small = math.min(a.n_shingles, c.n_shingles)
-      local large = math.max(a.n_shingles, c.n_shingles)
-      local shared = intersection(j, a.n_shingles, c.n_shingles)
-      contained = math.min(1, shared / math.max(1, small))
-      local same_site = (a.site == c.site)
-      if shared >= cfg.min_shared then
-        if same_site then
-          if j >= cfg.same_site_near then kind = KIND_NEAR end
-        elseif j >= cfg.near then
-          kind = KIND_NEAR
-        elseif contained >= cfg.contained and j >= cfg.contained_jaccard then
-          kind = (small < cfg.excerpt_ratio * large) and KIND_EXCERPT or KIND_NEAR
-        elseif contained >= cfg.excerpt_containment and j >= cfg.excerpt_jaccard
-            and small < cfg.excerpt_ratio * large then
-          local lead_j = jaccard(lead_signature(a), lead_signature(c))
-          if lead_j >= cfg.excerpt_lead then kind = KIND_EXCERPT end
-        end
-      end
-      score = math.max(j, contained * 0.9)
-    end
-    if kind then
-      matches[#matches + 1] = {record = c, kind = kind, score = score, jaccard = j, containment = contained}
-    end
-  end
-end
+local candidate_ids, exact_ids, exact_value, bucket_values = lookup(slots, exact, cfg.max_candidates)
+local matches = copies_of(verify_all(a, candidate_ids, exact_ids, cfg))
 
 local events, pending, replaced_hex = {}, 0, ''
 local cluster_id, canonical, reason
@@ -141,33 +74,14 @@ if #matches == 0 then
   xadd('new', a, id, nil)
 else
   -- Join the best match's cluster; other matched clusters are bridged by this article and merge in.
-  table.sort(matches, function(x, y)
-    if x.score ~= y.score then return x.score > y.score end
-    return x.record.id < y.record.id
-  end)
-  cluster_id = matches[1].record.cluster
-  local members, old_canonical = cluster_members(cluster_id)
-  if not members then members = {cluster_id} end
-  local old_canonicals = {[old_canonical] = cluster_id}
-  local merged, in_cluster = 0, {}
-  for _, m in ipairs(members) do in_cluster[m] = true end
-  for _, match in ipairs(matches) do
-    local other_cluster = match.record.cluster
-    if other_cluster ~= cluster_id and not in_cluster[match.record.id] and merged < cfg.max_merge then
-      local other_members, other_canonical = cluster_members(other_cluster)
-      if not other_members then other_members = {other_cluster} end
-      for _, m in ipairs(other_members) do
-        if not in_cluster[m] then
-          members[#members + 1] = m
-          in_cluster[m] = true
-          redis.call('SETRANGE', article_key(m), 24, cluster_id)
-        end
-      end
-      redis.call('DEL', cluster_key(other_cluster))
-      redis.call('HINCRBY', stats, 'clusters', -1)
-      old_canonicals[other_canonical] = other_cluster
-      merged = merged + 1
+  local members, bridged, old_canonicals
+  cluster_id, members, bridged, old_canonicals = join_plan(matches, cfg.max_merge)
+  for _, other in ipairs(bridged) do
+    for _, m in ipairs(other.members) do
+      redis.call('SETRANGE', article_key(m), 24, cluster_id)
     end
+    redis.call('DEL', cluster_key(other.id))
+    redis.call('HINCRBY', stats, 'clusters', -1)
   end
   members[#members + 1] = id
   redis.call('SET', key, record_raw)
@@ -208,9 +122,14 @@ else
   end
 end
 
--- Index the article, unless it is a near-identical copy of a member: then it extends the cluster's
--- reach by nothing, and leaving it out keeps the index small and the script short.
-local adds_reach = (#matches == 0) or (matches[1].kind ~= KIND_EXACT and matches[1].jaccard < cfg.reach)
+-- Index the article, unless it is a near-identical copy of a member with the same opening: then it
+-- extends the cluster's reach by nothing, and leaving it out keeps the index small and the script short.
+local adds_reach = (#matches == 0)
+if not adds_reach and matches[1].kind ~= KIND_EXACT then
+  local best = matches[1].record
+  adds_reach = matches[1].jaccard < cfg.reach
+    or jaccard(lead_signature(a), lead_signature(best)) < cfg.reach
+end
 if not exact_value then
   redis.call('HSET', exact[1], exact[2], id)
 end

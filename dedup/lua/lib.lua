@@ -230,3 +230,148 @@ local function stat_kind(kind)
   if kind == KIND_CANONICAL then return 'canonicals' end
   return 'dup_' .. (KIND_NAMES[kind] or 'other')
 end
+
+-- The engine's decide configuration: one space-separated argument, in this order (see Engine).
+local CONFIG_NAMES = {'bands', 'rows', 'lead_bands', 'lead_rows', 'shards', 'bucket_cap', 'near',
+  'same_site_near', 'contained', 'contained_jaccard', 'excerpt_lead', 'excerpt_containment',
+  'excerpt_jaccard', 'min_shared', 'max_candidates', 'excerpt_ratio', 'stream_maxlen', 'max_merge',
+  'reach'}
+
+local function read_config(text)
+  local cfg, i = {}, 1
+  for value in string.gmatch(text, '%S+') do
+    cfg[CONFIG_NAMES[i]] = tonumber(value)
+    i = i + 1
+  end
+  return cfg
+end
+
+-- Candidates for an article: the content-hash slot first (the exact fast path), then, only when it
+-- holds nothing, the LSH bands. Returns the candidate ids in lookup order, the set of ids sharing
+-- the content hash, the content-hash slot's value and the band values read (false when empty).
+local function lookup(slots, exact, max_candidates)
+  local candidate_ids, seen, exact_ids = {}, {}, {}
+  local exact_value = redis.call('HGET', exact[1], exact[2])
+  for _, other in ipairs(bucket_ids(exact_value)) do
+    if not seen[other] then
+      seen[other] = true
+      exact_ids[other] = true
+      candidate_ids[#candidate_ids + 1] = other
+    end
+  end
+  local bucket_values = {}
+  if #candidate_ids == 0 then
+    for i, slot in ipairs(slots) do
+      local value = redis.call('HGET', slot[1], slot[2])
+      bucket_values[i] = value or false
+      for _, other in ipairs(bucket_ids(value)) do
+        if not seen[other] and #candidate_ids < max_candidates then
+          seen[other] = true
+          candidate_ids[#candidate_ids + 1] = other
+        end
+      end
+    end
+  end
+  return candidate_ids, exact_ids, exact_value, bucket_values
+end
+
+-- Verify candidate c for article a: estimated Jaccard, and containment from Jaccard and the exact
+-- shingle counts. Returns the kind of copy (nil: not a copy), a ranking score, Jaccard, containment.
+local function verify(a, c, cfg, same_hash)
+  if same_hash or c.content == a.content then
+    return KIND_EXACT, 2, 1, 1
+  end
+  local kind = nil
+  local j = jaccard(signature(a), signature(c))
+  local small = math.min(a.n_shingles, c.n_shingles)
+  local large = math.max(a.n_shingles, c.n_shingles)
+  local shared = intersection(j, a.n_shingles, c.n_shingles)
+  local contained = math.min(1, shared / math.max(1, small))
+  local same_site = (a.site == c.site)
+  if shared >= cfg.min_shared then
+    if same_site then
+      if j >= cfg.same_site_near then kind = KIND_NEAR end
+    elseif j >= cfg.near then
+      kind = KIND_NEAR
+    elseif contained >= cfg.contained and j >= cfg.contained_jaccard then
+      kind = (small < cfg.excerpt_ratio * large) and KIND_EXCERPT or KIND_NEAR
+    elseif contained >= cfg.excerpt_containment and j >= cfg.excerpt_jaccard
+        and small < cfg.excerpt_ratio * large then
+      local lead_j = jaccard(lead_signature(a), lead_signature(c))
+      if lead_j >= cfg.excerpt_lead then kind = KIND_EXCERPT end
+    end
+  end
+  return kind, math.max(j, contained * 0.9), j, contained
+end
+
+-- Every candidate verified against a (thin ones and a itself skipped), best first. Each entry:
+-- record, kind (nil when not a copy), score, jaccard, containment. Copies come first.
+local function verify_all(a, candidate_ids, exact_ids, cfg)
+  local scored = {}
+  for _, other in ipairs(candidate_ids) do
+    if other ~= a.id then
+      local c = load(other)
+      if c and not has_flag(c.flags, FLAG_THIN) then
+        local kind, score, j, contained = verify(a, c, cfg, exact_ids[other])
+        scored[#scored + 1] = {record = c, kind = kind, score = score, jaccard = j, containment = contained}
+      end
+    end
+  end
+  table.sort(scored, function(x, y)
+    if (x.kind ~= nil) ~= (y.kind ~= nil) then return x.kind ~= nil end
+    if x.score ~= y.score then return x.score > y.score end
+    return x.record.id < y.record.id
+  end)
+  return scored
+end
+
+-- The verified copies among the scored candidates, best first.
+local function copies_of(scored)
+  local matches = {}
+  for _, s in ipairs(scored) do
+    if s.kind then matches[#matches + 1] = s end
+  end
+  return matches
+end
+
+-- A cluster an operator split off (dedup/overrides.py): its founder carries FLAG_SPLIT and still
+-- names it. Such a cluster takes new copies of its own articles but never merges with another.
+local function sealed(cluster_id)
+  local r = load(cluster_id)
+  return r ~= nil and has_flag(r.flags, FLAG_SPLIT) and r.cluster == cluster_id
+end
+
+-- Where an article with these matches (best first) goes: the best match's cluster, plus up to
+-- max_merge other matched clusters it bridges (never a sealed one, nor into a sealed one).
+-- Returns the cluster id, its members (bridged members appended), the bridged clusters (each
+-- {id, canonical, members}) and the old canonicals (id -> cluster id).
+local function join_plan(matches, max_merge)
+  local cluster_id = matches[1].record.cluster
+  local members, old_canonical = cluster_members(cluster_id)
+  if not members then members = {cluster_id} end
+  local old_canonicals = {[old_canonical] = cluster_id}
+  local bridged, in_cluster = {}, {}
+  for _, m in ipairs(members) do in_cluster[m] = true end
+  local own_sealed = nil
+  for _, match in ipairs(matches) do
+    local other_cluster = match.record.cluster
+    if other_cluster ~= cluster_id and not in_cluster[match.record.id] and #bridged < max_merge then
+      if own_sealed == nil then own_sealed = sealed(cluster_id) end
+      if not own_sealed and not sealed(other_cluster) then
+        local other_members, other_canonical = cluster_members(other_cluster)
+        if not other_members then other_members = {other_cluster} end
+        local added = {}
+        for _, m in ipairs(other_members) do
+          if not in_cluster[m] then
+            members[#members + 1] = m
+            added[#added + 1] = m
+            in_cluster[m] = true
+          end
+        end
+        bridged[#bridged + 1] = {id = other_cluster, canonical = other_canonical, members = added}
+        old_canonicals[other_canonical] = other_cluster
+      end
+    end
+  end
+  return cluster_id, members, bridged, old_canonicals
+end
