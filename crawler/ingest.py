@@ -144,9 +144,13 @@ def to_article(raw: RawRecord, source: str) -> Article | str:
     if raw.html is not None:
         from crawler.extract import extract_article
 
+        if _looks_binary(raw.html):
+            return "binary content, not HTML"
         article = extract_article(raw.html, raw.url, headers_encoding=raw.encoding, source=source)
         if article is None:
-            return "no article text could be extracted"
+            # A page with no article text (video page, section front, broken markup) is still
+            # recorded, as "thin": it is never merged with anything.
+            return Article(url=raw.url, text="", published=raw.published, source=source)
         if raw.published and not article.published:
             from dataclasses import replace
 
