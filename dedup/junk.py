@@ -78,12 +78,13 @@ _DATELINE = re.compile(
 )
 _DATELINE_CITY_UPPER = re.compile(r"^[A-Z][A-Z.'’ -]{1,40}\b")
 # An excerpt's last line often ends in its link back: "... Read Full Article", "[…] Continue reading".
-_TRAILING_LINK = re.compile(
-    r"\s*(?:\[\s*(?:\.\.\.|…)\s*\]|\.\.\.|…)?\s*(?:\(|\[)?\s*(?:source\s*:\s*)?"
-    r"(?:read (?:the )?(?:full|more|original|complete|rest of the) ?(?:article|story|post)?|read more"
-    r"|continue reading(?: at| on)?|keep reading|full story|more at|via)\b[^.!?\n]{0,80}(?:\)|\])?\s*$",
+_LINK_PHRASE = re.compile(
+    r"\b(?:read (?:the )?(?:full|more|original|complete|entire|rest)\b|read more\b|continue reading\b"
+    r"|keep reading\b|full (?:story|article)\b|more at\b|via\b)",
     re.IGNORECASE,
 )
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_LEAD_IN = " .\u2026[](){}:-\u2013\u2014|>\u00bb"
 _MAX_JUNK_WORDS = 30
 _MAX_JUNK_CHARS = 240
 
@@ -134,16 +135,29 @@ def _strip_dateline(line: str) -> str:
     return rest if len(rest.split()) >= 5 else line
 
 
-_LINK_WORDS = ("read", "continu", "full story", "more at", "via")
+def _trailing_link_at(line: str) -> int | None:
+    """Where a closing link-back phrase starts in the line, or None."""
+    tail_start = max(0, len(line) - 200)
+    last = None
+    for match in _LINK_PHRASE.finditer(line, tail_start):
+        last = match
+    if last is None:
+        return None
+    rest = line[last.end():].rstrip(" .)]")
+    if len(rest) > 80 or _SENTENCE_END.search(rest):
+        return None
+    return last.start()
 
 
 def _strip_trailing_link(line: str) -> str:
     """The line without a closing "Read Full Article" / "Continue reading" link text."""
-    head, tail = line[:-200], line[-200:]
-    lowered = tail.lower()
-    if not any(word in lowered for word in _LINK_WORDS):
+    cut = _trailing_link_at(line)
+    if cut is None:
         return line.rstrip()
-    return (head + _TRAILING_LINK.sub("", tail)).rstrip()
+    head = line[:cut].rstrip(_LEAD_IN + " ")
+    if head.lower().endswith("source:") or head.lower().endswith("source"):
+        head = head[: head.lower().rfind("source")].rstrip(_LEAD_IN + " ")
+    return head
 
 
 def strip_junk(text: str, title: str = "") -> str:
@@ -191,4 +205,7 @@ def looks_syndicated(text: str) -> bool:
     lowered = tail.lower()
     if not any(word in lowered for word in ("source", "read", "continu", "original", "appeared", "published")):
         return False
-    return bool(_SYNDICATION_MARK.search(tail) or _TRAILING_LINK.search(tail.rstrip()[-120:]))
+    if _SYNDICATION_MARK.search(tail):
+        return True
+    last_line = tail.rstrip().rsplit("\n", 1)[-1]
+    return _trailing_link_at(last_line[-120:]) is not None

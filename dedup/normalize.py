@@ -42,8 +42,14 @@ def fold(text: str) -> str:
 
 def tidy(text: str) -> str:
     """Folded text with runs of spaces collapsed and blank lines squeezed, paragraphs kept."""
-    lines = (" ".join(line.split()) for line in fold(text).splitlines())
-    return "\n".join(line for line in lines if line)
+    lines = []
+    for line in fold(text).splitlines():
+        line = line.strip()
+        if "  " in line or "\t" in line:
+            line = " ".join(line.split())
+        if line:
+            lines.append(line)
+    return "\n".join(lines)
 
 
 # Scripts written without spaces between words: each character is a token, so that word shingles

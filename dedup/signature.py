@@ -141,6 +141,82 @@ def fingerprint(text: str, title: str = "") -> Fingerprint:
     )
 
 
+def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
+    """fingerprint() of many (text, title) pairs at once: the same results, with the hashing and
+    MinHash arithmetic done for the whole batch in a few array operations."""
+    cleans = [strip_junk(text, title) for text, title in items]
+    word_lists = [tokenize(clean, folded=True) for clean in cleans]
+    sizes = np.array([len(words) for words in word_lists], dtype=np.int64)
+    all_words = [word for words in word_lists for word in words]
+    token_hashes = _token_hashes(all_words)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    k = SHINGLE_WORDS
+    # Shingles of every text laid end to end; texts shorter than k words get one whole-text shingle.
+    long_texts = sizes >= k
+    pieces: list[np.ndarray] = []
+    if len(token_hashes) >= k:
+        combined = _combine(token_hashes, k)
+    else:
+        combined = np.empty(0, dtype=np.uint32)
+    counts = np.where(long_texts, sizes - k + 1, np.minimum(sizes, 1))
+    for index in np.flatnonzero(~long_texts & (sizes > 0)):
+        start, size = int(starts[index]), int(sizes[index])
+        pieces.append((index, _combine(token_hashes[start : start + size], size)))
+    shingle_starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    shingles = np.empty(int(counts.sum()), dtype=np.uint32)
+    for index in np.flatnonzero(long_texts):
+        start, count = int(starts[index]), int(counts[index])
+        shingles[shingle_starts[index] : shingle_starts[index] + count] = combined[start : start + count]
+    for index, values in pieces:
+        shingles[shingle_starts[index] : shingle_starts[index] + len(values)] = values
+    with np.errstate(over="ignore"):
+        mixed = _fmix32(shingles) if len(shingles) else shingles
+    present = np.flatnonzero(counts > 0)
+    full_values = _batch_minhash(_FULL_TEMPLATE, mixed, shingle_starts[present], len(items), present)
+    lead_counts = np.minimum(counts, max(1, LEAD_WORDS - k + 1))
+    lead_index = np.concatenate([np.arange(s, s + c) for s, c in zip(shingle_starts, lead_counts)]) \
+        if len(present) else np.empty(0, dtype=np.int64)
+    lead_starts = np.concatenate(([0], np.cumsum(lead_counts)[:-1]))
+    lead_values = _batch_minhash(_LEAD_TEMPLATE, mixed[lead_index.astype(np.int64)], lead_starts[present],
+                                 len(items), present)
+    # Distinct shingles per text: one sort of (text, shingle) keys for the whole batch.
+    owner = np.repeat(np.arange(len(items), dtype=np.uint64), counts)
+    keyed = np.sort((owner << np.uint64(32)) | shingles.astype(np.uint64))
+    first = np.concatenate(([True], keyed[1:] != keyed[:-1])) if len(keyed) else np.empty(0, dtype=bool)
+    distinct = np.bincount((keyed[first] >> np.uint64(32)).astype(np.int64), minlength=len(items))
+    results = []
+    for index, (clean, words) in enumerate(zip(cleans, word_lists, strict=True)):
+        results.append(Fingerprint(
+            clean_text=clean,
+            n_tokens=len(words),
+            n_shingles=int(distinct[index]),
+            content_hash=hashlib.sha256(b" ".join(words)).digest()[:8],
+            signature=_lean_bytes(_FULL_TEMPLATE, full_values[:, index]),
+            lead_signature=_lean_bytes(_LEAD_TEMPLATE, lead_values[:, index]),
+        ))
+    return results
+
+
+def _batch_minhash(template: MinHash, mixed: np.ndarray, starts: np.ndarray, n_items: int,
+                   present: np.ndarray) -> np.ndarray:
+    """MinHash values (perm x item) of consecutive segments of `mixed` starting at `starts`."""
+    a, b = template.permutations
+    values = np.repeat(template.hashvalues[:, None], n_items, axis=1)
+    if len(present) == 0:
+        return values
+    bounds = np.append(starts, len(mixed))
+    # Chunk by items so the permuted matrix stays a few MB.
+    step = 16
+    for first in range(0, len(present), step):
+        last = min(first + step, len(present))
+        lo, hi = int(bounds[first]), int(bounds[last])
+        with np.errstate(over="ignore"):
+            permuted = np.multiply.outer(a, mixed[lo:hi])
+            permuted += b[:, None]
+        values[:, present[first:last]] = np.minimum.reduceat(permuted, (bounds[first:last] - lo), axis=1)
+    return values
+
+
 def load_signature(data: bytes) -> LeanMinHash:
     """A LeanMinHash back from its stored bytes (no pickle involved)."""
     return LeanMinHash.deserialize(data, "<")
