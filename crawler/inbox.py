@@ -1,0 +1,243 @@
+"""The inbox: a Redis stream of extracted articles waiting for a decision (the crash-safe handoff).
+
+A crawl adds an article to the inbox and marks its URL seen in one transaction; the decider reads
+the inbox through a consumer group and acknowledges an entry only after the engine has decided it.
+An entry read by a process that then died stays pending and is claimed again, and the engine's
+decisions are idempotent, so every fetched article is decided at least once and queued at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
+
+from dedup.article import Article
+from dedup.keys import Keys
+from dedup.urls import url_id
+
+if TYPE_CHECKING:
+    from crawler.health import Metrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GROUP = "deciders"
+_FIELDS = ("url", "text", "title", "final_url", "published", "canonical_link", "source_link", "site",
+           "fetched_at", "source")
+
+
+def encode(article: Article) -> dict[str, str]:
+    """Article -> stream fields (plain strings; never pickled)."""
+    fields: dict[str, str] = {}
+    for name in _FIELDS:
+        value = getattr(article, name)
+        if value is None:
+            continue
+        fields[name] = value.isoformat() if isinstance(value, datetime) else str(value)
+    return fields
+
+
+def decode(fields: dict[bytes, bytes]) -> Article:
+    """Stream fields -> Article (raises ValueError/KeyError on a malformed entry)."""
+    values = {key.decode(): value.decode("utf-8", "replace") for key, value in fields.items()}
+    if "url" not in values:
+        raise KeyError("url")
+    kwargs: dict[str, object] = {name: values[name] for name in _FIELDS if name in values}
+    for name in ("published", "fetched_at"):
+        if name in kwargs:
+            kwargs[name] = datetime.fromisoformat(str(kwargs[name]))
+    kwargs.setdefault("text", "")
+    return Article(**kwargs)  # type: ignore[arg-type]
+
+
+def seen_day(now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // 86400)
+
+
+def instance_name(configured: str = "") -> str:
+    """This process in the consumer group and in leases: host:pid (or the configured name:pid)."""
+    return f"{configured or socket.gethostname()}:{os.getpid()}"
+
+
+def _is_dead_local(consumer: str) -> bool:
+    """True for a consumer name of a process on this host that no longer runs."""
+    host, _, pid = consumer.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass
+class Entry:
+    entry_id: bytes
+    article: Article | None
+    problem: str = ""
+
+
+class Inbox:
+    """The inbox stream and the seen-set, on one Redis client."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, retention: float, consumer: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.retention = retention
+        self.consumer = consumer
+        self._days = max(1, int(retention // 86400) + 1)
+
+    # Crawling side
+
+    def seen(self, urls: list[str], now: float | None = None) -> list[bool]:
+        """Which of these (canonical) URLs were already fetched and handed on within the retention window."""
+        if not urls:
+            return []
+        ids = [url_id(url) for url in urls]
+        today = seen_day(now)
+        pipe = self.client.pipeline(transaction=False)
+        for day in range(today - self._days, today + 1):
+            pipe.smismember(self.keys.seen(day), ids)
+        result = [False] * len(urls)
+        for flags in pipe.execute():
+            result = [old or bool(flag) for old, flag in zip(result, flags, strict=True)]
+        return result
+
+    def mark_seen(self, urls: Iterable[str], pipe: redis.client.Pipeline | None = None) -> None:
+        """Record URLs as handled (no article, or handed to the inbox) so later crawls skip them."""
+        ids = [url_id(url) for url in urls]
+        if not ids:
+            return
+        own = pipe is None
+        pipe = pipe if pipe is not None else self.client.pipeline(transaction=True)
+        key = self.keys.seen(seen_day())
+        pipe.sadd(key, *ids)
+        pipe.expire(key, int(self.retention + 86400))
+        if own:
+            pipe.execute()
+
+    def put(self, article: Article, seen_url: str) -> bytes:
+        """Add one article and mark its URL seen, atomically."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.keys.inbox, encode(article))  # type: ignore[arg-type]
+        self.mark_seen([seen_url], pipe)
+        return pipe.execute()[0]  # type: ignore[no-any-return]
+
+    def length(self) -> int:
+        return int(self.client.xlen(self.keys.inbox))
+
+    # Deciding side
+
+    def ensure_group(self) -> None:
+        try:
+            self.client.xgroup_create(self.keys.inbox, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, count: int = 64, block_ms: int = 1000) -> list[Entry]:
+        """New entries for this consumer (waits up to block_ms when there are none)."""
+        reply = self.client.xreadgroup(GROUP, self.consumer, {self.keys.inbox: ">"}, count=count, block=block_ms)
+        return self._entries(reply[0][1] if reply else [])
+
+    def reclaim(self, min_idle: float, count: int = 64) -> list[Entry]:
+        """Entries read by a consumer that died: now, for dead processes on this host; after min_idle, any."""
+        entries: list[Entry] = []
+        for info in self.client.xinfo_consumers(self.keys.inbox, GROUP):
+            name = _text(info.get("name") or info.get(b"name"))
+            if int(info.get("pending") or info.get(b"pending") or 0) and _is_dead_local(name):
+                pending = self.client.xpending_range(self.keys.inbox, GROUP, min="-", max="+", count=count,
+                                                     consumername=name)
+                ids = [item["message_id"] for item in pending]
+                if ids:
+                    entries += self._entries(self.client.xclaim(self.keys.inbox, GROUP, self.consumer, 0, ids))
+            if _is_dead_local(name) and not entries:
+                self.client.xgroup_delconsumer(self.keys.inbox, GROUP, name)
+            if len(entries) >= count:
+                return entries
+        reply = self.client.xautoclaim(self.keys.inbox, GROUP, self.consumer, int(min_idle * 1000), "0-0", count=count)
+        return entries + self._entries(reply[1])
+
+    def own_pending(self, count: int = 64) -> list[Entry]:
+        """Entries this consumer read but has not acknowledged."""
+        reply = self.client.xreadgroup(GROUP, self.consumer, {self.keys.inbox: "0"}, count=count)
+        return self._entries(reply[0][1] if reply else [])
+
+    def ack(self, entry_ids: list[bytes]) -> None:
+        """Acknowledge decided entries and remove them from the stream."""
+        if entry_ids:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xack(self.keys.inbox, GROUP, *entry_ids)
+            pipe.xdel(self.keys.inbox, *entry_ids)
+            pipe.execute()
+
+    def _entries(self, raw: list) -> list[Entry]:
+        entries: list[Entry] = []
+        for entry_id, fields in raw:
+            if fields is None:  # deleted while pending
+                entries.append(Entry(entry_id, None, "entry deleted"))
+                continue
+            try:
+                entries.append(Entry(entry_id, decode(fields)))
+            except (KeyError, ValueError, TypeError) as exc:
+                entries.append(Entry(entry_id, None, f"malformed inbox entry: {exc!r}"))
+        return entries
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+class Stopped(Exception):
+    """Raised by redis_retry when the service stops while Redis is unreachable."""
+
+
+async def redis_retry(
+    call: Callable[..., T], *args: Any, stage: str, metrics: Metrics | None = None,
+    stopping: asyncio.Event | None = None, backoff: float = 0.5, max_backoff: float = 30.0,
+) -> T:
+    """Run a blocking Redis call in a thread, retrying with backoff while Redis is unreachable."""
+    delay = backoff
+    failures = 0
+    while True:
+        try:
+            result = await asyncio.to_thread(call, *args)
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError) as exc:
+            failures += 1
+            if metrics is not None:
+                metrics.redis_errors.labels(stage).inc()
+                metrics.redis_up.set(0)
+            if stopping is not None and stopping.is_set():
+                raise Stopped(f"{stage}: Redis unreachable while stopping: {exc}") from exc
+            level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
+            log.log(level, "Redis unreachable (%s, attempt %d): %s; retrying in %.1fs", stage, failures, exc, delay)
+            await _sleep_or_stop(delay, stopping)
+            delay = min(max_backoff, delay * 2)
+            continue
+        if failures:
+            log.warning("Redis reachable again (%s) after %d failed attempts", stage, failures)
+        if metrics is not None:
+            metrics.redis_up.set(1)
+        return result
+
+
+async def _sleep_or_stop(delay: float, stopping: asyncio.Event | None) -> None:
+    if stopping is None:
+        await asyncio.sleep(delay)
+        return
+    try:
+        await asyncio.wait_for(stopping.wait(), delay)
+    except TimeoutError:
+        pass

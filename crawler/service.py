@@ -1,0 +1,433 @@
+"""The crawler daemon: one asyncio loop runs the scheduler, Scrapy's crawls and the decider."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from crawler.config import Settings, SourceSettings
+from crawler.health import HealthServer, Metrics
+from crawler.inbox import Inbox, Stopped, instance_name, redis_retry
+from crawler.lease import Leases
+from crawler.settings import ASYNCIO_REACTOR, scrapy_settings
+from crawler.spiders import CrawlJob, SourceSpider
+from dedup.article import Decision
+from dedup.engine import Engine, EngineConfig
+from dedup.index import IndexParamsMismatch
+from dedup.keys import Keys
+
+log = logging.getLogger(__name__)
+
+STARTUP_GAP = 5.0
+"""At start, a crawl of the source that completed this recently (on any instance) is not repeated."""
+HEARTBEAT = 5.0
+
+
+class Service:
+    """Schedules each source's crawls, decides what they fetch, and shuts down cleanly on a signal."""
+
+    def __init__(self, settings: Settings, client: redis.Redis, *, sources: list[str] | None = None,
+                 once: bool = False, health: bool = True, executor: Executor | None = None) -> None:
+        self.settings = settings
+        self.client = client
+        self.keys = Keys(settings.redis.prefix)
+        self.sources = [s for s in settings.sources if sources is None or s.name in sources]
+        self.once = once
+        self.health_enabled = health
+        self.metrics = Metrics()
+        self.name = instance_name(settings.service.instance)
+        self.inbox = Inbox(client, self.keys, retention=settings.dedup.retention, consumer=self.name)
+        self.leases = Leases(client, self.keys, ttl=settings.service.lease_ttl,
+                             name=settings.service.instance or socket.gethostname())
+        self.stopping = asyncio.Event()
+        self.crawls_done = asyncio.Event()
+        self.results: dict[str, str] = {}
+        self.decisions: list[Decision] = []
+        self.health_port: int | None = None
+        self._engine: Engine | None = None
+        self._executor: Executor | None = executor
+        self._running: dict[str, Any] = {}
+        self._decider_alive = False
+        self._attempted: set[str] = set()
+        self._started = time.time()
+
+    # Lifecycle
+
+    async def run(self) -> int:
+        """Run until stopped by a signal (or, with once=True, until every source was crawled once)."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from scrapy.crawler import AsyncCrawlerRunner
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop, signum)
+        health = None
+        if self.health_enabled:
+            health = HealthServer(self.metrics, self.status, self.settings.service.health_host,
+                                  self.settings.service.health_port)
+            self.health_port = await health.start()
+        if self._executor is None:
+            self._executor = await asyncio.to_thread(extraction_pool, self.settings.service.extract_workers)
+        self.runner = AsyncCrawlerRunner(scrapy_settings(self.settings))
+        decider = asyncio.create_task(self._decide_forever(), name="decider")
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        try:
+            if self.once:
+                await asyncio.gather(*(self.crawl(source, min_gap=0.0) for source in self.sources))
+                self.crawls_done.set()
+                self.stopping.set()
+                await asyncio.wait([decider])
+            else:
+                now = datetime.now(UTC)
+                for source in self.sources:
+                    scheduler.add_job(self.crawl, _trigger(source), args=[source], id=source.name,
+                                      name=f"crawl {source.name}", max_instances=1, coalesce=True,
+                                      misfire_grace_time=None, next_run_time=now)
+                scheduler.start()
+                log.info("service %s started: %d sources, health port %s", self.name, len(self.sources),
+                         self.health_port)
+                await self.stopping.wait()
+                scheduler.shutdown(wait=False)
+            return await self._shutdown(decider, heartbeat, health)
+        except IndexParamsMismatch as exc:
+            log.error("refusing to run: %s", exc)
+            return 2
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    def stop(self, signum: int | None = None) -> None:
+        if not self.stopping.is_set():
+            name = signal.Signals(signum).name if signum else "stop"
+            log.warning("%s received: stopping scheduling, finishing in-flight work (at most %.0fs)", name,
+                        self.settings.service.shutdown_timeout)
+            self.stopping.set()
+        elif signum == signal.SIGINT:
+            log.warning("second interrupt: exiting now; unfinished work is picked up on the next start")
+            os._exit(1)
+
+    async def _shutdown(self, decider: asyncio.Task[None], heartbeat: asyncio.Task[None],
+                        health: HealthServer | None) -> int:
+        deadline = time.monotonic() + self.settings.service.shutdown_timeout
+        running = list(self._running.values())
+        for crawler in running:
+            asyncio.ensure_future(crawler.stop_async())
+        crawl_tasks = [task for task in asyncio.all_tasks() if task.get_name().startswith("crawl:")]
+        if crawl_tasks:
+            await asyncio.wait(crawl_tasks, timeout=max(0.1, 0.7 * (deadline - time.monotonic())))
+        self.crawls_done.set()
+        try:
+            await asyncio.wait_for(decider, timeout=max(0.1, deadline - time.monotonic() - 0.5))
+        except TimeoutError:
+            log.warning("shutdown: %d articles left in the inbox for the next start", self.inbox_length())
+        for task in (heartbeat, *crawl_tasks):
+            task.cancel()
+        if health is not None:
+            await health.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.client.hdel(self.keys.instances, self.name)
+        except redis.RedisError:
+            pass
+        log.info("service %s stopped", self.name)
+        return 0
+
+    # Crawling
+
+    async def crawl(self, source: SourceSettings, *, min_gap: float | None = None) -> str:
+        """One crawl of one source, if this instance holds its lease; returns the outcome."""
+        if self.stopping.is_set():
+            return "stopped"
+        asyncio.current_task().set_name(f"crawl:{source.name}")  # type: ignore[union-attr]
+        startup = source.name not in self._attempted
+        self._attempted.add(source.name)
+        gap = min_gap if min_gap is not None else STARTUP_GAP if startup else _min_gap(source)
+        try:
+            token, status = await redis_retry(self.leases.acquire, source.name, gap, stage="lease",
+                                              metrics=self.metrics, stopping=self.stopping)
+        except Stopped:
+            return "stopped"
+        if token is None:
+            outcome = "skipped_" + status.split()[0]
+            log.info("source=%s: crawl skipped (%s)", source.name, status)
+            self.metrics.crawls.labels(source.name, outcome).inc()
+            self.results[source.name] = outcome
+            return outcome
+        renew = asyncio.create_task(self._renew(source.name, token))
+        crawl = source.crawl_settings(self.settings.crawl)
+        job = CrawlJob(source=source, crawl=crawl, inbox=self.inbox, keys=self.keys, metrics=self.metrics,
+                       executor=self._executor, retention=self.settings.dedup.retention,
+                       inbox_maxlen=self.settings.service.inbox_maxlen, stopping=self.stopping)
+        started = time.time()
+        self.metrics.crawls_running.inc()
+        log.info("source=%s: crawl started", source.name)
+        outcome = "failed"
+        spider: SourceSpider | None = None
+        try:
+            from scrapy.crawler import Crawler
+
+            crawler = Crawler(SourceSpider, scrapy_settings(self.settings, source))
+            self._running[source.name] = crawler
+            await self.runner.crawl(crawler, job=job)
+            spider = crawler.spider  # type: ignore[assignment]
+            outcome = _outcome(job, self.stopping.is_set())
+        except Exception:  # one source's failure never stops the service
+            log.exception("source=%s: crawl failed", source.name)
+        finally:
+            self._running.pop(source.name, None)
+            self.metrics.crawls_running.dec()
+            renew.cancel()
+        self.metrics.crawls.labels(source.name, outcome).inc()
+        self.metrics.last_crawl.labels(source.name).set(time.time())
+        self.results[source.name] = outcome
+        log.info("source=%s: crawl %s in %.1fs: %s", source.name, outcome, time.time() - started,
+                 json.dumps({k: v for k, v in job.counts.items() if k != "close_reason"}, sort_keys=True))
+        await self._record(source, token, outcome, job, spider, started)
+        return outcome
+
+    async def _record(self, source: SourceSettings, token: str, outcome: str, job: CrawlJob,
+                      spider: SourceSpider | None, started: float) -> None:
+        def write() -> None:
+            if spider is not None and outcome in ("ok", "partial"):
+                job.save_validators({url: v for url, v in spider.new_validators.items()
+                                     if url not in spider.incomplete})
+            state = {"last_started": f"{started:.3f}", "last_finished": f"{time.time():.3f}",
+                     "last_outcome": outcome, "last_counts": json.dumps(job.counts, sort_keys=True),
+                     "last_instance": self.name}
+            if outcome in ("ok", "partial"):
+                state["last_completed"] = state["last_finished"]
+            self.client.hset(self.keys.source_state(source.name), mapping=state)
+            self.leases.release(source.name, token)
+
+        try:
+            await redis_retry(write, stage="record", metrics=self.metrics, stopping=self.stopping)
+        except Stopped:
+            log.warning("source=%s: crawl result not recorded (Redis unreachable at shutdown)", source.name)
+
+    async def _renew(self, source: str, token: str) -> None:
+        interval = max(0.5, self.settings.service.lease_ttl / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await asyncio.to_thread(self.leases.renew, source, token):
+                    log.warning("source=%s: lease lost (expired while Redis was away?)", source)
+            except redis.RedisError as exc:
+                log.warning("source=%s: lease renewal failed: %s", source, exc)
+
+    # Deciding
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            config = EngineConfig(retention=self.settings.dedup.retention,
+                                  stream_maxlen=self.settings.dedup.stream_maxlen,
+                                  stream_retention=self.settings.dedup.stream_retention)
+            self._engine = Engine(self.client, self.keys, config)
+        return self._engine
+
+    async def _decide_forever(self) -> None:
+        """Decide inbox entries until stopped and drained: ours left pending first, then new ones."""
+        retry: dict[str, Any] = {"metrics": self.metrics, "stage": "decide"}
+        await redis_retry(lambda: self.engine, **retry)
+        await redis_retry(self.inbox.ensure_group, **retry)
+        self._decider_alive = True
+        last_reclaim = 0.0
+        try:
+            while True:
+                if time.monotonic() - last_reclaim > HEARTBEAT:
+                    last_reclaim = time.monotonic()
+                    claimed = await redis_retry(self.inbox.reclaim, self.settings.service.claim_idle, **retry)
+                    claimed += await redis_retry(self.inbox.own_pending, **retry)
+                    claimed = list({entry.entry_id: entry for entry in claimed}.values())
+                    if claimed:
+                        log.info("deciding %d inbox entries left by an earlier or dead instance", len(claimed))
+                        await self._decide(claimed)
+                block = 50 if self.crawls_done.is_set() else 500
+                entries = await redis_retry(self.inbox.read, 64, block, **retry)
+                if entries:
+                    await self._decide(entries)
+                elif self.crawls_done.is_set() and self.stopping.is_set():
+                    return  # nothing new for us; entries pending with live instances stay theirs
+        except Stopped:
+            return
+        finally:
+            self._decider_alive = False
+
+    async def _decide(self, entries: list[Any]) -> None:
+        articles = [entry.article for entry in entries if entry.article is not None]
+        for entry in entries:
+            if entry.article is None:
+                log.error("inbox entry %s dropped: %s", entry.entry_id, entry.problem)
+        decisions = await redis_retry(lambda: list(self.engine.add_many(articles)),
+                                      stage="decide", metrics=self.metrics)
+        for article, decision in zip(articles, decisions, strict=True):
+            label = "known" if decision.known else decision.kind or "canonical"
+            kind = "duplicate" if label in ("exact", "near", "excerpt") else label
+            self.metrics.decisions.labels(article.source, kind).inc()
+            if decision.kind in ("exact", "near", "excerpt"):
+                log.info("source=%s url=%s: %s duplicate of %s (similarity %.2f)", article.source,
+                         article.url, decision.kind, decision.duplicate_of, decision.similarity or 0)
+            else:
+                log.info("source=%s url=%s: %s", article.source, article.url, label)
+        self.decisions.extend(decisions)
+        await redis_retry(self.inbox.ack, [entry.entry_id for entry in entries], stage="decide",
+                          metrics=self.metrics)
+
+    # Health
+
+    def inbox_length(self) -> int:
+        return self.inbox.length()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            def beat() -> None:
+                self.client.hset(self.keys.instances, self.name, json.dumps({
+                    "host": socket.gethostname(), "pid": os.getpid(), "started": self._started,
+                    "seen": time.time(), "crawling": sorted(self._running)}))
+                self.metrics.stream_length.set(self.client.xlen(self.keys.canonical_stream))
+                self.metrics.inbox_length.set(self.inbox.length())
+
+            try:
+                await asyncio.to_thread(beat)
+                self.metrics.redis_up.set(1)
+            except redis.RedisError as exc:
+                self.metrics.redis_up.set(0)
+                log.warning("Redis unreachable (heartbeat): %s", exc)
+            await asyncio.sleep(HEARTBEAT)
+
+    def status(self) -> dict[str, object]:
+        redis_up = self.metrics.value("newsdedup_redis_up") == 1
+        ok = redis_up and self._decider_alive and not self.stopping.is_set()
+        return {"status": "ok" if ok else "degraded", "instance": self.name, "redis": redis_up,
+                "decider": self._decider_alive, "stopping": self.stopping.is_set(),
+                "crawling": sorted(self._running), "last_results": self.results}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    """Service logs on stderr, text or JSON; Scrapy's own chatter only from WARNING up."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    quiet = logging.WARNING if level > logging.DEBUG else logging.INFO
+    for name in ("scrapy", "twisted", "apscheduler", "trafilatura", "htmldate", "charset_normalizer"):
+        logging.getLogger(name).setLevel(quiet)
+
+
+def extraction_pool(workers: int) -> Executor:
+    """The extraction processes, started now and warm (the extractor imported).
+
+    Called before the event loop and any thread start, the workers are forked from this process and
+    start at once; otherwise they come from a forkserver that imported the extractor once.
+    """
+    import threading
+
+    import crawler.pipelines  # noqa: F401 - imported before forking, so workers inherit it
+
+    workers = workers or (os.cpu_count() or 1)
+    if sys.platform == "win32":
+        context = multiprocessing.get_context("spawn")
+    elif sys.platform == "linux" and threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["crawler.pipelines"])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    for future in [pool.submit(_warm) for _ in range(workers)]:
+        future.result()
+    return pool
+
+
+def _warm() -> None:
+    """Worker: load the extractor before the first page arrives."""
+    import crawler.pipelines  # noqa: F401
+
+
+def _trigger(source: SourceSettings) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    if source.cron:
+        return CronTrigger.from_crontab(source.cron, timezone=UTC)
+    return IntervalTrigger(seconds=source.every or 600.0, timezone=UTC)
+
+
+def _min_gap(source: SourceSettings) -> float:
+    """Half the schedule's period: another instance's crawl of this slot counts as ours."""
+    if source.cron:
+        trigger = _trigger(source)
+        now = datetime.now(UTC)
+        first = trigger.get_next_fire_time(None, now)
+        second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+        period = (second - first).total_seconds() if first and second else 600.0
+        return period / 2
+    return (source.every or 600.0) / 2
+
+
+def _outcome(job: CrawlJob, stopping: bool) -> str:
+    reason = job.counts.get("close_reason", "")
+    if stopping or reason not in ("finished", ""):
+        return "stopped" if stopping or reason == "shutdown" else f"closed_{reason}"
+    problems = job.counts.get("fetch_errors", 0) + job.counts.get("bad_listings", 0)
+    return "partial" if problems else "ok"
+
+
+def run_in_reactor(main: Callable[[], Awaitable[int]]) -> int:
+    """Install Scrapy's asyncio reactor, run main() on its loop, and return main's exit code."""
+    from scrapy.utils.reactor import install_reactor, is_reactor_installed
+
+    if not is_reactor_installed():
+        install_reactor(ASYNCIO_REACTOR)
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    result: list[int] = []
+
+    def start() -> None:
+        deferred = Deferred.fromFuture(asyncio.ensure_future(main()))
+
+        def done(value: Any) -> None:
+            if isinstance(value, int):
+                result.append(value)
+            else:
+                log.error("service failed: %s", value.getTraceback() if hasattr(value, "getTraceback") else value)
+                result.append(1)
+            reactor.stop()  # type: ignore[attr-defined]
+
+        deferred.addBoth(done)
+
+    reactor.callWhenRunning(start)  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    return result[0] if result else 1

@@ -1,0 +1,69 @@
+"""Scrapy settings for one source's crawl, built from our settings model (nothing else reads them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawler.config import CrawlSettings, Settings, SourceSettings
+
+ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+
+def scrapy_settings(settings: Settings, source: SourceSettings | None = None) -> dict[str, Any]:
+    """The Scrapy settings dict for crawling `source` (or the defaults, for the runner)."""
+    crawl = source.crawl_settings(settings.crawl) if source else settings.crawl
+    return crawl_scrapy_settings(crawl, settings.service.user_agent)
+
+
+def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict[str, Any]:
+    user_agent = crawl.user_agent or default_user_agent
+    return {
+        "TWISTED_REACTOR": ASYNCIO_REACTOR,
+        # Off: RemoteControl runs a local HTTP server that executes code; telnet is a debug console.
+        "REMOTE_CONTROL_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "EXTENSIONS": {
+            "scrapy.extensions.remote_control.RemoteControl": None,
+            "scrapy.extensions.telnet.TelnetConsole": None,
+            "scrapy.extensions.memusage.MemoryUsage": None,
+            "scrapy.extensions.logstats.LogStats": None,
+        },
+        "LOG_ENABLED": True,
+        "LOG_LEVEL": "WARNING",
+        "STATS_DUMP": False,
+        "USER_AGENT": user_agent,
+        "ROBOTSTXT_OBEY": crawl.obey_robots,
+        "ROBOTSTXT_USER_AGENT": user_agent,
+        "CONCURRENT_REQUESTS": crawl.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_domain,
+        "DOWNLOAD_DELAY": crawl.delay,
+        "DOWNLOAD_DELAY_JITTER": 0.5,
+        "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
+        "AUTOTHROTTLE_START_DELAY": max(crawl.delay, 0.1),
+        "AUTOTHROTTLE_MAX_DELAY": max(crawl.max_delay, crawl.delay),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": crawl.autothrottle_target,
+        "RETRY_ENABLED": crawl.retries > 0,
+        "RETRY_TIMES": crawl.retries,
+        "RETRY_HTTP_CODES": [429, 500, 502, 503, 504, 522, 524, 408],
+        "NEWSDEDUP_RETRY_BACKOFF": crawl.retry_backoff,
+        "NEWSDEDUP_RETRY_BACKOFF_MAX": crawl.retry_backoff_max,
+        "DOWNLOAD_TIMEOUT": crawl.timeout,
+        # Enforced on the body as received and, by HttpCompressionMiddleware, after decompression.
+        "DOWNLOAD_MAXSIZE": crawl.max_response_size,
+        "DOWNLOAD_WARNSIZE": 0,
+        "REDIRECT_MAX_TIMES": crawl.max_redirects,
+        "METAREFRESH_ENABLED": False,
+        "COOKIES_ENABLED": False,
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "crawler.spiders.BackoffRetryMiddleware": 550,
+        },
+        "ITEM_PIPELINES": {"crawler.pipelines.ExtractPipeline": 100},
+        # Per callback: Scrapy starts this many worker tasks for every response, and ours yield one item.
+        "CONCURRENT_ITEMS": 4,
+        "DEPTH_LIMIT": 4,
+        "DEFAULT_REQUEST_HEADERS": {
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "Accept-Language": "en",
+        },
+    }

@@ -1,0 +1,310 @@
+"""The source spider: fetch a source's feeds and sitemaps, then the articles they list (each once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import scrapy
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Request, Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from crawler.config import CrawlSettings, SourceSettings
+from crawler.feeds import FeedError, parse_listing
+from crawler.health import Metrics
+from crawler.inbox import Inbox, redis_retry
+from dedup.keys import Keys
+from dedup.urls import canonical_url
+
+log = logging.getLogger(__name__)
+
+MAX_SITEMAP_DEPTH = 3
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml+xhtml")
+# An article that answers these is gone for good: remember it as handled, like a decided one.
+_GONE = frozenset({404, 410, 451})
+
+
+@dataclass
+class CrawlJob:
+    """Everything one crawl of one source needs, handed to the spider and its pipeline."""
+
+    source: SourceSettings
+    crawl: CrawlSettings
+    inbox: Inbox
+    keys: Keys
+    metrics: Metrics
+    executor: Executor | None
+    retention: float
+    inbox_maxlen: int = 100_000
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + amount
+
+    async def redis(self, call: Any, *args: Any, stage: str = "crawl") -> Any:
+        return await redis_retry(call, *args, stage=stage, metrics=self.metrics, stopping=self.stopping)
+
+    # Conditional-GET validators, kept in the source's state hash.
+
+    def validators(self) -> dict[str, tuple[str, str]]:
+        raw = self.inbox.client.hgetall(self.keys.source_state(self.source.name))
+        result: dict[str, tuple[str, str]] = {}
+        for key, value in raw.items():
+            name = key.decode("utf-8", "replace")
+            for prefix, slot in (("etag:", 0), ("modified:", 1)):
+                if name.startswith(prefix):
+                    url = name[len(prefix):]
+                    pair = list(result.get(url, ("", "")))
+                    pair[slot] = value.decode("utf-8", "replace")
+                    result[url] = (pair[0], pair[1])
+        return result
+
+    def save_validators(self, validators: dict[str, tuple[str, str]]) -> None:
+        mapping = {}
+        for url, (etag, modified) in validators.items():
+            mapping[f"etag:{url}"] = etag
+            mapping[f"modified:{url}"] = modified
+        if mapping:
+            self.inbox.client.hset(self.keys.source_state(self.source.name), mapping=mapping)
+
+
+class SourceSpider(scrapy.Spider):
+    """One crawl of one configured source."""
+
+    name = "newsdedup"
+
+    def __init__(self, job: CrawlJob, **kwargs: Any) -> None:
+        super().__init__(name=f"source-{job.source.name}", **kwargs)
+        self.job = job
+        self.source = job.source.name
+        self.queued: set[str] = set()
+        self.incomplete: set[str] = set()
+        """Listings some of whose articles were not fetched: their validators are not saved."""
+        self.new_validators: dict[str, tuple[str, str]] = {}
+
+    async def start(self) -> AsyncIterator[Request]:
+        known: dict[str, tuple[str, str]] = await self.job.redis(self.job.validators)
+        for url in (*self.job.source.feeds, *self.job.source.sitemaps):
+            yield self._listing_request(url, known.get(url), 0)
+
+    def _listing_request(self, url: str, validators: tuple[str, str] | None, depth: int) -> Request:
+        headers: dict[str, str] = {}
+        if validators:
+            etag, modified = validators
+            if etag:
+                headers["If-None-Match"] = etag
+            if modified:
+                headers["If-Modified-Since"] = modified
+        return Request(
+            url, callback=self.parse_listing, errback=self.listing_failed, headers=headers, priority=10,
+            meta={"listing": url, "sitemap_depth": depth, "handle_httpstatus_list": [304]}, dont_filter=depth == 0,
+        )
+
+    async def parse_listing(self, response: Response) -> AsyncIterator[Request]:
+        """A feed or sitemap: follow child sitemaps, request the articles not yet seen."""
+        listing_url: str = response.meta["listing"]
+        self.job.metrics.pages.labels(self.source, "listing").inc()
+        self.job.count("listings")
+        if response.status == 304:
+            self.job.metrics.skipped.labels(self.source, "not_modified").inc()
+            self.job.count("not_modified")
+            log.info("source=%s url=%s: listing not modified", self.source, listing_url)
+            return
+        try:
+            listing = await asyncio.to_thread(parse_listing, response.body, response.url)
+        except FeedError as exc:
+            self.job.metrics.fetch_errors.labels(self.source, "bad_listing").inc()
+            self.job.count("bad_listings")
+            log.warning("source=%s url=%s: unreadable feed or sitemap: %s", self.source, listing_url, exc)
+            return
+        etag = _header(response, b"ETag")
+        modified = _header(response, b"Last-Modified")
+        if etag or modified:
+            self.new_validators[listing_url] = (etag, modified)
+        depth = response.meta.get("sitemap_depth", 0)
+        if listing.sitemaps:
+            known: dict[str, tuple[str, str]] = await self.job.redis(self.job.validators)
+            for child in listing.sitemaps:
+                if depth + 1 > MAX_SITEMAP_DEPTH:
+                    log.warning("source=%s url=%s: sitemap index nested too deep", self.source, child)
+                    break
+                yield self._listing_request(child, known.get(child), depth + 1)
+        cutoff = time.time() - self.job.crawl.max_age if self.job.crawl.max_age else None
+        candidates: dict[str, tuple[str, datetime | None]] = {}
+        for entry in listing.entries:
+            if cutoff and entry.published is not None and entry.published.timestamp() < cutoff:
+                self.job.metrics.skipped.labels(self.source, "too_old").inc()
+                continue
+            url = canonical_url(entry.url)
+            if url not in self.queued and url not in candidates:
+                candidates[url] = (entry.title, entry.published)
+        self.job.metrics.listing_entries.labels(self.source).inc(len(listing.entries))
+        log.info("source=%s url=%s: %s with %d entries, %d child sitemaps", self.source, listing_url,
+                 listing.kind, len(listing.entries), len(listing.sitemaps))
+        urls = list(candidates)
+        seen: list[bool] = await self.job.redis(self.job.inbox.seen, urls)
+        limit = self.job.crawl.max_articles
+        for url, already in zip(urls, seen, strict=True):
+            if already:
+                self.job.metrics.skipped.labels(self.source, "seen").inc()
+                self.job.count("seen")
+                continue
+            if limit and len(self.queued) >= limit:
+                self.job.metrics.skipped.labels(self.source, "max_articles").inc()
+                self.incomplete.add(listing_url)
+                continue
+            self.queued.add(url)
+            title, published = candidates[url]
+            yield Request(url, callback=self.parse_article, errback=self.article_failed,
+                          meta={"listing": listing_url, "article": url, "entry_title": title,
+                                "entry_published": published.isoformat() if published else ""})
+
+    async def parse_article(self, response: Response) -> AsyncIterator[dict[str, Any]]:
+        """An article page: hand HTML on to the extraction pipeline, count anything else."""
+        url: str = response.meta["article"]
+        self.job.metrics.pages.labels(self.source, "article").inc()
+        self.job.count("articles_fetched")
+        content_type = _header(response, b"Content-Type").lower()
+        if content_type and not content_type.split(";")[0].strip() in _HTML_TYPES:
+            self.job.metrics.skipped.labels(self.source, "not_html").inc()
+            self.job.count("not_html")
+            log.info("source=%s url=%s: skipped, not HTML (%s)", self.source, url, content_type)
+            await self.job.redis(self.job.inbox.mark_seen, [url])
+            return
+        yield {
+            "url": url,
+            "final_url": response.url,
+            "body": response.body,
+            "encoding": _charset(content_type),
+            "fetched_at": datetime.now(UTC).isoformat(),
+            "entry_title": response.meta.get("entry_title", ""),
+            "entry_published": response.meta.get("entry_published", ""),
+            "listing": response.meta.get("listing", ""),
+        }
+
+    async def article_failed(self, failure: Failure) -> None:
+        """Count a failed article fetch; a gone page is remembered, a transient failure retried next crawl."""
+        request = failure.request  # type: ignore[attr-defined]
+        url = request.meta.get("article", request.url)
+        listing = request.meta.get("listing", "")
+        reason = _failure_reason(failure)
+        if reason in ("robots", "ignored"):
+            self.job.metrics.skipped.labels(self.source, reason).inc()
+            self.job.count(reason)
+            log.info("source=%s url=%s: not fetched: %s", self.source, url, failure.value)
+            return
+        self.job.metrics.fetch_errors.labels(self.source, reason).inc()
+        self.job.count("fetch_errors")
+        log.warning("source=%s url=%s: fetch failed: %s", self.source, url, _failure_text(failure))
+        if failure.check(HttpError) and failure.value.response.status in _GONE:
+            await self.job.redis(self.job.inbox.mark_seen, [url])
+        else:
+            self.incomplete.add(listing)
+
+    def listing_failed(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        self.job.metrics.fetch_errors.labels(self.source, "listing_" + _failure_reason(failure)).inc()
+        self.job.count("bad_listings")
+        log.warning("source=%s url=%s: feed or sitemap fetch failed: %s", self.source, request.url,
+                    _failure_text(failure))
+
+    def closed(self, reason: str) -> None:
+        self.job.counts["close_reason"] = reason  # type: ignore[assignment]
+
+
+def _header(response: Response, name: bytes) -> str:
+    value = response.headers.get(name)
+    return value.decode("latin-1").strip() if value else ""
+
+
+def _charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip("\"'")
+    return None
+
+
+def _failure_reason(failure: Failure) -> str:
+    if failure.check(HttpError):
+        return f"http_{failure.value.response.status}"
+    if failure.check(IgnoreRequest):
+        message = str(failure.value).lower()
+        if "robots" in message:
+            return "robots"
+        if "size" in message:
+            return "too_large"
+        return "ignored"
+    name = type(failure.value).__name__
+    if "Timeout" in name:
+        return "timeout"
+    if "Cancelled" in name:
+        return "too_large"
+    if "Refused" in name or "Connect" in name or "Resolve" in name:
+        return "connection"
+    return "other"
+
+
+def _failure_text(failure: Failure) -> str:
+    if failure.check(HttpError):
+        return f"HTTP {failure.value.response.status}"
+    return f"{type(failure.value).__name__}: {failure.value}"
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's retries on 429/5xx and network errors, waiting (exponentially, or Retry-After) first."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.backoff = settings.getfloat("NEWSDEDUP_RETRY_BACKOFF", 1.0)
+        self.backoff_max = settings.getfloat("NEWSDEDUP_RETRY_BACKOFF_MAX", 60.0)
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        retry = self._retry(request, f"HTTP {response.status}")
+        if retry is None:
+            return response
+        await asyncio.sleep(self._delay(retry, _retry_after(response)))
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | Response | None:  # type: ignore[override]
+        if request.meta.get("dont_retry", False) or not isinstance(exception, self.exceptions_to_retry):
+            return None
+        retry = self._retry(request, exception)
+        if retry is not None:
+            await asyncio.sleep(self._delay(retry, None))
+        return retry
+
+    def _delay(self, retry: Request, retry_after: float | None) -> float:
+        attempt = max(1, int(retry.meta.get("retry_times", 1)))
+        delay = self.backoff * 2 ** (attempt - 1)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return min(delay, self.backoff_max)
+
+
+def _retry_after(response: Response) -> float | None:
+    value = _header(response, b"Retry-After")
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["BackoffRetryMiddleware", "CrawlJob", "SourceSpider"]

@@ -1,0 +1,1 @@
+"""Test web sites served on loopback (see web.py)."""
