@@ -55,6 +55,8 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
         "METAREFRESH_ENABLED": False,
         "COOKIES_ENABLED": False,
         "DOWNLOADER_MIDDLEWARES": {
+            # Before robots.txt: a refused private address gets no request at all.
+            "crawler.netguard.SSRFGuardMiddleware": 40,
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.spiders.BackoffRetryMiddleware": 550,
         },

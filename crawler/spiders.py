@@ -92,13 +92,18 @@ class SourceSpider(scrapy.Spider):
         self.incomplete: set[str] = set()
         """Listings some of whose articles were not fetched: their validators are not saved."""
         self.new_validators: dict[str, tuple[str, str]] = {}
+        # For the SSRF guard (crawler.netguard): the listings we were configured with may be on
+        # any address; what they list must be on their host or in allow_networks.
+        self.feed_urls = [*job.source.feeds, *job.source.sitemaps]
+        self.allow_networks = list(job.source.allow_networks)
 
     async def start(self) -> AsyncIterator[Request]:
         known: dict[str, tuple[str, str]] = await self.job.redis(self.job.validators)
         for url in (*self.job.source.feeds, *self.job.source.sitemaps):
             yield self._listing_request(url, known.get(url), 0)
 
-    def _listing_request(self, url: str, validators: tuple[str, str] | None, depth: int) -> Request:
+    def _listing_request(self, url: str, validators: tuple[str, str] | None, depth: int,
+                         parent: str | None = None) -> Request:
         headers: dict[str, str] = {}
         if validators:
             etag, modified = validators
@@ -108,7 +113,9 @@ class SourceSpider(scrapy.Spider):
                 headers["If-Modified-Since"] = modified
         return Request(
             url, callback=self.parse_listing, errback=self.listing_failed, headers=headers, priority=10,
-            meta={"listing": url, "sitemap_depth": depth, "handle_httpstatus_list": [304]}, dont_filter=depth == 0,
+            meta={"listing": url, "sitemap_depth": depth, "handle_httpstatus_list": [304],
+                  "feed_url": parent or url, "allow_networks": self.allow_networks},
+            dont_filter=depth == 0,
         )
 
     async def parse_listing(self, response: Response) -> AsyncIterator[Request]:
@@ -139,7 +146,7 @@ class SourceSpider(scrapy.Spider):
                 if depth + 1 > MAX_SITEMAP_DEPTH:
                     log.warning("source=%s url=%s: sitemap index nested too deep", self.source, child)
                     break
-                yield self._listing_request(child, known.get(child), depth + 1)
+                yield self._listing_request(child, known.get(child), depth + 1, parent=listing_url)
         cutoff = time.time() - self.job.crawl.max_age if self.job.crawl.max_age else None
         candidates: dict[str, tuple[str, datetime | None]] = {}
         for entry in listing.entries:
@@ -167,7 +174,8 @@ class SourceSpider(scrapy.Spider):
             self.queued.add(url)
             title, published = candidates[url]
             yield Request(url, callback=self.parse_article, errback=self.article_failed,
-                          meta={"listing": listing_url, "article": url, "entry_title": title,
+                          meta={"listing": listing_url, "feed_url": listing_url,
+                                "allow_networks": self.allow_networks, "article": url, "entry_title": title,
                                 "entry_published": published.isoformat() if published else ""})
 
     async def parse_article(self, response: Response) -> AsyncIterator[dict[str, Any]]:
