@@ -536,6 +536,12 @@ def scrape_date_header(rng: random.Random) -> str:
     )
 
 
+def _front_meta(host: str, title: str) -> str:
+    """The section and age a site's fronts show next to a headline (the same on every front)."""
+    digest = int(hashlib.sha1(f"{host}{title}".encode()).hexdigest()[:8], 16)
+    return f"{SECTIONS[digest % len(SECTIONS)]} | {digest % 23 + 1} hours ago"
+
+
 def _other_titles(titles: Sequence[str], exclude: str, rng: random.Random, count: int) -> list[str]:
     pool = [t for t in titles if t != exclude]
     return rng.sample(pool, min(count, len(pool)))
@@ -1779,10 +1785,7 @@ class CorpusBuilder:
                     f"Latest {section} headlines",
                     "list",
                     items=tuple(
-                        (
-                            f"{t} | {rng.choice(SECTIONS)} | {rng.randint(1, 23)} hours ago",
-                            f"https://{host}/{slugify(t, 40)}/",
-                        )
+                        (f"{t} | {_front_meta(host, t)}", f"https://{host}/{slugify(t, 40)}/")
                         for t in picked
                     ),
                 )

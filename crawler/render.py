@@ -156,7 +156,8 @@ def diff_rows(text_a: str, text_b: str) -> list[DiffRow]:
     rows: list[DiffRow] = []
     for op, a0, a1, b0, b1 in matcher.get_opcodes():
         if op == "equal":
-            rows.extend(DiffRow("same", paras_a[i], paras_b[j]) for i, j in zip(range(a0, a1), range(b0, b1)))
+            pairs = zip(range(a0, a1), range(b0, b1), strict=True)
+            rows.extend(DiffRow("same", paras_a[i], paras_b[j]) for i, j in pairs)
         elif op == "delete":
             rows.extend(DiffRow("only_a", p, "") for p in paras_a[a0:a1])
         elif op == "insert":

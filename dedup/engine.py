@@ -52,6 +52,47 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class Match:
+    """A candidate from the index, verified against an article by the decide rules."""
+
+    id: str
+    cluster: str
+    canonical_id: str
+    kind: str | None
+    """"exact", "near" or "excerpt"; None when verification rejected it."""
+    score: float
+    jaccard: float
+    containment: float
+    """Shared shingles over the smaller text's: the share of the smaller one found in the other."""
+    same_site: bool
+    split: bool
+
+
+@dataclass(frozen=True)
+class Peek:
+    """What the engine would decide for an article now, computed without writing anything."""
+
+    article_id: str
+    status: str
+    """"new" (founds a cluster), "dup" (joins one) or "thin" (too little text to compare)."""
+    cluster: str
+    canonical_id: str
+    kind: str | None
+    """None when the article would be the canonical; else its kind of copy (or "thin")."""
+    similarity: float | None
+    containment: float | None
+    reason: int
+    """Why the canonical would win (a REASONS code)."""
+    replaces: tuple[str, ...]
+    candidates: int
+    matches: tuple[Match, ...]
+    """The candidates verified, copies first, best first."""
+    known: bool
+    stored_kind: str | None = None
+    stored_cluster: str | None = None
+
+
+@dataclass(frozen=True)
 class Prepared:
     """An article fingerprinted and packed, ready for the decide script (pure, no I/O)."""
 
@@ -194,6 +235,40 @@ class Engine:
             events=events,
         )
 
+    def peek(self, article: Article, limit: int = 10) -> Peek:
+        """The decision `add` would make now and the nearest candidates, without changing anything."""
+        item = self.prepare(article)
+        raw = self.scripts.peek(
+            keys=item.slot_keys,
+            args=[self.keys.prefix, item.id, item.packed, self._decide_config, item.slot_fields, limit],
+        )
+        result = json.loads(raw)
+        stored = result.get("stored") or {}
+        kind = result["kind"]
+        is_dup = kind in ("exact", "near", "excerpt")
+        return Peek(
+            article_id=item.id,
+            status=result["status"],
+            cluster=result["cluster"],
+            canonical_id=result["canonical"],
+            kind=None if kind == "canonical" else kind,
+            similarity=round(float(result["similarity"]), 4) if is_dup else None,
+            containment=round(float(result["containment"]), 4) if is_dup else None,
+            reason=int(result["reason"]),
+            replaces=tuple(result["replaces"] or ()),
+            candidates=int(result["candidates"]),
+            matches=tuple(
+                Match(id=m["id"], cluster=m["cluster"], canonical_id=m["canonical"], kind=m["kind"] or None,
+                      score=float(m["score"]), jaccard=float(m["jaccard"]),
+                      containment=float(m["containment"]), same_site=bool(m["same_site"]),
+                      split=bool(m["split"]))
+                for m in (result["matches"] or ())
+            ),
+            known=bool(result["known"]),
+            stored_kind=stored.get("kind"),
+            stored_cluster=stored.get("cluster"),
+        )
+
     def emit_pending(self) -> int:
         """Complete stream events whose canonical is an older member (its text is stored compressed)."""
         emitted = 0
@@ -221,6 +296,26 @@ class Engine:
 
     def get_by_url(self, url: str) -> rec.Record | None:
         return self.get(url_id(url))
+
+    def find(self, ref: str) -> rec.Record | None:
+        """The stored article an operator names: by its 16-hex-digit id, or by URL."""
+        ref = ref.strip()
+        if len(ref) == 16 and all(c in "0123456789abcdef" for c in ref.lower()):
+            found = self.get(ref.lower())
+            if found:
+                return found
+        return self.get_by_url(ref) if "://" in ref or "." in ref else None
+
+    def get_many(self, article_ids: list[str]) -> list[rec.Record]:
+        """The stored records of these ids, in order (missing ones left out)."""
+        return list(self._fetch(article_ids)) if article_ids else []
+
+    def cluster_records(self, cluster_id: str) -> tuple[rec.Record | None, int, list[rec.Record]]:
+        """(canonical record, reason code, member records) of a cluster."""
+        canonical_id, reason, members = self.cluster(cluster_id)
+        records = self.get_many(members)
+        canonical = next((r for r in records if r.id == canonical_id), None)
+        return canonical, reason, records
 
     def cluster(self, cluster_id: str) -> tuple[str, int, list[str]]:
         """(canonical id, reason code, member ids) of a cluster; a singleton is its own canonical."""
@@ -331,4 +426,4 @@ def _without_pending(decision: Decision) -> Decision:
     return replace(decision, events=())
 
 
-__all__ = ["Engine", "EngineConfig", "REASONS", "canonical_url"]
+__all__ = ["REASONS", "Engine", "EngineConfig", "Match", "Peek", "canonical_url"]

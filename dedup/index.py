@@ -101,6 +101,8 @@ class Scripts:
         self.decide = client.register_script(_script("decide"))
         self.forget = client.register_script(_script("forget"))
         self.emit = client.register_script(_script("emit"))
+        self.peek = client.register_script(_script("peek"))
+        self.override = client.register_script(_script("override"))
 
 
 def ensure_params(client: redis.Redis, keys: Keys, params: IndexParams) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash
 
 from dedup.junk import strip_junk
+from dedup.normalize import _UNSPACED
 from dedup.normalize import tokens as tokenize
 
 # The signature scheme. Changing any of these makes stored signatures incomparable; they are
@@ -24,6 +26,12 @@ SHINGLE_WORDS = 4
 LEAD_WORDS = 40
 MIN_TOKENS = 30
 """Texts with fewer words are "thin": recorded, never indexed or merged."""
+MAX_WORDS_PER_SENTENCE = 40
+"""Texts with fewer than MIN_TOKENS words in sentences are thin too: section fronts and link lists
+are runs of headlines, not sentences, and two fronts of one site share most of them. A line counts
+as prose up to MAX_WORDS_PER_SENTENCE words per sentence end it holds."""
+_CLOSERS = tuple(".!?:;\u3002\uff01\uff1f")
+_SENTENCE_END = re.compile(r"(?<!\.\.)[.!?\u3002\uff01\uff1f][\"')\]]?(?:\s|$)|[\u3002\uff01\uff1f]")
 
 _MIX = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
@@ -42,6 +50,7 @@ class Fingerprint:
 
     clean_text: str
     n_tokens: int
+    prose_words: int
     n_shingles: int
     content_hash: bytes
     signature: bytes
@@ -51,7 +60,36 @@ class Fingerprint:
 
     @property
     def thin(self) -> bool:
-        return self.n_tokens < MIN_TOKENS
+        return self.n_tokens < MIN_TOKENS or self.prose_words < MIN_TOKENS
+
+
+def _unwrap(lines: list[str]) -> list[str]:
+    """Rejoin hard-wrapped prose (wire copy, press releases): a line that stops mid-sentence and a
+    next line that carries on in lower case belong to one paragraph; headlines start in capitals."""
+    out: list[str] = []
+    for line in lines:
+        if out and line and (line[0].islower() or line[0] in "(\"'") and not out[-1].endswith(_CLOSERS):
+            out[-1] = out[-1] + " " + line
+        else:
+            out.append(line)
+    return out
+
+
+def count_prose_words(clean_text: str, tokens_total: int) -> int:
+    """Words that stand in sentences (lines closed by full stops, question or exclamation marks, not
+    a teaser's ellipsis): headline lists and navigation have next to none."""
+    if clean_text.isascii() or not _UNSPACED.search(clean_text):
+        prose = 0
+        # " | " separates the items of a flattened list as surely as a line break does.
+        for line in _unwrap(clean_text.replace(" | ", "\n").split("\n")):
+            ends = len(_SENTENCE_END.findall(line))
+            words = line.count(" ") + 1
+            # One short sentence alone on its line is a headline, not a paragraph.
+            if ends >= 2 or (ends and words >= 20):
+                prose += min(words, MAX_WORDS_PER_SENTENCE * ends)
+        return prose
+    # Scripts without spaces: judge by sentence ends against the character tokens.
+    return min(tokens_total, MAX_WORDS_PER_SENTENCE * len(_SENTENCE_END.findall(clean_text)))
 
 
 def _token_hashes(words: list[bytes]) -> np.ndarray:
@@ -134,6 +172,7 @@ def fingerprint(text: str, title: str = "") -> Fingerprint:
     return Fingerprint(
         clean_text=clean,
         n_tokens=len(words),
+        prose_words=count_prose_words(clean, len(words)),
         n_shingles=n_shingles,
         content_hash=digest,
         signature=_lean_bytes(_FULL_TEMPLATE, full),
@@ -189,6 +228,7 @@ def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
         results.append(Fingerprint(
             clean_text=clean,
             n_tokens=len(words),
+            prose_words=count_prose_words(clean, len(words)),
             n_shingles=int(distinct[index]),
             content_hash=hashlib.sha256(b" ".join(words)).digest()[:8],
             signature=_lean_bytes(_FULL_TEMPLATE, full_values[:, index]),

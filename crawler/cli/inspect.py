@@ -20,6 +20,7 @@ from crawler.cli.ops import console, echo_json, flags_text, require_index, resol
 from crawler.render import (
     DIFF_LEGEND,
     MIN_PASSAGE_WORDS,
+    ago,
     compare,
     diff_rows,
     diff_table,
@@ -29,7 +30,7 @@ from crawler.render import (
 )
 from dedup import record as rec
 from dedup.article import Article
-from dedup.engine import REASONS, Engine
+from dedup.engine import REASONS, Engine, Match, Peek
 from dedup.overrides import Override, Overrides
 from dedup.signature import fingerprint, load_signature
 from dedup.urls import site_of, url_id
@@ -53,7 +54,7 @@ def member_json(record: rec.Record, canonical_id: str | None) -> dict[str, Any]:
 
 def override_line(entry: Override) -> str:
     undone = f" (undone by #{entry.undone_by})" if entry.undone_by else ""
-    undoes = f" #{entry.undoes}" if entry.undoes else ""
+    undoes = f" #{entry.undoes} ({entry.undoes_action})" if entry.undoes else ""
     reason = f": {entry.reason}" if entry.reason else ""
     return f"#{entry.id} {when(entry.at)} {entry.who} {entry.action}{undoes} {' + '.join(entry.urls)}{reason}{undone}"
 
@@ -100,12 +101,14 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
         head.add_row("Canonical", Text(f"{canonical.title or '(no title)'}\n{canonical.url}"))
     head.add_row("Why", REASONS.get(reason, f"reason {reason}"))
     out.print(head)
-    table = Table("", "kind", "sim", "cont", "site", "published", "decided", "flags", "url")
+    table = Table("", "kind", "sim", "cont", "published", "decided", "flags",
+                  caption="* canonical   > the article asked for", caption_justify="left")
+    table.add_column("url", overflow="fold", ratio=1, min_width=40)
     for m in members:
         row = member_json(m, canonical_id)
         mark = "*" if m.id == canonical_id else (">" if m.id == record.id else "")
-        table.add_row(mark, row["role"], score(row["similarity"]), score(row["containment"]), m.site,
-                      when(m.published), when(m.arrived), ",".join(row["flags"]), Text(m.url, overflow="fold"))
+        table.add_row(mark, row["role"], score(row["similarity"]), score(row["containment"]),
+                      when(m.published)[:10], ago(m.arrived), ",".join(row["flags"]), m.url)
     out.print(table)
     if overrides:
         out.print("Overrides:")
@@ -197,9 +200,30 @@ def page_article(body: bytes, url: str, final_url: str | None, content_type: str
     return Article(url=url, text=text, final_url=final_url, source=source)
 
 
+def _verdict(peek: Peek, canonical_url: str) -> str:
+    """The would-be decision in one sentence."""
+    if peek.status == "thin":
+        return "thin: too little text to compare; it would be recorded, never clustered"
+    if peek.status == "new":
+        return "new: no stored article is a copy of it; it would found a cluster and be its canonical"
+    why = REASONS.get(peek.reason, "?")
+    if peek.kind is None:
+        return f"duplicate found, and this page would become the canonical of cluster {peek.cluster} ({why})"
+    return (f"{peek.kind} copy (similarity {score(peek.similarity)}, containment {score(peek.containment)}) "
+            f"of {canonical_url}, canonical of cluster {peek.cluster} ({why})")
+
+
+def _match_json(match: Match, known: dict[str, rec.Record]) -> dict[str, Any]:
+    stored = known.get(match.id)
+    return {"id": match.id, "url": stored.url if stored else None, "kind": match.kind, "score": match.score,
+            "jaccard": match.jaccard, "containment": match.containment, "same_site": match.same_site,
+            "cluster": match.cluster, "split": match.split}
+
+
 @click.command()
 @click.argument("target", metavar="URL|FILE|-")
-@click.option("--url", "page_url", default=None, help="The page's URL when reading a file or stdin (sets its id and site).")
+@click.option("--url", "page_url", default=None,
+              help="The page's URL when reading a file or stdin (sets its id and site).")
 @click.option("--limit", type=click.IntRange(min=1), default=5, show_default=True, help="Nearest candidates to list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @common_options
@@ -212,45 +236,34 @@ def check(ctx: Context, target: str, page_url: str | None, limit: int, as_json: 
     known = {r.id: r for r in engine.get_many(list({peek.canonical_id, *(m.id for m in peek.matches)}))}
     canonical = known.get(peek.canonical_id)
     fp = fingerprint(article.text, article.title)
+    published = article.published.timestamp() if article.published else None
     page = {"url": url, "final_url": final_url, "id": peek.article_id, "title": article.title,
-            "site": article.site or site_of(final_url or url), "published": iso(article.published.timestamp())
-            if article.published else None, "words": fp.n_tokens, "canonical_link": article.canonical_link,
-            "source_link": article.source_link}
-    if peek.status == "thin":
-        verdict = "thin: too little text to compare; it would be recorded, never clustered"
-    elif peek.status == "new":
-        verdict = "new: no stored article is a copy of it; it would found a cluster and be its canonical"
-    elif peek.kind is None:
-        verdict = (f"duplicate found, and this page would become the canonical of cluster {peek.cluster} "
-                   f"({REASONS.get(peek.reason, '?')})")
-    else:
-        verdict = (f"{peek.kind} copy (similarity {score(peek.similarity)}, containment {score(peek.containment)}) "
-                   f"of {canonical.url if canonical else peek.canonical_id}, canonical of cluster {peek.cluster} "
-                   f"({REASONS.get(peek.reason, '?')})")
-    stored = (f"already decided: {peek.stored_kind} in cluster {peek.stored_cluster}" if peek.known else None)
-    matches = [{"id": m.id, "url": known[m.id].url if m.id in known else None, "kind": m.kind, "score": m.score,
-                "jaccard": m.jaccard, "containment": m.containment, "same_site": m.same_site, "cluster": m.cluster,
-                "split": m.split} for m in peek.matches]
+            "site": article.site or site_of(final_url or url), "published": iso(published), "words": fp.n_tokens,
+            "canonical_link": article.canonical_link, "source_link": article.source_link}
+    verdict = _verdict(peek, canonical.url if canonical else peek.canonical_id)
+    matches = [_match_json(m, known) for m in peek.matches]
     if as_json:
-        echo_json({"page": page, "decision": {
+        decision = {
             "status": peek.status, "kind": peek.kind, "cluster": peek.cluster, "canonical_id": peek.canonical_id,
             "canonical_url": canonical.url if canonical else (url if peek.canonical_id == peek.article_id else None),
             "similarity": peek.similarity, "containment": peek.containment, "reason": peek.reason,
-            "reason_text": REASONS.get(peek.reason), "replaces": list(peek.replaces), "verdict": verdict},
-            "known": peek.known, "stored": {"kind": peek.stored_kind, "cluster": peek.stored_cluster} if peek.known
-            else None, "candidates": peek.candidates, "matches": matches})
+            "reason_text": REASONS.get(peek.reason), "replaces": list(peek.replaces), "verdict": verdict,
+        }
+        stored = {"kind": peek.stored_kind, "cluster": peek.stored_cluster} if peek.known else None
+        echo_json({"page": page, "decision": decision, "known": peek.known, "stored": stored,
+                   "candidates": peek.candidates, "matches": matches})
         return
     out = console()
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
     head.add_row("Page", Text(f"{article.title or '(no title)'}\n{url}"))
-    head.add_row("Text", f"{fp.n_tokens} words from {page['site'] or '-'}, published {when(article.published.timestamp()) if article.published else '-'}")
+    head.add_row("Text", f"{fp.n_tokens} words from {page['site'] or '-'}, published {when(published)}")
     for label, link in (("rel=canonical", article.canonical_link), ("Source link", article.source_link)):
         if link:
             head.add_row(label, Text(link))
-    if stored:
-        head.add_row("Stored", stored)
+    if peek.known:
+        head.add_row("Stored", f"already decided: {peek.stored_kind} in cluster {peek.stored_cluster}")
     out.print(head)
     out.print(Panel(Text(verdict), title="The engine would decide", title_align="left"))
     if matches:

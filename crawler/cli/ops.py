@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -97,8 +98,12 @@ def flags_text(record: rec.Record) -> str:
 
 # status
 
-def _decode_map(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in raw.items()}
+def _decode_map(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _instances(ctx: Context, now: float) -> list[dict[str, Any]]:
@@ -112,7 +117,8 @@ def _instances(ctx: Context, now: float) -> list[dict[str, Any]]:
         started = float(beat.get("started") or 0)
         rows.append({
             "name": name, "host": beat.get("host"), "pid": beat.get("pid"), "version": beat.get("version"),
-            "started": iso(started), "last_heartbeat": iso(seen), "heartbeat_age": round(now - seen, 1) if seen else None,
+            "started": iso(started), "last_heartbeat": iso(seen),
+            "heartbeat_age": round(now - seen, 1) if seen else None,
             "uptime": round(now - started) if started else None, "alive": bool(seen) and now - seen < STALE_HEARTBEAT,
             "crawling": beat.get("crawling") or [],
         })
@@ -142,8 +148,9 @@ def _sources(ctx: Context, cache: dict[str, list[str]]) -> list[dict[str, Any]]:
             counts = json.loads(state.get("last_counts") or "{}")
         except ValueError:
             counts = {}
-        rows.append({"name": name, "last_crawl": iso(finished), "finished": finished, "last_outcome": state.get("last_outcome"),
-                     "last_instance": state.get("last_instance"), "last_counts": counts})
+        rows.append({"name": name, "last_crawl": iso(finished), "finished": finished,
+                     "last_outcome": state.get("last_outcome"), "last_instance": state.get("last_instance"),
+                     "last_counts": counts})
     return rows
 
 
@@ -240,7 +247,8 @@ def render_status(report: dict[str, Any]) -> Group:
                       title_justify="left")
         for row in report["sources"]:
             counts = row["last_counts"]
-            table.add_row(row["name"], ago(row["finished"]), row["last_outcome"] or "never crawled", row["last_instance"] or "-",
+            table.add_row(row["name"], ago(row["finished"]), row["last_outcome"] or "never crawled",
+                          row["last_instance"] or "-",
                           str(counts.get("articles_fetched", "-")), str(counts.get("extracted", "-")))
         parts.append(table)
     dups = totals["duplicates"]
@@ -255,15 +263,16 @@ def render_status(report: dict[str, Any]) -> Group:
     for group in strm["groups"]:
         lag = "?" if group["lag"] is None else str(group["lag"])
         oldest = f", oldest pending {span(group['oldest_pending_age'])} old" if group["oldest_pending_age"] else ""
-        lines.append((f"  group {group['name']}",
-                      f"{group['consumers']} consumers, {group['pending']} pending, lag {lag}{oldest}"))
+        consumers = f"{group['consumers']} consumer{'' if group['consumers'] == 1 else 's'}"
+        lines.append((f"  group {group['name']}", f"{consumers}, {group['pending']} pending, lag {lag}{oldest}"))
     if not strm["groups"]:
         lines.append(("  groups", "none (downstream readers use `newsdedup queue consume --group NAME`)"))
     if strm["events_waiting"]:
         lines.append(("  waiting", f"{strm['events_waiting']} events waiting for their text"))
     lines.append(("Inbox", f"{report['inbox']} fetched articles waiting for a decision"))
-    lines.append(("Index", f"{index['buckets']} band buckets in {index['shard_keys']} of {index['shards']} shard keys,"
-                  f" ~{byte_size(index['memory_estimate'])}"))
+    index_line = (f"{index['buckets']} band buckets in {index['shard_keys']} of {index['shards']} shard keys, "
+                  f"~{byte_size(index['memory_estimate'])}")
+    lines.append(("Index", index_line))
     parts.append(_grid(*lines))
     return Group(*parts)
 
@@ -335,7 +344,8 @@ def duplicate_rows(engine: Engine, since: float | None, sources: tuple[str, ...]
             canonical = engine.get(target)
             canonical_urls[target] = canonical.url if canonical else ""
         rows.append({
-            "when": iso(record.arrived), "arrived": record.arrived, "kind": record.kind, "similarity": record.similarity,
+            "when": iso(record.arrived), "arrived": record.arrived, "kind": record.kind,
+            "similarity": record.similarity,
             "containment": record.containment, "url": record.url, "id": record.id,
             "canonical_url": canonical_urls.get(target, ""), "canonical_id": target or None,
             "cluster": record.cluster, "source": record.source, "site": record.site, "title": record.title,

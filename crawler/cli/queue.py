@@ -12,7 +12,7 @@ from rich.text import Text
 
 from crawler.cli import Context, common_options
 from crawler.cli.ops import console, echo_json, forward_options, require_index
-from crawler.render import ago, iso, span
+from crawler.render import ago, span, when
 from dedup import stream
 
 
@@ -99,7 +99,7 @@ def peek(ctx: Context, count: int, oldest: bool, as_json: bool) -> None:
     table = Table("entry", "added", "event", "url", "replaces", "words")
     for entry in entries:
         fields = entry.fields
-        table.add_row(entry.id, iso(entry.at)[:19].replace("T", " ") if iso(entry.at) else "-", fields.get("event", ""),
+        table.add_row(entry.id, when(entry.at), fields.get("event", ""),
                       Text(fields.get("url", ""), overflow="fold"), fields.get("replaces", ""),
                       str(len(fields.get("text", "").split())))
     console().print(table)

@@ -31,7 +31,7 @@ end
 
 -- Candidates from the index, verified (lib.lua: lookup, verify_all; peek.lua runs the same).
 local slots, exact = slots_from(ARGV[8], a.content)
-local candidate_ids, exact_ids, exact_value, bucket_values = lookup(slots, exact, cfg.max_candidates)
+local candidate_ids, exact_ids, exact_value, bucket_values = lookup(slots, exact, cfg.max_candidates, id)
 local matches = copies_of(verify_all(a, candidate_ids, exact_ids, cfg))
 
 local events, pending, replaced_hex = {}, 0, ''

@@ -247,10 +247,11 @@ local function read_config(text)
 end
 
 -- Candidates for an article: the content-hash slot first (the exact fast path), then, only when it
--- holds nothing, the LSH bands. Returns the candidate ids in lookup order, the set of ids sharing
--- the content hash, the content-hash slot's value and the band values read (false when empty).
-local function lookup(slots, exact, max_candidates)
-  local candidate_ids, seen, exact_ids = {}, {}, {}
+-- holds nothing, the LSH bands; never the article itself (own_id: peek.lua may look up a stored one).
+-- Returns the candidate ids in lookup order, the set of ids sharing the content hash, the
+-- content-hash slot's value and the band values read (false when empty).
+local function lookup(slots, exact, max_candidates, own_id)
+  local candidate_ids, seen, exact_ids = {}, {[own_id] = true}, {}
   local exact_value = redis.call('HGET', exact[1], exact[2])
   for _, other in ipairs(bucket_ids(exact_value)) do
     if not seen[other] then
@@ -290,7 +291,11 @@ local function verify(a, c, cfg, same_hash)
   local same_site = (a.site == c.site)
   if shared >= cfg.min_shared then
     if same_site then
-      if j >= cfg.same_site_near then kind = KIND_NEAR end
+      -- Two pages of one site share its boilerplate and its lists of headlines: they are copies
+      -- only when nearly identical and opening with the same words.
+      if j >= cfg.same_site_near and jaccard(lead_signature(a), lead_signature(c)) >= cfg.excerpt_lead then
+        kind = KIND_NEAR
+      end
     elseif j >= cfg.near then
       kind = KIND_NEAR
     elseif contained >= cfg.contained and j >= cfg.contained_jaccard then
