@@ -165,12 +165,16 @@ local function choose_canonical(records, excerpt_ratio)
       has_flag(r.flags, FLAG_SYNDICATED) and 0 or 1,
       (r.n_shingles >= excerpt_ratio * max_n) and 1 or 0,
       (r.published ~= 0) and 1 or 0,
+      -- Dates compare by day first: a date read from a URL or a date-only field says midnight,
+      -- which is no evidence against a timestamp later that same day.
+      (r.published ~= 0) and -math.floor(r.published / 86400) or 0,
+      (r.published ~= 0 and r.published % 86400 ~= 0) and 1 or 0,
       (r.published ~= 0) and -r.published or 0,
       -r.arrived,
     }
   end
   local reasons = {REASON_OVERRIDE, REASON_NAMED, REASON_SELF_DECLARED, REASON_SYNDICATED,
-    REASON_COMPLETE, REASON_EARLIEST, REASON_EARLIEST, REASON_ARRIVAL}
+    REASON_COMPLETE, REASON_EARLIEST, REASON_EARLIEST, REASON_EARLIEST, REASON_EARLIEST, REASON_ARRIVAL}
   local best, best_c, reason = nil, nil, REASON_SINGLE
   for _, r in ipairs(records) do
     local c = criteria(r)
