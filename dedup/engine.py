@@ -19,7 +19,7 @@ from dedup.article import Article, Decision
 from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
 from dedup.junk import looks_syndicated
 from dedup.keys import Keys
-from dedup.signature import Fingerprint, fingerprint
+from dedup.signature import Fingerprint, fingerprint, fingerprints
 from dedup.urls import canonical_url, same_publisher, site_of, url_id
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,15 @@ class Engine:
 
     def prepare(self, article: Article, now: float | None = None) -> Prepared:
         """Fingerprint and pack one article (CPU only; may run in any process)."""
+        return self._pack(article, fingerprint(article.text, article.title), now)
+
+    def prepare_many(self, articles: list[Article], now: float | None = None) -> list[Prepared]:
+        """prepare() for a batch: the same results, with the hashing done in a few array operations."""
+        prints = fingerprints([(article.text, article.title) for article in articles])
+        return [self._pack(article, fp, now) for article, fp in zip(articles, prints, strict=True)]
+
+    def _pack(self, article: Article, fp: Fingerprint, now: float | None) -> Prepared:
         now = time.time() if now is None else now
-        fp = fingerprint(article.text, article.title)
         own_url = article.final_url or article.url
         site = article.site or site_of(own_url)
         own_id = url_id(article.url)
@@ -178,17 +185,18 @@ class Engine:
         Redis runs the previous one (one round trip per batch, one script per article)."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdedup-redis") as io:
             in_flight: Future[list[Decision]] | None = None
-            batch: list[Prepared] = []
+            batch: list[Article] = []
             for article in articles:
-                batch.append(self.prepare(article))
+                batch.append(article)
                 if len(batch) >= self.config.batch_size:
+                    prepared = self.prepare_many(batch)
                     if in_flight is not None:
                         yield from in_flight.result()
-                    in_flight, batch = io.submit(self.decide, batch), []
+                    in_flight, batch = io.submit(self.decide, prepared), []
             if in_flight is not None:
                 yield from in_flight.result()
             if batch:
-                yield from self.decide(batch)
+                yield from self.decide(self.prepare_many(batch))
 
     def decide(self, prepared: list[Prepared]) -> list[Decision]:
         """Run the decide script for each prepared article, in order, in one pipeline."""
