@@ -70,9 +70,18 @@ def tokens(text: str, folded: bool = False) -> list[bytes]:
     # "U.S." and "US", "don't" and "dont" should shingle alike, hence the deleted ' and .
     if text.isascii():
         return text.encode("ascii").translate(_UTF8_WORDS, b"'.").split()
-    # Outside ASCII, punctuation and symbols of every script separate words too.
-    text = _NON_WORD.sub(" ", text)
     if _UNSPACED.search(text):
-        text = _UNSPACED.sub(r" \1 ", text)
-    # Non-ASCII letters stay whole: every byte >= 0x80 counts as part of a word.
-    return text.casefold().encode("utf-8", "surrogatepass").translate(_UTF8_WORDS, b"'.").split()
+        text = _UNSPACED.sub(r" \1 ", _NON_WORD.sub(" ", text))
+    # Non-ASCII letters stay whole: every byte >= 0x80 counts as part of a word ...
+    words = text.casefold().encode("utf-8", "surrogatepass").translate(_UTF8_WORDS, b"'.").split()
+    # ... and the few words holding non-ASCII punctuation or symbols are split at them.
+    if any(not word.isascii() for word in words):
+        out: list[bytes] = []
+        for word in words:
+            if word.isascii():
+                out.append(word)
+            else:
+                out.extend(_NON_WORD.sub(" ", word.decode("utf-8", "surrogatepass")).encode(
+                    "utf-8", "surrogatepass").split())
+        return out
+    return words
