@@ -73,15 +73,21 @@ def tokens(text: str, folded: bool = False) -> list[bytes]:
     if _UNSPACED.search(text):
         text = _UNSPACED.sub(r" \1 ", _NON_WORD.sub(" ", text))
     # Non-ASCII letters stay whole: every byte >= 0x80 counts as part of a word ...
-    words = text.casefold().encode("utf-8", "surrogatepass").translate(_UTF8_WORDS, b"'.").split()
+    data = text.casefold().encode("utf-8", "surrogatepass").translate(_UTF8_WORDS, b"'.")
     # ... and the few words holding non-ASCII punctuation or symbols are split at them.
-    if any(not word.isascii() for word in words):
-        out: list[bytes] = []
-        for word in words:
-            if word.isascii():
-                out.append(word)
-            else:
-                out.extend(_NON_WORD.sub(" ", word.decode("utf-8", "surrogatepass")).encode(
-                    "utf-8", "surrogatepass").split())
-        return out
-    return words
+    if any(lead in data for lead in _SYMBOL_LEAD_BYTES):
+        data = _NON_ASCII_WORD.sub(_split_symbols, data)
+    return data.split()
+
+
+# UTF-8 lead bytes of the blocks that hold most non-ASCII punctuation and symbols (Latin-1
+# symbols, general punctuation, currency, arrows and shapes, CJK punctuation, fullwidth forms):
+# a byte search tells cheaply whether the slow per-word split is needed at all.
+_SYMBOL_LEAD_BYTES = (b"\xc2", b"\xc3\x97", b"\xc3\xb7", b"\xe2", b"\xe3\x80", b"\xef\xbc", b"\xef\xbd")
+
+_NON_ASCII_WORD = re.compile(rb"[^ \t\n\r\f\v]*[\x80-\xff][^ \t\n\r\f\v]*")
+
+
+def _split_symbols(match: re.Match[bytes]) -> bytes:
+    word = match.group(0).decode("utf-8", "surrogatepass")
+    return _NON_WORD.sub(" ", word).encode("utf-8", "surrogatepass")
