@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 STARTUP_GAP = 5.0
 """At start, a crawl of the source that completed this recently (on any instance) is not repeated."""
 HEARTBEAT = 5.0
+_TICK_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class Service:
@@ -133,7 +134,10 @@ class Service:
         try:
             await asyncio.wait_for(decider, timeout=max(0.1, deadline - time.monotonic() - 0.5))
         except TimeoutError:
-            log.warning("shutdown: %d articles left in the inbox for the next start", self.inbox_length())
+            try:
+                log.warning("shutdown: %d articles left in the inbox for the next start", self.inbox_length())
+            except redis.RedisError:
+                log.warning("shutdown: articles may be left in the inbox for the next start (Redis unreachable)")
         for task in (heartbeat, *crawl_tasks):
             task.cancel()
         if health is not None:
@@ -242,7 +246,8 @@ class Service:
 
     async def _decide_forever(self) -> None:
         """Decide inbox entries until stopped and drained: ours left pending first, then new ones."""
-        retry: dict[str, Any] = {"metrics": self.metrics, "stage": "decide"}
+        # With stopping: when Redis is away at shutdown, entries stay pending for the next start.
+        retry: dict[str, Any] = {"metrics": self.metrics, "stage": "decide", "stopping": self.stopping}
         await redis_retry(lambda: self.engine, **retry)
         await redis_retry(self.inbox.ensure_group, **retry)
         self._decider_alive = True
@@ -257,6 +262,11 @@ class Service:
                     if claimed:
                         log.info("deciding %d inbox entries left by an earlier or dead instance", len(claimed))
                         await self._decide(claimed)
+                    # Stream events decided but not yet completed when a process died (Engine.emit_pending).
+                    if await redis_retry(self.client.hlen, self.keys.pending_events, **retry):
+                        emitted = await redis_retry(self.engine.emit_pending, **retry)
+                        if emitted:
+                            log.info("completed %d stream events left pending by an earlier process", emitted)
                 block = 50 if self.crawls_done.is_set() else 500
                 entries = await redis_retry(self.inbox.read, 64, block, **retry)
                 if entries:
@@ -274,7 +284,7 @@ class Service:
             if entry.article is None:
                 log.error("inbox entry %s dropped: %s", entry.entry_id, entry.problem)
         decisions = await redis_retry(lambda: list(self.engine.add_many(articles)),
-                                      stage="decide", metrics=self.metrics)
+                                      stage="decide", metrics=self.metrics, stopping=self.stopping)
         for article, decision in zip(articles, decisions, strict=True):
             label = "known" if decision.known else decision.kind or "canonical"
             kind = "duplicate" if label in ("exact", "near", "excerpt") else label
@@ -286,7 +296,7 @@ class Service:
                 log.info("source=%s url=%s: %s", article.source, article.url, label)
         self.decisions.extend(decisions)
         await redis_retry(self.inbox.ack, [entry.entry_id for entry in entries], stage="decide",
-                          metrics=self.metrics)
+                          metrics=self.metrics, stopping=self.stopping)
 
     # Health
 
@@ -364,7 +374,8 @@ def extraction_pool(workers: int) -> Executor:
     else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["crawler.pipelines"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                               initargs=(os.getpid() if context.get_start_method() == "fork" else 0,))
     for future in [pool.submit(_warm) for _ in range(workers)]:
         future.result()
     return pool
@@ -375,13 +386,37 @@ def _warm() -> None:
     import crawler.pipelines  # noqa: F401
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker: on Linux, get SIGKILL when its parent dies, so a kill -9 leaves no orphaned workers.
+
+    The parent is the service (fork) or the forkserver, which exits when the service does.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if parent and os.getppid() != parent:  # the service died before prctl took effect
+        os._exit(1)
+
+
 def _trigger(source: SourceSettings) -> Any:
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     if source.cron:
         return CronTrigger.from_crontab(source.cron, timezone=UTC)
-    return IntervalTrigger(seconds=source.every or 600.0, timezone=UTC)
+    class AlignedInterval(IntervalTrigger):  # type: ignore[misc]
+        """Ticks on multiples of the period since a fixed epoch, whenever the instance started or
+        last ran: every instance ticks at the same moments, so the lease leaves one crawl per tick.
+        (IntervalTrigger counts from the previous run, which the startup crawl puts anywhere.)"""
+
+        def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+            after = now if previous_fire_time is None else max(now, previous_fire_time + timedelta(microseconds=1))
+            return super().get_next_fire_time(None, after)  # type: ignore[no-any-return]
+
+    return AlignedInterval(seconds=source.every or 600.0, start_date=_TICK_EPOCH, timezone=UTC)
 
 
 def _min_gap(source: SourceSettings) -> float:

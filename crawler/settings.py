@@ -61,6 +61,7 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
             "crawler.spiders.BackoffRetryMiddleware": 550,
         },
         "ITEM_PIPELINES": {"crawler.pipelines.ExtractPipeline": 100},
+        "DUPEFILTER_CLASS": "crawler.spiders.RedirectAwareDupeFilter",
         # Per callback: Scrapy starts this many worker tasks for every response, and ours yield one item.
         "CONCURRENT_ITEMS": 4,
         "DEPTH_LIMIT": 4,

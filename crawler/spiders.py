@@ -14,6 +14,7 @@ from typing import Any
 
 import scrapy
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -227,8 +228,26 @@ class SourceSpider(scrapy.Spider):
         log.warning("source=%s url=%s: feed or sitemap fetch failed: %s", self.source, request.url,
                     _failure_text(failure))
 
+    def redirected_to_requested(self, request: Request) -> None:
+        """Count a redirect Scrapy's duplicate filter dropped (a loop, or an alias of a listed page)."""
+        url = request.meta.get("article") or request.meta.get("listing") or request.url
+        self.job.metrics.skipped.labels(self.source, "redirect_repeat").inc()
+        self.job.count("redirect_repeat")
+        log.info("source=%s url=%s: not fetched: redirected to %s, already requested in this crawl "
+                 "(a redirect loop, or another URL of a listed page)", self.source, url, request.url)
+
     def closed(self, reason: str) -> None:
         self.job.counts["close_reason"] = reason  # type: ignore[assignment]
+
+
+class RedirectAwareDupeFilter(RFPDupeFilter):
+    """Scrapy's duplicate filter, except that a redirect it drops is logged and counted: otherwise a
+    redirect loop (a -> b -> a) ends in silence, with no error and no count."""
+
+    def log(self, request: Request, spider: scrapy.Spider) -> None:
+        super().log(request, spider)
+        if request.meta.get("redirect_urls") and isinstance(spider, SourceSpider):
+            spider.redirected_to_requested(request)
 
 
 def _header(response: Response, name: bytes) -> str:
@@ -267,7 +286,8 @@ def _failure_reason(failure: Failure) -> str:
 def _failure_text(failure: Failure) -> str:
     if failure.check(HttpError):
         return f"HTTP {failure.value.response.status}"
-    return f"{type(failure.value).__name__}: {failure.value}"
+    # Scrapy cancels an over-long body with an empty message (it logs the sizes itself).
+    return f"{type(failure.value).__name__}: {failure.value or _failure_reason(failure).replace('_', ' ')}"
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -315,4 +335,4 @@ def _retry_after(response: Response) -> float | None:
         return None
 
 
-__all__ = ["BackoffRetryMiddleware", "CrawlJob", "SourceSpider"]
+__all__ = ["BackoffRetryMiddleware", "CrawlJob", "RedirectAwareDupeFilter", "SourceSpider"]
