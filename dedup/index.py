@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib import resources
 
 import redis
@@ -77,16 +78,33 @@ def _band_hashes(signature: bytes, bands: int, rows: int) -> list[int]:
     ]
 
 
+@lru_cache(maxsize=8)
+def _shard_keys(prefix: str, shards: int) -> tuple[str, ...]:
+    """Every band shard key name under a prefix, built once: slots() runs for every article."""
+    keys = Keys(prefix)
+    return tuple(keys.band_shard(shard) for shard in range(shards))
+
+
+@lru_cache(maxsize=8)
+def _fields_format(bands: int, lead_bands: int) -> struct.Struct:
+    return struct.Struct(">" + "BI" * (bands + lead_bands))
+
+
 def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: bytes,
           content_hash: bytes) -> tuple[list[str], bytes]:
     """The shard keys (bands, then the content hash) and packed band fields of one article."""
-    hashes = list(enumerate(_band_hashes(signature, params.bands, params.rows)))
-    hashes += [(128 + band, h) for band, h in enumerate(_band_hashes(lead_signature, params.lead_bands,
-                                                                     params.lead_rows))]
-    shard_keys = [keys.band_shard(h % params.shards) for _, h in hashes]
-    shard_keys.append(keys.band_shard(int.from_bytes(content_hash[:4], "big") % params.shards))
-    fields = b"".join(struct.pack(">BI", band, h) for band, h in hashes)
-    return shard_keys, fields
+    full = _band_hashes(signature, params.bands, params.rows)
+    lead = _band_hashes(lead_signature, params.lead_bands, params.lead_rows)
+    names = _shard_keys(keys.prefix, params.shards)
+    shard_keys = [names[h % params.shards] for h in full]
+    shard_keys += [names[h % params.shards] for h in lead]
+    shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % params.shards])
+    numbered: list[int] = []
+    for band, h in enumerate(full):
+        numbered += (band, h)
+    for band, h in enumerate(lead):
+        numbered += (128 + band, h)
+    return shard_keys, _fields_format(params.bands, params.lead_bands).pack(*numbered)
 
 
 def _script(name: str) -> str:
