@@ -225,7 +225,7 @@ def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
     present = np.flatnonzero(counts > 0)
     full_values = _batch_minhash(_FULL_TEMPLATE, mixed, shingle_starts[present], len(items), present)
     lead_counts = np.minimum(counts, max(1, LEAD_WORDS - k + 1))
-    lead_index = np.concatenate([np.arange(s, s + c) for s, c in zip(shingle_starts, lead_counts)]) \
+    lead_index = np.concatenate([np.arange(s, s + c) for s, c in zip(shingle_starts, lead_counts, strict=True)]) \
         if len(present) else np.empty(0, dtype=np.int64)
     lead_starts = np.concatenate(([0], np.cumsum(lead_counts)[:-1]))
     lead_values = _batch_minhash(_LEAD_TEMPLATE, mixed[lead_index.astype(np.int64)], lead_starts[present],
