@@ -383,7 +383,18 @@ class Engine:
             self.scripts.forget(keys=slot_keys, args=[self.keys.prefix, article_id, self._forget_config,
                                                       slot_fields], client=pipe)
             count += 1
-        return sum(int(x) for x in pipe.execute()) if count else 0
+        if not count:
+            return 0
+        results = pipe.execute()
+        survivors = {_text(survivor) for _, survivor in results if _text(survivor)} - set(article_ids)
+        for survivor in survivors:
+            stored = self.get(survivor)
+            if stored is not None:
+                slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
+                                               stored.lead_signature, stored.content_hash)
+                self.scripts.index_article(keys=slot_keys, args=[
+                    self.keys.prefix, survivor, slot_fields, self.config.thresholds.bucket_cap])
+        return sum(int(removed) for removed, _ in results)
 
     def maybe_expire(self, interval: float = 60.0) -> int:
         """Expire old articles at most once per interval (cheap enough to call after every batch)."""

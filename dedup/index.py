@@ -118,6 +118,7 @@ class Scripts:
     def __init__(self, client: redis.Redis) -> None:
         self.decide = client.register_script(_script("decide"))
         self.forget = client.register_script(_script("forget"))
+        self.index_article = client.register_script(_script("index_article"))
         self.emit = client.register_script(_script("emit"))
         self.peek = client.register_script(_script("peek"))
         self.override = client.register_script(_script("override"))

@@ -162,3 +162,18 @@ def test_retention_removes_old_articles_and_their_index_entries(engine: Engine) 
     leftovers = [k for k in engine.client.scan_iter(match=engine.keys.prefix + "*")
                  if not k.decode().endswith(("params", "stats", "canonical"))]
     assert leftovers == []
+
+
+def test_a_cluster_shrunk_to_one_by_retention_is_a_proper_singleton(engine: Engine) -> None:
+    url, body = articles()[7]
+    copy = engine.add(Article(url="https://farm.example/early", text=wrapped_copy(body)))
+    original = engine.add(Article(url=url, text=body))
+    assert original.cluster == copy.cluster
+    engine.forget([copy.article_id])
+    survivor = engine.get(original.article_id)
+    assert survivor is not None and survivor.cluster == original.article_id and survivor.kind is None
+    assert engine.cluster(survivor.cluster) == (original.article_id, 0, [original.article_id])
+    later = engine.add(Article(url="https://farm.example/late", text=wrapped_copy(body)))
+    canonical_id, _, members = engine.cluster(later.cluster)
+    assert canonical_id == original.article_id
+    assert set(members) == {original.article_id, later.article_id}

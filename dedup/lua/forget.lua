@@ -13,7 +13,8 @@ do
   end
 end
 local r = load(id)
-if not r then return 0 end
+if not r then return {0, ''} end
+local survivor = ''
 local stats = PREFIX .. 'stats'
 
 if not has_flag(r.flags, FLAG_THIN) then
@@ -48,6 +49,9 @@ else
       redis.call('HINCRBY', stats, 'clusters', -1)
     else
       local canonical, reason = choose_canonical(records, cfg.excerpt_ratio)
+      -- Copies identical to an indexed member were not indexed themselves: the engine re-indexes
+      -- the new canonical, so that the story stays findable once this article is gone.
+      survivor = hex(canonical.id)
       local ids = {}
       for i, other in ipairs(records) do
         ids[i] = other.id
@@ -63,7 +67,9 @@ else
         end
       end
       if #records == 1 then
+        -- The survivor becomes a singleton again: a cluster of one is named after its member.
         redis.call('DEL', cluster_key(r.cluster))
+        redis.call('SETRANGE', article_key(records[1].id), 24, records[1].id)
       else
         redis.call('SET', cluster_key(r.cluster), canonical.id .. string.char(reason) .. table.concat(ids))
       end
@@ -71,4 +77,4 @@ else
   end
 end
 redis.call('DEL', article_key(id))
-return 1
+return {1, survivor}
