@@ -7,6 +7,10 @@ local event = cjson.decode(pending)
 local r = load(unhex(event.id))
 redis.call('HDEL', PREFIX .. 'pending', event_id)
 if not r then return false end
+-- A later decision may already have moved the canonical on (and queued its own event): an event
+-- naming a former canonical would then land after the newer one, so it is dropped.
+local _, current = cluster_members(r.cluster)
+if current ~= r.id then return false end
 strings(r)
 local fields = {'event', event.event, 'event_id', event_id, 'id', event.id, 'url', r.url,
   'title', r.title, 'text', ARGV[3], 'published', ARGV[4], 'source', r.source, 'cluster', event.cluster}
