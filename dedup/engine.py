@@ -169,11 +169,12 @@ class Engine:
             cluster=own_id, duplicate_of=None, canonical_link=canonical_link, source_link=source_link,
             content_hash=fp.content_hash, site_hash=hashlib.sha256(site.encode()).digest()[:8],
             signature=fp.signature, lead_signature=fp.lead_signature,
+            second_lead_signature=fp.second_lead_signature,
             text_z=zlib.compress(fp.clean_text.encode("utf-8", "replace"), 1),
         )
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
         slot_keys, slot_fields = slots(self.keys, self.config.params, fp.signature, fp.lead_signature,
-                                       fp.content_hash)
+                                       fp.content_hash, fp.second_lead_signature)
         return Prepared(article, own_id, fp, rec.pack(record), int(now // 3600), iso, slot_keys, slot_fields)
 
     def add(self, article: Article) -> Decision:
@@ -379,7 +380,8 @@ class Engine:
                 continue
             stored = rec.unpack(article_id, raw)
             slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
-                                           stored.lead_signature, stored.content_hash)
+                                           stored.lead_signature, stored.content_hash,
+                                           stored.second_lead_signature)
             self.scripts.forget(keys=slot_keys, args=[self.keys.prefix, article_id, self._forget_config,
                                                       slot_fields], client=pipe)
             count += 1
@@ -391,7 +393,8 @@ class Engine:
             stored = self.get(survivor)
             if stored is not None:
                 slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
-                                               stored.lead_signature, stored.content_hash)
+                                               stored.lead_signature, stored.content_hash,
+                                           stored.second_lead_signature)
                 self.scripts.index_article(keys=slot_keys, args=[
                     self.keys.prefix, survivor, slot_fields, self.config.thresholds.bucket_cap])
         return sum(int(removed) for removed, _ in results)

@@ -22,7 +22,7 @@ class IndexParamsMismatch(RuntimeError):
 class IndexParams:
     """What stored signatures and band keys depend on; recorded once per key prefix."""
 
-    format: int = 1
+    format: int = 2
     scheme: str = signature.SCHEME
     num_perm: int = signature.NUM_PERM
     lead_perm: int = signature.LEAD_PERM
@@ -49,7 +49,7 @@ class Thresholds:
     same_site_near: float = 0.8
     """Two pages of one site share its boilerplate: demand more before calling them copies."""
     contained: float = 0.85
-    contained_jaccard: float = 0.3
+    contained_jaccard: float = 0.25
     """A text almost wholly inside a larger one (a copy padded with junk, or a long excerpt)."""
     excerpt_lead: float = 0.5
     excerpt_containment: float = 0.6
@@ -85,26 +85,34 @@ def _shard_keys(prefix: str, shards: int) -> tuple[str, ...]:
     return tuple(keys.band_shard(shard) for shard in range(shards))
 
 
-@lru_cache(maxsize=8)
-def _fields_format(bands: int, lead_bands: int) -> struct.Struct:
-    return struct.Struct(">" + "BI" * (bands + lead_bands))
+@lru_cache(maxsize=16)
+def _fields_format(count: int) -> struct.Struct:
+    return struct.Struct(">" + "BI" * count)
 
 
 def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: bytes,
-          content_hash: bytes) -> tuple[list[str], bytes]:
-    """The shard keys (bands, then the content hash) and packed band fields of one article."""
+          content_hash: bytes, second_lead_signature: bytes = b"") -> tuple[list[str], bytes]:
+    """The shard keys (bands, then the content hash) and packed band fields of one article.
+    Both openings share the lead band numbers, so one text's opening finds the other's."""
     full = _band_hashes(signature, params.bands, params.rows)
-    lead = _band_hashes(lead_signature, params.lead_bands, params.lead_rows)
+    leads = [_band_hashes(lead_signature, params.lead_bands, params.lead_rows)]
+    if second_lead_signature:
+        second = _band_hashes(second_lead_signature, params.lead_bands, params.lead_rows)
+        leads.append(second)
     names = _shard_keys(keys.prefix, params.shards)
-    shard_keys = [names[h % params.shards] for h in full]
-    shard_keys += [names[h % params.shards] for h in lead]
-    shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % params.shards])
     numbered: list[int] = []
+    shard_keys: list[str] = []
     for band, h in enumerate(full):
         numbered += (band, h)
-    for band, h in enumerate(lead):
-        numbered += (128 + band, h)
-    return shard_keys, _fields_format(params.bands, params.lead_bands).pack(*numbered)
+        shard_keys.append(names[h % params.shards])
+    for index, lead in enumerate(leads):
+        for band, h in enumerate(lead):
+            if index and h == leads[0][band]:
+                continue  # the same slot as the first opening's band
+            numbered += (128 + band, h)
+            shard_keys.append(names[h % params.shards])
+    shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % params.shards])
+    return shard_keys, _fields_format(len(numbered) // 2).pack(*numbered)
 
 
 def _script(name: str) -> str:

@@ -7,6 +7,7 @@ Layout (little-endian; the Lua scripts in dedup/lua/ read the same offsets):
             similarity*10000, containment*10000, cluster, duplicate_of,
             canonical_link id, source_link id, content hash, site hash
     then    <H> + LeanMinHash bytes (full text), <H> + LeanMinHash bytes (lead),
+            <H> + LeanMinHash bytes (lead from the second paragraph, or empty),
             <H> + url, <H> + title, <H> + site, <H> + source (UTF-8),
             <I> + zlib-compressed clean text
 No pickle: nothing read back is ever evaluated.
@@ -19,7 +20,7 @@ import zlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct("<BBBBIiIIHH8s8s8s8s8s8s")
 NO_ID = b"\x00" * 8
 
@@ -80,6 +81,7 @@ class Record:
     signature: bytes
     lead_signature: bytes
     text_z: bytes
+    second_lead_signature: bytes = b""
 
     @property
     def text(self) -> str:
@@ -119,6 +121,7 @@ def pack(record: Record) -> bytes:
         header,
         struct.pack("<H", len(record.signature)), record.signature,
         struct.pack("<H", len(record.lead_signature)), record.lead_signature,
+        struct.pack("<H", len(record.second_lead_signature)), record.second_lead_signature,
         _pack_str(record.url), _pack_str(record.title), _pack_str(record.site), _pack_str(record.source),
         struct.pack("<I", len(record.text_z)), record.text_z,
     ]
@@ -137,12 +140,12 @@ def unpack(article_id: str, data: bytes) -> Record:
      cluster, duplicate_of, canonical_link, source_link, content_hash, site_hash) = HEADER.unpack_from(data)
     pos = HEADER.size
     chunks: list[bytes] = []
-    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<I"):
+    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<H", "<I"):
         (length,) = struct.unpack_from(width, data, pos)
         pos += struct.calcsize(width)
         chunks.append(data[pos : pos + length])
         pos += length
-    signature, lead, url, title, site, source, text_z = chunks
+    signature, lead, second_lead, url, title, site, source, text_z = chunks
     kind_name = KINDS.get(kind)
     is_dup = kind_name not in (None, "thin")
     return Record(
@@ -155,6 +158,7 @@ def unpack(article_id: str, data: bytes) -> Record:
         cluster=cluster.hex(), duplicate_of=to_hex(duplicate_of),
         canonical_link=to_hex(canonical_link), source_link=to_hex(source_link),
         content_hash=content_hash, site_hash=site_hash, signature=signature, lead_signature=lead,
+        second_lead_signature=second_lead,
         text_z=text_z,
     )
 

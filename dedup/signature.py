@@ -57,6 +57,9 @@ class Fingerprint:
     """LeanMinHash bytes (little-endian) of the full text's word shingles."""
     lead_signature: bytes
     """LeanMinHash bytes of the opening LEAD_WORDS words: finds excerpts of the article."""
+    second_lead_signature: bytes = b""
+    """The same for the words from the second paragraph on (empty for one paragraph): a standfirst
+    or a caption opening one copy and not the other still leaves an opening in common."""
 
     @property
     def thin(self) -> bool:
@@ -177,9 +180,13 @@ def fingerprint(text: str, title: str = "") -> Fingerprint:
             mixed = _fmix32(in_order)
         full = _minhash_of_mixed(_FULL_TEMPLATE, mixed)
         lead = _minhash_of_mixed(_LEAD_TEMPLATE, mixed[: max(1, LEAD_WORDS - k + 1)])
+        start = _second_paragraph_start(clean, len(words))
+        second = (_minhash_of_mixed(_LEAD_TEMPLATE, mixed[start : start + max(1, LEAD_WORDS - k + 1)])
+                  if start is not None else None)
     else:
         n_shingles = 0
         full, lead = _FULL_TEMPLATE.hashvalues.copy(), _LEAD_TEMPLATE.hashvalues.copy()
+        second = None
     digest = hashlib.sha256(b" ".join(words)).digest()[:8]
     return Fingerprint(
         clean_text=clean,
@@ -189,7 +196,19 @@ def fingerprint(text: str, title: str = "") -> Fingerprint:
         content_hash=digest,
         signature=_lean_bytes(_FULL_TEMPLATE, full),
         lead_signature=_lean_bytes(_LEAD_TEMPLATE, lead),
+        second_lead_signature=_lean_bytes(_LEAD_TEMPLATE, second) if second is not None else b"",
     )
+
+
+def _second_paragraph_start(clean: str, n_words: int) -> int | None:
+    """Index of the first word of the second paragraph, when there is one with enough words."""
+    first_line, _, rest = clean.partition("\n")
+    if not rest:
+        return None
+    start = len(tokenize(first_line, folded=True))
+    if n_words - start < LEAD_WORDS // 2:
+        return None
+    return start
 
 
 def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
@@ -235,8 +254,15 @@ def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
     keyed = np.sort((owner << np.uint64(32)) | shingles.astype(np.uint64))
     first = np.concatenate(([True], keyed[1:] != keyed[:-1])) if len(keyed) else np.empty(0, dtype=bool)
     distinct = np.bincount((keyed[first] >> np.uint64(32)).astype(np.int64), minlength=len(items))
+    k_lead = max(1, LEAD_WORDS - k + 1)
     results = []
     for index, (clean, words) in enumerate(zip(cleans, word_lists, strict=True)):
+        start = _second_paragraph_start(clean, len(words)) if long_texts[index] else None
+        second = b""
+        if start is not None:
+            begin = int(shingle_starts[index]) + start
+            second = _lean_bytes(_LEAD_TEMPLATE, _minhash_of_mixed(
+                _LEAD_TEMPLATE, mixed[begin : min(begin + k_lead, int(shingle_starts[index] + counts[index]))]))
         results.append(Fingerprint(
             clean_text=clean,
             n_tokens=len(words),
@@ -245,6 +271,7 @@ def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
             content_hash=hashlib.sha256(b" ".join(words)).digest()[:8],
             signature=_lean_bytes(_FULL_TEMPLATE, full_values[:, index]),
             lead_signature=_lean_bytes(_LEAD_TEMPLATE, lead_values[:, index]),
+            second_lead_signature=second,
         ))
     return results
 

@@ -177,3 +177,14 @@ def test_a_cluster_shrunk_to_one_by_retention_is_a_proper_singleton(engine: Engi
     canonical_id, _, members = engine.cluster(later.cluster)
     assert canonical_id == original.article_id
     assert set(members) == {original.article_id, later.article_id}
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_an_excerpt_is_found_even_when_the_original_opens_differently(engine: Engine, index: int) -> None:
+    url, body = articles()[index]
+    standfirst = ("In brief: what happened, who said what about it, and what comes next, as our "
+                  "correspondents reported it from the scene over the course of the day.")
+    original = engine.add(Article(url=url, text=standfirst + "\n" + body))
+    short = engine.add(Article(url="https://digest.example/e", text=excerpt(body, share=0.4)))
+    assert short.cluster == original.cluster
+    assert engine.get(short.article_id).kind == "excerpt"

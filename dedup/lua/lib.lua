@@ -34,7 +34,10 @@ local function parse(id, raw)
   pos = r.sig_pos + r.sig_len
   r.lead_len = struct.unpack('<H', raw, pos)
   r.lead_pos = pos + 2
-  r.strings_pos = r.lead_pos + r.lead_len
+  pos = r.lead_pos + r.lead_len
+  r.lead2_len = struct.unpack('<H', raw, pos)
+  r.lead2_pos = pos + 2
+  r.strings_pos = r.lead2_pos + r.lead2_len
   return r
 end
 
@@ -63,6 +66,11 @@ local function lead_signature(r)
   return r.lead_values
 end
 
+local function second_lead_signature(r)
+  if not r.lead2_values then r.lead2_values = sig_values(r.raw, r.lead2_pos, r.lead2_len) end
+  return r.lead2_values
+end
+
 local function strings(r)
   if r.url then return end
   local pos = r.strings_pos
@@ -84,6 +92,19 @@ local function jaccard(a, b)
     if a[i] == b[i] then equal = equal + 1 end
   end
   return equal / n
+end
+
+-- How alike two texts open: their first openings, or one's first against the other's opening from
+-- its second paragraph (a standfirst or caption on one side only).
+local function opening_similarity(a, c)
+  local best = jaccard(lead_signature(a), lead_signature(c))
+  if best < 1 and c.lead2_len > 0 then
+    best = math.max(best, jaccard(lead_signature(a), second_lead_signature(c)))
+  end
+  if best < 1 and a.lead2_len > 0 then
+    best = math.max(best, jaccard(second_lead_signature(a), lead_signature(c)))
+  end
+  return best
 end
 
 -- Shared shingles, estimated from Jaccard and the exact set sizes: |A n B| = J (|A| + |B|) / (1 + J).
@@ -306,8 +327,7 @@ local function verify(a, c, cfg, same_hash)
       kind = (small < cfg.excerpt_ratio * large) and KIND_EXCERPT or KIND_NEAR
     elseif contained >= cfg.excerpt_containment and j >= cfg.excerpt_jaccard
         and small < cfg.excerpt_ratio * large then
-      local lead_j = jaccard(lead_signature(a), lead_signature(c))
-      if lead_j >= cfg.excerpt_lead then kind = KIND_EXCERPT end
+      if opening_similarity(a, c) >= cfg.excerpt_lead then kind = KIND_EXCERPT end
     end
   end
   return kind, math.max(j, contained * 0.9), j, contained
