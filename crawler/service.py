@@ -248,8 +248,11 @@ class Service:
         """Decide inbox entries until stopped and drained: ours left pending first, then new ones."""
         # With stopping: when Redis is away at shutdown, entries stay pending for the next start.
         retry: dict[str, Any] = {"metrics": self.metrics, "stage": "decide", "stopping": self.stopping}
-        await redis_retry(lambda: self.engine, **retry)
-        await redis_retry(self.inbox.ensure_group, **retry)
+        try:
+            await redis_retry(lambda: self.engine, **retry)
+            await redis_retry(self.inbox.ensure_group, **retry)
+        except Stopped:
+            return  # stopped before Redis came back: nothing was read, nothing is lost
         self._decider_alive = True
         last_reclaim = 0.0
         try:

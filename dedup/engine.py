@@ -100,7 +100,8 @@ class Prepared:
     id: str
     fingerprint: Fingerprint
     packed: bytes
-    hour: int
+    bucket: int
+    """The time bucket (arrival // IndexParams.time_bucket) the article is listed under."""
     published_iso: str
     slot_keys: list[str]
     slot_fields: bytes
@@ -175,7 +176,8 @@ class Engine:
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
         slot_keys, slot_fields = slots(self.keys, self.config.params, fp.signature, fp.lead_signature,
                                        fp.content_hash, fp.second_lead_signature)
-        return Prepared(article, own_id, fp, rec.pack(record), int(now // 3600), iso, slot_keys, slot_fields)
+        return Prepared(article, own_id, fp, rec.pack(record), int(now // self.config.params.time_bucket), iso,
+                        slot_keys, slot_fields)
 
     def add(self, article: Article) -> Decision:
         """Decide one article: exactly the decision a batch or another process would reach."""
@@ -202,13 +204,13 @@ class Engine:
     def decide(self, prepared: list[Prepared]) -> list[Decision]:
         """Run the decide script for each prepared article, in order, in one pipeline."""
         pipe = self.client.pipeline(transaction=False)
-        for hour in sorted({item.hour for item in prepared}):
-            pipe.zadd(self.keys.time_buckets, {hour: hour}, nx=True)
+        for bucket in sorted({item.bucket for item in prepared}):
+            pipe.zadd(self.keys.time_buckets, {bucket: bucket}, nx=True)
         for item in prepared:
             self.scripts.decide(
                 keys=item.slot_keys,
                 args=[
-                    self.keys.prefix, item.id, item.packed, item.hour,
+                    self.keys.prefix, item.id, item.packed, item.bucket,
                     item.fingerprint.clean_text, item.published_iso, self._decide_config,
                     item.slot_fields,
                 ],
@@ -335,12 +337,12 @@ class Engine:
         return raw[:8].hex(), raw[8], members
 
     def article_ids(self, newest_first: bool = False) -> Iterator[str]:
-        """Ids of every stored article, by the hour they were decided."""
-        hours = [int(h) for h in self.client.zrange(self.keys.time_buckets, 0, -1)]
+        """Ids of every stored article, by the time bucket they were decided in."""
+        buckets = [int(b) for b in self.client.zrange(self.keys.time_buckets, 0, -1)]
         if newest_first:
-            hours.reverse()
-        for hour in hours:
-            raw_ids = self.client.lrange(self.keys.time_bucket(hour), 0, -1)
+            buckets.reverse()
+        for bucket in buckets:
+            raw_ids = self.client.lrange(self.keys.time_bucket(bucket), 0, -1)
             if newest_first:
                 raw_ids.reverse()
             for raw in raw_ids:
@@ -410,23 +412,24 @@ class Engine:
     def expire(self, now: float | None = None) -> int:
         """Remove articles older than the retention window from the index and store."""
         now = time.time() if now is None else now
-        cutoff_hour = int((now - self.config.retention) // 3600)
+        # A bucket goes once all of it is older than the window.
+        span = self.config.params.time_bucket
+        cutoff = int((now - self.config.retention) // span)
         removed = 0
-        for raw_hour in self.client.zrangebyscore(self.keys.time_buckets, "-inf", cutoff_hour - 1):
-            hour = int(raw_hour)
-            bucket = self.keys.time_bucket(hour)
-            ids = [raw.hex() for raw in self.client.lrange(bucket, 0, -1)]
+        for raw_bucket in self.client.zrangebyscore(self.keys.time_buckets, "-inf", cutoff - 1):
+            bucket_key = self.keys.time_bucket(int(raw_bucket))
+            ids = [raw.hex() for raw in self.client.lrange(bucket_key, 0, -1)]
             for start in range(0, len(ids), 256):
                 removed += self.forget(ids[start : start + 256])
             pipe = self.client.pipeline(transaction=True)
-            pipe.delete(bucket)
-            pipe.zrem(self.keys.time_buckets, raw_hour)
+            pipe.delete(bucket_key)
+            pipe.zrem(self.keys.time_buckets, raw_bucket)
             pipe.execute()
         if self.config.stream_retention > 0:
             min_ms = int((now - self.config.stream_retention) * 1000)
             self.client.xtrim(self.keys.canonical_stream, minid=f"{min_ms}-0", approximate=True)
         if removed:
-            log.info("retention: %d articles older than %.0f days removed", removed, self.config.retention / 86400)
+            log.info("retention: %d articles older than %.0f s removed", removed, self.config.retention)
         return removed
 
 

@@ -35,6 +35,8 @@ class IndexParams:
     lead_bands: int = 8
     lead_rows: int = 2
     shards: int = 16384
+    time_bucket: int = 60
+    """Seconds per time bucket (the list of ids decided in that span; retention drops whole ones)."""
 
     def as_strings(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items()}

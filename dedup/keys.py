@@ -55,13 +55,13 @@ class Keys:
         """Hash: LSH band buckets and content hashes of one shard -> concatenated article ids."""
         return f"{self.prefix}b:{shard}"
 
-    def time_bucket(self, hour: int) -> str:
-        """List: ids of the articles decided in one hour (for retention and recent listings)."""
-        return f"{self.prefix}t:{hour}"
+    def time_bucket(self, bucket: int) -> str:
+        """List: ids of the articles decided in one time bucket (for retention and recent listings)."""
+        return f"{self.prefix}t:{bucket}"
 
     @property
     def time_buckets(self) -> str:
-        """Sorted set: the hours that have a time bucket (score = hour)."""
+        """Sorted set: the time buckets that hold articles (score = bucket number)."""
         return self.prefix + "hours"
 
     def source_lease(self, source: str) -> str:

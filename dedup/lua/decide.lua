@@ -1,10 +1,10 @@
 -- Decide one article atomically: look up candidates in the LSH index, verify them, join or found
 -- a cluster, apply the canonical policy, insert the article, and queue stream events.
 -- KEYS: the article's band shard keys, then its content-hash shard key (see slots_from).
--- ARGV: prefix, id (16 hex), record, hour, stream text, published ISO, config, band fields
+-- ARGV: prefix, id (16 hex), record, time bucket, stream text, published ISO, config, band fields
 local id = unhex(ARGV[2])
 local record_raw = ARGV[3]
-local hour = ARGV[4]
+local bucket = ARGV[4]
 local stream_text = ARGV[5]
 local published_iso = ARGV[6]
 local cfg = read_config(ARGV[7])
@@ -20,8 +20,8 @@ end
 
 local a = parse(id, record_raw)
 local stats = PREFIX .. 'stats'
--- The engine adds the hour to PREFIX .. 'hours' in the same pipeline, before this script.
-redis.call('RPUSH', PREFIX .. 't:' .. hour, id)
+-- The engine adds the bucket to PREFIX .. 'hours' in the same pipeline, before this script.
+redis.call('RPUSH', PREFIX .. 't:' .. bucket, id)
 
 if has_flag(a.flags, FLAG_THIN) then
   redis.call('SET', key, record_raw)
