@@ -10,10 +10,9 @@ of the service and its extraction workers.
     python benchmarks/soak.py --minutes 5 [--rate 2] [--retention 2m] [--sample 15]
 
 Reading the figures: the service's RSS should stop growing after the first minutes (no leak per
-crawl or per article); Redis memory grows with the articles kept until they expire. Expiry works
-on hourly buckets (dedup.engine.Engine.expire), so with a retention of minutes the first articles
-leave at the start of the second hour after they arrived: Redis memory is flat only in a soak
-longer than retention + 2 h (e.g. --minutes 150); a shorter one gives the growth per article.
+crawl or per article); Redis memory grows with the articles kept until the first ones expire
+(retention works on one-minute buckets, and the engine expires at most once a minute), then
+stays flat: with --retention 2m, from about the fourth minute on.
 """
 
 from __future__ import annotations
