@@ -216,7 +216,9 @@ class SourceSpider(scrapy.Spider):
         self.job.metrics.fetch_errors.labels(self.source, reason).inc()
         self.job.count("fetch_errors")
         log.warning("source=%s url=%s: fetch failed: %s", self.source, url, _failure_text(failure))
-        if failure.check(HttpError) and failure.value.response.status in _GONE:
+        if (failure.check(HttpError) and failure.value.response.status in _GONE) or reason == "too_large":
+            # Gone pages stay gone, and a page over the size limit will not shrink: neither is
+            # fetched again on the next crawl (a gzip bomb would otherwise be served every tick).
             await self.job.redis(self.job.inbox.mark_seen, [url])
         else:
             self.incomplete.add(listing)
