@@ -156,12 +156,6 @@ def _minhash_of_mixed(template: MinHash, mixed: np.ndarray) -> np.ndarray:
     return permuted.min(axis=1)
 
 
-def minhash_values(template: MinHash, shingles: np.ndarray) -> np.ndarray:
-    """The affine32 MinHash of the shingle hashes: datasketch's update_batch, vectorised."""
-    with np.errstate(over="ignore"):
-        return _minhash_of_mixed(template, _fmix32(shingles.astype(np.uint32)))
-
-
 def _lean_bytes(template: MinHash, values: np.ndarray) -> bytes:
     """LeanMinHash.serialize(buf, "<") of these values, without building the object."""
     return _LEAN_HEADER.pack(template.seed, -len(values), _AFFINE32_CODE) + values.astype("<u4").tobytes()
@@ -169,35 +163,7 @@ def _lean_bytes(template: MinHash, values: np.ndarray) -> bytes:
 
 def fingerprint(text: str, title: str = "") -> Fingerprint:
     """Strip junk, normalise, shingle and sign one article text."""
-    clean = strip_junk(text, title)
-    words = tokenize(clean, folded=True)
-    if words:
-        k = min(SHINGLE_WORDS, len(words))
-        in_order = _combine(_token_hashes(words), k)
-        n_shingles = len(_distinct(in_order))
-        # A minimum does not care about repeats, so the signatures skip de-duplication.
-        with np.errstate(over="ignore"):
-            mixed = _fmix32(in_order)
-        full = _minhash_of_mixed(_FULL_TEMPLATE, mixed)
-        lead = _minhash_of_mixed(_LEAD_TEMPLATE, mixed[: max(1, LEAD_WORDS - k + 1)])
-        start = _second_paragraph_start(clean, len(words))
-        second = (_minhash_of_mixed(_LEAD_TEMPLATE, mixed[start : start + max(1, LEAD_WORDS - k + 1)])
-                  if start is not None else None)
-    else:
-        n_shingles = 0
-        full, lead = _FULL_TEMPLATE.hashvalues.copy(), _LEAD_TEMPLATE.hashvalues.copy()
-        second = None
-    digest = hashlib.sha256(b" ".join(words)).digest()[:8]
-    return Fingerprint(
-        clean_text=clean,
-        n_tokens=len(words),
-        prose_words=count_prose_words(clean, len(words)),
-        n_shingles=n_shingles,
-        content_hash=digest,
-        signature=_lean_bytes(_FULL_TEMPLATE, full),
-        lead_signature=_lean_bytes(_LEAD_TEMPLATE, lead),
-        second_lead_signature=_lean_bytes(_LEAD_TEMPLATE, second) if second is not None else b"",
-    )
+    return fingerprints([(text, title)])[0]
 
 
 def _second_paragraph_start(clean: str, n_words: int) -> int | None:
@@ -212,7 +178,7 @@ def _second_paragraph_start(clean: str, n_words: int) -> int | None:
 
 
 def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
-    """fingerprint() of many (text, title) pairs at once: the same results, with the hashing and
+    """Strip junk, normalise, shingle and sign many (text, title) pairs, with the hashing and
     MinHash arithmetic done for the whole batch in a few array operations."""
     cleans = [strip_junk(text, title) for text, title in items]
     word_lists = [tokenize(clean, folded=True) for clean in cleans]
