@@ -218,18 +218,17 @@ class Engine:
             )
         results = pipe.execute()[-len(prepared):]
         decisions = [self._decision(item, result) for item, result in zip(prepared, results, strict=True)]
-        if any(d.events == ("pending",) for d in decisions):
+        # An event whose canonical is an older member waits for its stored text: complete it now.
+        if any(len(result) > 9 and int(result[9]) > 0 for result in results):
             self.emit_pending()
         self.maybe_expire()
-        return [d if d.events != ("pending",) else _without_pending(d) for d in decisions]
+        return decisions
 
     def _decision(self, item: Prepared, result: list) -> Decision:
         status = _text(result[0])
         kind = rec.KINDS.get(int(result[3]))
         is_dup = kind not in (None, "thin")
         events: tuple[str, ...] = tuple(e for e in _text(result[8]).split(",") if e)
-        if len(result) > 9 and int(result[9]) > 0:
-            events = ("pending",)
         canonical_id = _text(result[2])
         return Decision(
             article_id=item.id,
@@ -444,11 +443,6 @@ def _text(value: object) -> str:
         return value.decode("utf-8", "replace")
     return "" if value is None else str(value)
 
-
-def _without_pending(decision: Decision) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, events=())
 
 
 __all__ = ["REASONS", "Engine", "EngineConfig", "Match", "Peek", "canonical_url"]
