@@ -96,23 +96,8 @@ else
   canonical, reason = choose_canonical(records, cfg.excerpt_ratio)
 
   -- Every member's relation to the (possibly new) canonical; counters follow the relabelling.
-  for _, r in ipairs(records) do
-    local new_kind, similarity, containment = KIND_CANONICAL, 0, 0
-    local target = NO_ID
-    if r.id ~= canonical.id then
-      new_kind, similarity, containment = relation(r, canonical, cfg.excerpt_ratio)
-      target = canonical.id
-    end
-    local old_kind = (r.id == id) and -1 or r.kind
-    if old_kind ~= new_kind or r.id == id or r.duplicate_of ~= target then
-      write_relation(r, new_kind, similarity, containment, target)
-      if old_kind ~= -1 then redis.call('HINCRBY', stats, stat_kind(old_kind), -1) end
-      redis.call('HINCRBY', stats, stat_kind(new_kind), 1)
-    end
-  end
-  local ids = {}
-  for i, r in ipairs(records) do ids[i] = r.id end
-  redis.call('SET', cluster_key(cluster_id), canonical.id .. string.char(reason) .. table.concat(ids))
+  relabel(records, canonical, cfg.excerpt_ratio, id)
+  redis.call('SET', cluster_key(cluster_id), cluster_value(canonical, reason, records))
 
   for old_id, old_cluster in pairs(old_canonicals) do
     if old_id ~= canonical.id then

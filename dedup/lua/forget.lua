@@ -52,26 +52,13 @@ else
       -- Copies identical to an indexed member were not indexed themselves: the engine re-indexes
       -- the new canonical, so that the story stays findable once this article is gone.
       survivor = hex(canonical.id)
-      local ids = {}
-      for i, other in ipairs(records) do
-        ids[i] = other.id
-        local kind, similarity, containment, target = KIND_CANONICAL, 0, 0, NO_ID
-        if other.id ~= canonical.id then
-          kind, similarity, containment = relation(other, canonical, cfg.excerpt_ratio)
-          target = canonical.id
-        end
-        if kind ~= other.kind or target ~= other.duplicate_of then
-          write_relation(other, kind, similarity, containment, target)
-          redis.call('HINCRBY', stats, stat_kind(other.kind), -1)
-          redis.call('HINCRBY', stats, stat_kind(kind), 1)
-        end
-      end
+      relabel(records, canonical, cfg.excerpt_ratio, nil)
       if #records == 1 then
         -- The survivor becomes a singleton again: a cluster of one is named after its member.
         redis.call('DEL', cluster_key(r.cluster))
         redis.call('SETRANGE', article_key(records[1].id), 24, records[1].id)
       else
-        redis.call('SET', cluster_key(r.cluster), canonical.id .. string.char(reason) .. table.concat(ids))
+        redis.call('SET', cluster_key(r.cluster), cluster_value(canonical, reason, records))
       end
     end
   end

@@ -256,6 +256,33 @@ local function stat_kind(kind)
   return 'dup_' .. (KIND_NAMES[kind] or 'other')
 end
 
+-- Every record's relation to the cluster's canonical (kind, scores, duplicate_of) rewritten where
+-- it changed, the counters following each change. `fresh` names a record not yet counted (the
+-- article being decided): it is always written and only counted in.
+local function relabel(records, canonical, excerpt_ratio, fresh)
+  for _, r in ipairs(records) do
+    local kind, similarity, containment, target = KIND_CANONICAL, 0, 0, NO_ID
+    if r.id ~= canonical.id then
+      kind, similarity, containment = relation(r, canonical, excerpt_ratio)
+      target = canonical.id
+    end
+    local counted = r.id ~= fresh
+    if not counted or kind ~= r.kind or target ~= r.duplicate_of then
+      write_relation(r, kind, similarity, containment, target)
+      if counted then redis.call('HINCRBY', PREFIX .. 'stats', stat_kind(r.kind), -1) end
+      redis.call('HINCRBY', PREFIX .. 'stats', stat_kind(kind), 1)
+    end
+    r.kind, r.duplicate_of = kind, target
+  end
+end
+
+-- The value of a cluster key: canonical id, the reason it won, then every member id.
+local function cluster_value(canonical, reason, records)
+  local ids = {}
+  for i, r in ipairs(records) do ids[i] = r.id end
+  return canonical.id .. string.char(reason) .. table.concat(ids)
+end
+
 -- The engine's decide configuration: one space-separated argument, in this order (see Engine).
 local CONFIG_NAMES = {'bands', 'rows', 'lead_bands', 'lead_rows', 'shards', 'bucket_cap', 'near',
   'same_site_near', 'contained', 'contained_jaccard', 'excerpt_lead', 'excerpt_containment',

@@ -58,27 +58,15 @@ local function settle(cluster_id, records)
   local was_canonical = canonical.kind == KIND_CANONICAL
   local replaced = {}
   for _, r in ipairs(records) do
-    local kind, similarity, containment, target = KIND_CANONICAL, 0, 0, NO_ID
-    if r.id ~= canonical.id then
-      kind, similarity, containment = relation(r, canonical, excerpt_ratio)
-      target = canonical.id
-      if r.kind == KIND_CANONICAL then replaced[#replaced + 1] = r.id end
-    end
+    if r.id ~= canonical.id and r.kind == KIND_CANONICAL then replaced[#replaced + 1] = r.id end
     if r.cluster ~= cluster_id then
       redis.call('SETRANGE', article_key(r.id), 24, cluster_id)
       r.cluster = cluster_id
     end
-    if kind ~= r.kind or target ~= r.duplicate_of then
-      write_relation(r, kind, similarity, containment, target)
-      redis.call('HINCRBY', STATS, stat_kind(r.kind), -1)
-      redis.call('HINCRBY', STATS, stat_kind(kind), 1)
-    end
-    r.kind, r.duplicate_of = kind, target
   end
+  relabel(records, canonical, excerpt_ratio, nil)
   if #records > 1 then
-    local ids = {}
-    for i, r in ipairs(records) do ids[i] = r.id end
-    redis.call('SET', cluster_key(cluster_id), canonical.id .. string.char(reason) .. table.concat(ids))
+    redis.call('SET', cluster_key(cluster_id), cluster_value(canonical, reason, records))
   else
     redis.call('DEL', cluster_key(cluster_id))
   end
