@@ -76,7 +76,7 @@ class ExtractPipeline:
             await job.redis(job.inbox.mark_seen, [url])
             return {"url": url, "outcome": "no_article"}
         await self._wait_for_room(job)
-        await job.redis(job.inbox.put, article, url, stage="inbox")
+        await job.hand_over(article, url)
         job.metrics.extracted.labels(source).inc()
         job.count("extracted")
         log.debug("source=%s url=%s: extracted, queued for a decision", source, url)

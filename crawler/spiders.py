@@ -23,7 +23,8 @@ from twisted.python.failure import Failure
 from crawler.config import CrawlSettings, SourceSettings
 from crawler.feeds import FeedError, parse_listing
 from crawler.health import Metrics
-from crawler.inbox import Inbox, redis_retry
+from crawler.inbox import Inbox, InboxWriter, redis_retry
+from dedup.article import Article
 from dedup.keys import Keys
 from dedup.urls import canonical_url
 
@@ -49,9 +50,16 @@ class CrawlJob:
     inbox_maxlen: int = 100_000
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     counts: dict[str, int] = field(default_factory=dict)
+    _writer: InboxWriter | None = field(default=None, init=False, repr=False)
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + amount
+
+    async def hand_over(self, article: Article, seen_url: str) -> None:
+        """Put an extracted article in the inbox and mark its URL seen (batched with its neighbours)."""
+        if self._writer is None:
+            self._writer = InboxWriter(self.inbox, metrics=self.metrics, stopping=self.stopping)
+        await self._writer.put(article, seen_url)
 
     async def redis(self, call: Any, *args: Any, stage: str = "crawl") -> Any:
         return await redis_retry(call, *args, stage=stage, metrics=self.metrics, stopping=self.stopping)
