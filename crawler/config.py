@@ -74,6 +74,8 @@ class DedupSettings:
     """Approximate cap on canonical stream length (0: no cap)."""
     stream_retention: float = 0.0
     """Seconds of history the canonical stream keeps (0: trim by length only)."""
+    overrides_maxlen: int = 10_000
+    """Entries the operator overrides log keeps, the newest (0: no cap); older ones cannot be undone."""
 
 
 @dataclass(frozen=True)

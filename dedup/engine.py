@@ -48,6 +48,8 @@ class EngineConfig:
     retention: float = 30 * 86400
     stream_maxlen: int = 1_000_000
     stream_retention: float = 0.0
+    overrides_maxlen: int = 10_000
+    """Entries the overrides audit log keeps, the newest (0: no cap)."""
     batch_size: int = 64
 
 

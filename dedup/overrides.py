@@ -26,6 +26,9 @@ What each override means, now and for every later decision:
   A's); a promote restores the pins as they were. Undo is itself logged and emits the events of
   the change it makes. Articles that expired since are simply left out.
 
+The log keeps the newest `EngineConfig.overrides_maxlen` entries (trimmed in the same script that
+writes one); an override trimmed away can no longer be undone. Entry numbers keep counting.
+
 Every override names articles by id; thin articles (too little text) are never clustered and
 cannot be overridden.
 """
@@ -132,7 +135,7 @@ class Overrides:
         raw = engine.scripts.override(
             keys=[],
             args=[engine.keys.prefix, action, json.dumps(arguments), engine.config.thresholds.excerpt_ratio,
-                  json.dumps(audit)],
+                  json.dumps(audit), engine.config.overrides_maxlen],
         )
         result = json.loads(raw)
         if "error" in result:

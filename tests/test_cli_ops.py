@@ -182,8 +182,17 @@ def test_show_diff_marks_shared_and_differing_passages(ingested: Run) -> None:
 
 class _Pages(BaseHTTPRequestHandler):
     pages: ClassVar[dict[str, tuple[str, bytes]]] = {}
+    redirects: ClassVar[dict[str, str]] = {}
+    requested: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
+        self.requested.append(self.path)
+        if self.path in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path not in self.pages:
             self.send_error(404)
             return
@@ -206,11 +215,13 @@ def _html(title: str, text: str) -> bytes:
 
 @pytest.fixture
 def pages() -> Iterator[str]:
-    """A local HTTP server with an HTML copy, a plain-text new article and a 404."""
+    """A local HTTP server with an HTML copy, a plain-text new article, redirects and a 404."""
     _Pages.pages = {
         "/copy.html": ("text/html; charset=utf-8", _html("The original, republished", ORIGINAL)),
         "/new.txt": ("text/plain; charset=utf-8", articles()[7][1].encode()),
     }
+    _Pages.redirects = {"/moved": "/copy.html", "/to-metadata": "http://169.254.169.254/latest/meta-data/"}
+    _Pages.requested = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -221,11 +232,11 @@ def pages() -> Iterator[str]:
 def test_check_shows_the_would_be_decision_without_changing_anything(
         ingested: Run, pages: str, redis_client: redis.Redis, key_prefix: str, tmp_path: Path) -> None:
     before = snapshot(redis_client, key_prefix)
-    result = json.loads(ok(ingested("check", f"{pages}/copy.html", "--json")))
+    result = json.loads(ok(ingested("check", f"{pages}/copy.html", "--json", "--allow-network", "127.0.0.0/8")))
     assert result["decision"]["status"] == "dup" and result["decision"]["kind"] in ("near", "exact")
     assert result["decision"]["canonical_url"] == ORIGINAL_URL
     assert result["matches"][0]["url"] == ORIGINAL_URL and result["page"]["title"]
-    fresh = json.loads(ok(ingested("check", f"{pages}/new.txt", "--json")))
+    fresh = json.loads(ok(ingested("check", f"{pages}/new.txt", "--json", "--allow-network", "127.0.0.0/8")))
     assert fresh["decision"]["status"] == "new" and not fresh["known"]
     excerpt_file = tmp_path / "excerpt.txt"
     excerpt_file.write_text(excerpt(SECOND), "utf-8")
@@ -236,11 +247,48 @@ def test_check_shows_the_would_be_decision_without_changing_anything(
     stored = json.loads(ok(ingested("check", "-", "--url", "https://digest.example/0", "--json",
                                     input=COPIES["https://digest.example/0"])))
     assert stored["known"] and stored["stored"]["kind"] == "excerpt"
-    table = ok(ingested("check", f"{pages}/copy.html"))
+    table = ok(ingested("check", f"{pages}/copy.html", "--allow-network", "127.0.0.0/8"))
     assert "The engine would decide" in table and ORIGINAL_URL[:40] in table
     assert snapshot(redis_client, key_prefix) == before
-    missing = ingested("check", f"{pages}/missing.html")
+    missing = ingested("check", f"{pages}/missing.html", "--allow-network", "127.0.0.0/8")
     assert missing.exit_code == 1 and "HTTP 404" in missing.output
+
+
+def test_check_refuses_internal_addresses_unless_allowed(ingested: Run, pages: str, tmp_path: Path) -> None:
+    for url, why in ((f"{pages}/copy.html", "127.0.0.1: loopback address"),
+                     ("http://169.254.169.254/latest/meta-data/", "cloud metadata service"),
+                     ("http://10.1.2.3/story.html", "private address"),
+                     ("http://[::ffff:127.0.0.1]:9/x", "loopback address")):
+        refused = ingested("check", url, "--json")
+        assert refused.exit_code == 1 and refused.stdout == "", refused.output
+        assert refused.stderr.startswith(f"Error: {url}: refused: ") and why in refused.stderr
+        assert refused.stderr.count("\n") == 1 and "--allow-network" in refused.stderr
+    assert _Pages.requested == []  # refused before any connection
+    # Allowed networks come from a configured source (as for the crawler) or the flag.
+    config = tmp_path / "sources.toml"
+    config.write_text(f'''
+[[sources]]
+name = "local-web"
+feeds = ["{pages}/feed.xml"]
+allow_networks = ["127.0.0.0/8"]
+[[sources]]
+name = "elsewhere"
+feeds = ["https://feeds.example/rss.xml"]
+allow_networks = ["10.0.0.0/8"]
+''', "utf-8")
+    allowed = json.loads(ok(ingested("check", f"{pages}/copy.html", "--config", str(config), "--source", "local-web",
+                                     "--json")))
+    assert allowed["decision"]["canonical_url"] == ORIGINAL_URL
+    other = ingested("check", f"{pages}/copy.html", "--config", str(config), "--source", "elsewhere")
+    assert other.exit_code == 1 and "loopback address" in other.stderr
+    # Redirects are followed only where the guard allows.
+    moved = json.loads(ok(ingested("check", f"{pages}/moved", "--allow-network", "127.0.0.1/32", "--json")))
+    assert moved["page"]["final_url"] == f"{pages}/copy.html"
+    bounced = ingested("check", f"{pages}/to-metadata", "--allow-network", "127.0.0.1/32")
+    assert bounced.exit_code == 1 and bounced.stderr.count("\n") == 1
+    assert bounced.stderr.startswith(f"Error: {pages}/to-metadata: refused: redirected to "
+                                     "http://169.254.169.254/latest/meta-data/: ")
+    assert "cloud metadata service" in bounced.stderr
 
 
 def test_peek_predicts_exactly_what_add_decides(redis_client: redis.Redis, key_prefix: str) -> None:
@@ -323,6 +371,21 @@ def test_override_promote_merge_undo_and_log(ingested: Run) -> None:
     assert again.exit_code == 1 and "already undone" in again.output
 
 
+def test_override_log_is_bounded_by_the_dedup_config(ingested: Run, tmp_path: Path) -> None:
+    config = tmp_path / "bounded.toml"
+    config.write_text("[dedup]\noverrides_maxlen = 2\n", "utf-8")
+    bounded = ("--config", str(config))
+    ok(ingested("override", "promote", "https://farm.example/0", *bounded))
+    ok(ingested("override", "undo", *bounded))
+    ok(ingested("override", "promote", "https://edit.example/0", *bounded))
+    assert [e["id"] for e in json_lines(ingested("override", "log", "--json", *bounded))] == [2, 3]
+    trimmed = ingested("override", "undo", "1", *bounded)
+    assert trimmed.exit_code == 1 and trimmed.output.count("\n") == 1
+    assert "override #1 was trimmed from the log (it keeps the newest 2 entries)" in trimmed.output
+    assert "undid override #3 (promote" in ok(ingested("override", "undo", "3", *bounded))
+    assert [e["id"] for e in json_lines(ingested("override", "log", "--json", *bounded))] == [3, 4]
+
+
 # queue
 
 def test_queue_info_peek_and_consume(ingested: Run) -> None:
@@ -386,7 +449,9 @@ def test_empty_index_is_one_line_and_nonzero(run: Run, args: list[str], redis_cl
     (["explain", ORIGINAL_URL, "https://nowhere.example/x"], "no such article"),
     (["check", "ftp://example.com/x"], "only http:// and https://"),
     (["check", "/no/such/file.html"], "no such file"),
-    (["check", "http://127.0.0.1:9/x"], "cannot fetch"),
+    (["check", "http://127.0.0.1:9/x", "--allow-network", "127.0.0.1/32"], "cannot fetch"),
+    (["check", "http://127.0.0.1:9/x", "--allow-network", "127.0.0.256/8"], "not a CIDR network"),
+    (["check", "http://127.0.0.1:9/x", "--source", "nowhere"], "no source 'nowhere'"),
     (["dupes", "--since", "soon"], "not a duration"),
     (["override", "split", "https://nowhere.example/x"], "no such article"),
     (["override", "split", articles()[2][0]], "nothing to split"),

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from dedup.article import Article
-from dedup.engine import Engine
+from dedup.engine import Engine, EngineConfig
 from dedup.keys import Keys
 from dedup.overrides import OverrideError, Overrides
 from tests.textcases import articles, edited, excerpt, paragraphs, wrapped_copy
@@ -227,3 +227,28 @@ def test_stream_event_ids_stay_unique_across_repeated_overrides(engine: Engine, 
     event_ids = [e["event_id"] for e in stream(engine)]
     assert len(event_ids) == len(set(event_ids)) == 5
     assert engine.client.hlen(engine.keys.pending_events) == 0
+
+
+def test_the_log_keeps_the_newest_entries_and_undo_names_what_was_trimmed(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    engine = Engine(redis_client, Keys(key_prefix), EngineConfig(overrides_maxlen=3))
+    overrides = Overrides(engine)
+    ids = story(engine)
+    for _ in range(3):
+        overrides.promote(ids["wrapped"], who=WHO)
+        overrides.undo(who=WHO)
+    assert redis_client.llen(engine.keys.overrides_log) == 3
+    kept = overrides.log()
+    # Numbers keep counting past the trim: an id is never given twice.
+    assert [(o.id, o.action) for o in kept] == [(4, "undo"), (5, "promote"), (6, "undo")]
+    assert kept[1].undone_by == 6
+    promoted = overrides.promote(ids["excerpt"], who=WHO)
+    assert promoted.id == 7 and [o.id for o in overrides.log()] == [5, 6, 7]
+    overrides.undo(promoted.id, who=WHO)  # within the bound: undone as ever
+    assert canonical_of(engine, ids["original"]) == ids["original"]
+    with pytest.raises(OverrideError, match=r"override #3 was trimmed from the log \(it keeps the newest 3"):
+        overrides.undo(3, who=WHO)
+    with pytest.raises(OverrideError, match="no override #9"):
+        overrides.undo(9, who=WHO)
+    assert [o.id for o in overrides.log()] == [6, 7, 8]
+    assert_consistent(engine)

@@ -51,6 +51,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         retention=settings.dedup.retention,
         stream_maxlen=settings.dedup.stream_maxlen,
         stream_retention=settings.dedup.stream_retention,
+        overrides_maxlen=settings.dedup.overrides_maxlen,
     )
 
 

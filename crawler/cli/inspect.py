@@ -7,8 +7,10 @@ import re
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from email.message import Message
+from typing import IO, Any
 
 import click
 from rich.panel import Panel
@@ -17,6 +19,7 @@ from rich.text import Text
 
 from crawler.cli import Context, common_options
 from crawler.cli.ops import console, echo_json, flags_text, require_index, resolve
+from crawler.netguard import check_url, parse_networks
 from crawler.render import (
     DIFF_LEGEND,
     MIN_PASSAGE_WORDS,
@@ -140,15 +143,50 @@ def _show_diff(engine: Engine, cluster: str, canonical: rec.Record | None, membe
 
 # check
 
-def fetch_page(url: str, timeout: float, max_bytes: int, user_agent: str) -> tuple[bytes, str, str]:
-    """(body, final URL, content type) of one page; one clear line on failure."""
+ALLOW_HINT = "allow its network with --allow-network CIDR, or --source NAME for a source's allow_networks"
+
+
+class _Refused(Exception):
+    """The crawler's SSRF guard refuses a URL `check` was about to fetch (a redirect target)."""
+
+
+class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL the crawler's SSRF guard allows, at most max_redirects times."""
+
+    def __init__(self, allow_networks: Sequence[str], max_redirects: int) -> None:
+        self.allow_networks = allow_networks
+        self.max_redirections = max_redirects
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: Message, newurl: str) -> urllib.request.Request | None:
+        reason = check_url(newurl, feed_url=None, allow_networks=self.allow_networks)
+        if reason is not None:
+            fp.close()
+            raise _Refused(f"redirected to {newurl}: {reason}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch_page(url: str, timeout: float, max_bytes: int, user_agent: str, *,
+               allow_networks: Sequence[str] = (), max_redirects: int = 5) -> tuple[bytes, str, str]:
+    """(body, final URL, content type) of one page the SSRF guard allows; one clear line on failure.
+
+    The guard is the crawler's (crawler.netguard.check_url), applied to the URL and to every redirect.
+    It resolves the host itself and urllib resolves it again to connect: like check_url in the crawler,
+    a policy check, not a barrier against DNS rebinding.
+    """
+    reason = check_url(url, feed_url=None, allow_networks=allow_networks)
+    if reason is not None:
+        raise click.ClickException(f"{url}: refused: {reason} ({ALLOW_HINT})")
     request = urllib.request.Request(url, headers={"User-Agent": user_agent, "Accept": "text/html,text/plain,*/*"})
+    opener = urllib.request.build_opener(_GuardedRedirects(allow_networks, max_redirects))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             body = response.read(max_bytes + 1)
             if len(body) > max_bytes:
                 raise click.ClickException(f"{url}: larger than {max_bytes} bytes; save it and check the file")
             return body, response.geturl(), response.headers.get("Content-Type", "")
+    except _Refused as exc:
+        raise click.ClickException(f"{url}: refused: {exc} ({ALLOW_HINT})") from None
     except urllib.error.HTTPError as exc:
         raise click.ClickException(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -159,12 +197,14 @@ def fetch_page(url: str, timeout: float, max_bytes: int, user_agent: str) -> tup
         raise click.ClickException(f"{url}: cannot fetch: {exc}") from None
 
 
-def read_page(target: str, page_url: str | None, ctx: Context) -> tuple[bytes, str, str | None, str]:
+def read_page(target: str, page_url: str | None, ctx: Context,
+              allow_networks: Sequence[str] = ()) -> tuple[bytes, str, str | None, str]:
     """(body, URL, final URL, content type) of a URL, a file, or stdin ('-')."""
     if target.startswith(("http://", "https://")):
         crawl = ctx.settings.crawl
         body, final_url, content_type = fetch_page(target, crawl.timeout, crawl.max_response_size,
-                                                   crawl.user_agent or ctx.settings.service.user_agent)
+                                                   crawl.user_agent or ctx.settings.service.user_agent,
+                                                   allow_networks=allow_networks, max_redirects=crawl.max_redirects)
         return body, target, final_url if final_url != target else None, content_type
     if target == "-":
         return sys.stdin.buffer.read(), page_url or "file:///dev/stdin", None, ""
@@ -220,17 +260,50 @@ def _match_json(match: Match, known: dict[str, rec.Record]) -> dict[str, Any]:
             "cluster": match.cluster, "split": match.split}
 
 
+def _cidrs(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _allow_networks(ctx: Context, source: str | None, flags: tuple[str, ...]) -> tuple[str, ...]:
+    """The networks `check` may fetch from although internal: the flags' and the named source's."""
+    if source is None:
+        return flags
+    configured = ctx.settings.source(source)
+    if configured is None:
+        names = ", ".join(s.name for s in ctx.settings.sources) or "none configured"
+        raise click.ClickException(f"--source: no source {source!r} in the configuration (sources: {names})")
+    try:
+        parse_networks(configured.allow_networks)
+    except ValueError as exc:
+        raise click.ClickException(f"--source {source}: {exc}") from None
+    return (*configured.allow_networks, *flags)
+
+
 @click.command()
 @click.argument("target", metavar="URL|FILE|-")
 @click.option("--url", "page_url", default=None,
               help="The page's URL when reading a file or stdin (sets its id and site).")
+@click.option("--allow-network", "allow_network", multiple=True, metavar="CIDR", callback=_cidrs,
+              help="Fetch from this loopback/private network too, as a source's allow_networks does (repeatable).")
+@click.option("--source", default=None, metavar="NAME",
+              help="Apply this configured source's allow_networks to the URL and its redirects.")
 @click.option("--limit", type=click.IntRange(min=1), default=5, show_default=True, help="Nearest candidates to list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @common_options
-def check(ctx: Context, target: str, page_url: str | None, limit: int, as_json: bool) -> None:
-    """What the engine would decide for one page, and its nearest matches, without changing anything."""
+def check(ctx: Context, target: str, page_url: str | None, allow_network: tuple[str, ...], source: str | None,
+          limit: int, as_json: bool) -> None:
+    """What the engine would decide for one page, and its nearest matches, without changing anything.
+
+    A URL is fetched under the crawler's SSRF guard: loopback, private, link-local and metadata
+    addresses (the URL's and every redirect's) are refused unless allowed.
+    """
+    allow_networks = _allow_networks(ctx, source, allow_network)
     engine = require_index(ctx)
-    body, url, final_url, content_type = read_page(target, page_url, ctx)
+    body, url, final_url, content_type = read_page(target, page_url, ctx, allow_networks)
     article = page_article(body, url, final_url, content_type, source="check")
     peek = engine.peek(article, limit)
     known = {r.id: r for r in engine.get_many(list({peek.canonical_id, *(m.id for m in peek.matches)}))}

@@ -1,15 +1,20 @@
 -- Apply one operator override atomically (split, merge, promote, or undo of an earlier one), append
 -- it to the audit log, and queue its stream events. Semantics: see dedup/overrides.py.
--- ARGV: prefix, action, arguments (JSON), excerpt_ratio, audit fields (JSON: who, at, reason)
+-- ARGV: prefix, action, arguments (JSON), excerpt_ratio, audit fields (JSON: who, at, reason),
+-- log_maxlen (entries the log keeps, the newest; 0: no cap)
 -- Returns JSON: {entry = the audit entry} or {error = one line for the operator}. Every check runs
 -- before the first write: Redis does not roll a script back.
 local action = ARGV[2]
 local args = cjson.decode(ARGV[3])
 local excerpt_ratio = tonumber(ARGV[4])
 local audit = cjson.decode(ARGV[5])
+local log_maxlen = tonumber(ARGV[6]) or 0
 local STATS = PREFIX .. 'stats'
 local LOG = PREFIX .. 'overrides'
-local seq = redis.call('LLEN', LOG) + 1
+-- Numbered after the newest entry, not by the log's length: the log is trimmed, and a number given
+-- twice would make `undo N` ambiguous and reuse stream event ids.
+local newest = redis.call('LINDEX', LOG, -1)
+local seq = newest and (cjson.decode(newest).id + 1) or 1
 local tag = 'override-' .. seq
 local events = {}
 
@@ -202,7 +207,14 @@ elseif action == 'undo' then
     for _, e in ipairs(entries) do
       if e.id == target then original = e end
     end
-    if not original then return cjson.encode({error = 'no override #' .. target}) end
+    if not original then
+      if entries[1] and target >= 1 and target < entries[1].id then
+        local kept = log_maxlen > 0 and (' (it keeps the newest ' .. log_maxlen .. ' entries)') or ''
+        return cjson.encode({error = 'override #' .. target .. ' was trimmed from the log' .. kept
+          .. ': it can no longer be undone'})
+      end
+      return cjson.encode({error = 'no override #' .. target})
+    end
     if original.action == 'undo' then
       return cjson.encode({error = 'override #' .. target .. ' is itself an undo; redo the original instead'})
     end
@@ -271,4 +283,5 @@ end
 
 entry.events = events
 redis.call('RPUSH', LOG, cjson.encode(entry))
+if log_maxlen > 0 then redis.call('LTRIM', LOG, -log_maxlen, -1) end
 return cjson.encode({entry = entry})
