@@ -374,6 +374,12 @@ def _sources(raw: Any, where: str) -> tuple[SourceSettings, ...]:
         allow = entry.get("allow_networks", [])
         if not isinstance(allow, list) or not all(isinstance(item, str) for item in allow):
             raise ConfigError(f"{label}.allow_networks: expected a list of CIDR strings")
+        from crawler.netguard import parse_networks
+
+        try:
+            parse_networks(tuple(allow))
+        except ValueError as exc:
+            raise ConfigError(f"{label}.{exc}") from None
         known = {"name", "feeds", "sitemaps", "every", "cron", "concurrency", "delay", "allow_networks"}
         overridable = {f.name: f for f in fields(CrawlSettings)}
         crawl: dict[str, Any] = {}

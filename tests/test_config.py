@@ -76,6 +76,8 @@ def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> N
     ('[[sources]]\nname = "a"\nfeeds = ["https://a.example/f"]\nretries = -1\n', "sources.a.retries"),
     ('[[sources]]\nname = "a"\n', "needs at least one of feeds or sitemaps"),
     ('[service]\nlog_format = "xml"\n', "service.log_format"),
+    ('[[sources]]\nname = "a"\nfeeds = ["https://a.example/f"]\nallow_networks = ["10.0.0.0/33"]\n',
+     "sources.a.allow_networks: not a CIDR network: '10.0.0.0/33'"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path: Path, text: str, message: str) -> None:
     path = _write(tmp_path, text)
