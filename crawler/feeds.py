@@ -1,16 +1,26 @@
-"""Reading feeds and sitemaps safely: RSS 0.9x/1.0/2.0, Atom, sitemaps, sitemap indexes, Google News."""
+"""Reading feeds and sitemaps safely: RSS 0.9x/1.0/2.0, Atom 0.3/1.0, sitemaps (XML, text, Google News).
+
+Documents are read as publishers really serve them: a well-formed document is parsed as it is; a
+broken one gets one repair pass for the faults common in the wild (junk before the XML declaration,
+Windows-1252 bytes, control characters, HTML entities, bare ampersands) and is refused if still
+broken. Entity declarations are refused outright, nothing is fetched, and sizes are bounded.
+"""
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import gzip
+import html
 import io
 import logging
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin
+from html.entities import html5 as _HTML5_ENTITIES
+from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
@@ -23,9 +33,65 @@ MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 
 # Any entity declaration is refused outright (billion laughs, external entities), as defusedxml does.
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_LEADING_SPACE = re.compile(rb"(?:\s|\xef\xbb\xbf)+")
+"""Blank lines and UTF-8 byte order marks before the document (both common, both fatal to libxml2)."""
+_DECLARED_ENCODING = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_WIDE_ENCODINGS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+                   (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+                   (b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be"))
+"""How a UTF-16 or UTF-32 document starts: a byte order mark, or "<?" without one."""
+# Labels read as the superset browsers use (WHATWG Encoding): "ISO-8859-1" feeds hold Windows-1252.
+_SUPERSETS = {
+    **dict.fromkeys(("iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1", "cp819",
+                     "ibm819", "us-ascii", "ascii", "windows-1252", "cp1252", "x-cp1252"), "cp1252"),
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk", "gb_2312-80"), "gb18030"),
+    **dict.fromkeys(("euc-kr", "ks_c_5601-1987"), "cp949"),
+    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis"), "cp932"),
+}
+_WINDOWS_1252_FALLBACK = "newsdedup-windows-1252"
+_WINDOWS_1252 = [bytes([byte]).decode("cp1252", errors="ignore") or chr(byte) for byte in range(256)]
+_INVALID_XML_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CDATA_OR_REFERENCE = re.compile(
+    rb"<!\[CDATA\[.*?\]\]>|&(?:#[0-9]{1,8};|#[xX][0-9a-fA-F]{1,6};|([A-Za-z][A-Za-z0-9]{0,31});)?",
+    re.DOTALL)
+_XML_ENTITIES = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
+_URL_LINE = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
+_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+_RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_ALTERNATE = ("alternate", "", "http://www.iana.org/assignments/relation/alternate")
+_TAG = re.compile(r"<[A-Za-z/!][^<>]*>")
+_REFERENCE = re.compile(r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_RSS_DATES = ("pubdate", "date", "published", "issued", "created", "updated", "modified")
+_ATOM_DATES = ("published", "issued", "updated", "modified", "created", "date")
 _ISO_DATE = re.compile(
-    r"^(\d{4})-(\d{2})(?:-(\d{2}))?(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
-)
+    r"(\d{4})-(\d{2})(?:-(\d{2}))?(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?)?"
+    r"\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?", re.IGNORECASE)
+_ZONE_OFFSET = re.compile(r"(?:GMT|UTC|UT)?([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
+# Month names of the languages news feeds are most often written in, for RFC 822 dates.
+_MONTHS = {name: english for english, names in {
+    "jan": "janv janvier januar jänner jän januari enero ene gennaio gen janeiro",
+    "feb": "févr fevr février fevrier februar februari febrero febbraio fevereiro fev",
+    "mar": "mars märz maerz mär mrz maart mrt marzo março marco",
+    "apr": "avr avril abril abr aprile",
+    "may": "mai mei mayo maggio mag maio",
+    "jun": "juin juni junio giugno giu junho",
+    "jul": "juil juillet juli julio luglio lug julho",
+    "aug": "août aout augustus agosto ago",
+    "sep": "sept septembre september septiembre settembre set setembro",
+    "oct": "octobre okt oktober octubre ottobre ott outubro out",
+    "nov": "novembre november noviembre novembro",
+    "dec": "déc décembre decembre dez dezember december diciembre dic dicembre dezembro",
+}.items() for name in names.split()}
+# Zone abbreviations the email parser does not know (it reads them as UTC, hours off).
+_ZONES = {
+    "WET": "+0000", "BST": "+0100", "WEST": "+0100", "CET": "+0100", "MET": "+0100", "MEZ": "+0100",
+    "CEST": "+0200", "MEST": "+0200", "MESZ": "+0200", "EET": "+0200", "EEST": "+0300", "MSK": "+0300",
+    "IST": "+0530", "PKT": "+0500", "WIB": "+0700", "ICT": "+0700", "HKT": "+0800", "SGT": "+0800",
+    "PHT": "+0800", "AWST": "+0800", "JST": "+0900", "KST": "+0900", "ACST": "+0930", "ACDT": "+1030",
+    "AEST": "+1000", "AEDT": "+1100", "NZST": "+1200", "NZDT": "+1300", "HST": "-1000", "AKST": "-0900",
+    "AKDT": "-0800", "NST": "-0330", "NDT": "-0230", "BRT": "-0300", "ART": "-0300",
+}
 
 
 class FeedError(ValueError):
@@ -46,17 +112,28 @@ class Listing:
     """What one feed or sitemap document holds."""
 
     kind: str
-    """"rss", "rdf", "atom", "urlset" or "sitemapindex"."""
+    """"rss", "rdf", "atom", "urlset", "sitemapindex" or "text" (a sitemap of one URL a line)."""
     entries: list[Entry] = field(default_factory=list)
     sitemaps: list[str] = field(default_factory=list)
     """Child sitemaps of a sitemap index."""
 
 
-def _parser(recover: bool = False) -> etree.XMLParser:
-    # Entities stay unexpanded, nothing is fetched, and libxml2's size limits stay on.
+def _windows_1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    # Bytes that are not UTF-8 in a UTF-8 feed are nearly always Windows-1252 pasted in from a CMS.
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return "".join(_WINDOWS_1252[byte] for byte in error.object[error.start:error.end]), error.end
+
+
+codecs.register_error(_WINDOWS_1252_FALLBACK, _windows_1252_fallback)
+
+
+def _parser() -> etree.XMLParser:
+    # Entities stay unexpanded, nothing is fetched, and libxml2's size limits stay on. The body is
+    # always UTF-8 by the time it is parsed (see _to_utf8), whatever its declaration says.
     return etree.XMLParser(
         resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False,
-        dtd_validation=False, recover=recover, remove_comments=True, remove_pis=True,
+        dtd_validation=False, recover=False, remove_comments=True, remove_pis=True, encoding="utf-8",
     )
 
 
@@ -72,24 +149,25 @@ def gunzip_limited(body: bytes, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
 def parse_listing(body: bytes, base_url: str, *, max_entries: int = MAX_ENTRIES) -> Listing:
     """Parse a feed or sitemap document; entry URLs are made absolute against base_url."""
     if body[:2] == b"\x1f\x8b":
+        # .xml.gz files are served without Content-Encoding, so they arrive still compressed.
         try:
             body = gunzip_limited(body)
         except (OSError, EOFError, zlib.error) as exc:
             raise FeedError(f"bad gzip data: {exc}") from None
     if len(body) > MAX_DOCUMENT_BYTES:
         raise FeedError(f"document larger than {MAX_DOCUMENT_BYTES} bytes")
-    if _ENTITY_DECLARATION.search(body[:65536]) or (b"<!DOCTYPE" in body[:65536].upper() and b"[" in _doctype(body)):
-        raise FeedError("document declares entities (refused: entity expansion attacks)")
-    stripped = body.lstrip()
-    if not stripped:
+    body = _to_utf8(body)
+    if not body:
         raise FeedError("empty document")
-    try:
-        root = etree.fromstring(stripped, parser=_parser(), base_url=base_url)
-    except etree.XMLSyntaxError as exc:
-        # A malformed document is refused: what recovery would guess from it (half a URL) is worse.
-        raise FeedError(f"malformed XML: {exc}") from None
-    if root is None:
-        raise FeedError("not XML: no root element")
+    head = body[:65536]
+    if _ENTITY_DECLARATION.search(head) or (b"<!DOCTYPE" in head.upper() and b"[" in _doctype(body)):
+        raise FeedError("document declares entities (refused: entity expansion attacks)")
+    if not body.startswith(b"<"):
+        declaration = body.find(b"<?xml", 0, 4096)
+        if declaration < 0:
+            return Listing("text", _text_sitemap(body, base_url, max_entries))
+        body = body[declaration:]  # a PHP warning or other junk printed before the document
+    root = _parse(body, base_url)
     kind = _local(root.tag)
     if kind == "rss":
         return Listing("rss", _rss_items(root, base_url, max_entries))
@@ -104,6 +182,94 @@ def parse_listing(body: bytes, base_url: str, *, max_entries: int = MAX_ENTRIES)
     raise FeedError(f"not a feed or sitemap: root element <{kind}>")
 
 
+def _to_utf8(body: bytes) -> bytes:
+    """The document in UTF-8 without leading whitespace or byte order mark."""
+    for start, encoding in _WIDE_ENCODINGS:
+        if body.startswith(start):
+            return body.decode(encoding, errors="replace").lstrip("\ufeff \t\r\n").encode("utf-8")
+    leading = _LEADING_SPACE.match(body)
+    if leading:
+        body = body[leading.end():]
+    declared = _DECLARED_ENCODING.match(body[:256])
+    label = declared.group(1).decode("ascii").lower() if declared else "utf-8"
+    if label in ("utf-8", "utf8") or label.startswith(("utf-16", "utf-32")):
+        # libxml2 checks the UTF-8; a feed that breaks it gets the Windows-1252 reading in _repair.
+        return body
+    try:
+        body.decode("utf-8")
+        return body  # valid UTF-8 declared as something else: a common mistake, hardly ever chance
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode(_SUPERSETS.get(label, label), errors=_WINDOWS_1252_FALLBACK).encode("utf-8")
+    except (LookupError, ValueError):  # a label Python does not know, or a codec for another use (idna)
+        return body.decode("utf-8", errors=_WINDOWS_1252_FALLBACK).encode("utf-8")
+
+
+def _parse(body: bytes, base_url: str) -> etree._Element:
+    """The document's root element; a broken document gets one repair pass before it is refused."""
+    try:
+        return _root(body, base_url)
+    except etree.XMLSyntaxError as exc:
+        repaired = _repair(body)
+        if repaired != body:
+            with contextlib.suppress(etree.XMLSyntaxError):
+                root = _root(repaired, base_url)
+                log.debug("url=%s: read after repair (%s)", base_url, exc)
+                return root
+        # What recovery mode would guess from a broken document (half a URL) is worse than nothing.
+        raise FeedError(f"malformed XML: {exc}") from None
+
+
+def _root(body: bytes, base_url: str) -> etree._Element:
+    root = etree.fromstring(body, parser=_parser(), base_url=base_url)
+    if root is None:
+        raise FeedError("not XML: no root element")
+    return root
+
+
+def _repair(body: bytes) -> bytes:
+    """Undo what publishers' software commonly gets wrong; CDATA sections are left as they are."""
+    declaration = body.find(b"<?xml", 1, 4096)
+    if declaration > 0:
+        body = body[declaration:]
+    body = body.decode("utf-8", errors=_WINDOWS_1252_FALLBACK).encode("utf-8")
+    return _CDATA_OR_REFERENCE.sub(_repair_reference, _INVALID_XML_BYTES.sub(b"", body))
+
+
+def _repair_reference(match: re.Match[bytes]) -> bytes:
+    text = match.group()
+    if text.startswith(b"<"):  # a CDATA section: nothing in it is markup
+        return text
+    if text.startswith(b"&#"):
+        code = int(text[3:-1], 16) if text[2:3] in (b"x", b"X") else int(text[2:-1])
+        return text if _is_xml_char(code) else b""
+    name = match.group(1)
+    if name is None:  # a bare ampersand, as in unescaped URLs
+        return b"&amp;"
+    if name in _XML_ENTITIES:
+        return text
+    replacement = _HTML5_ENTITIES.get(name.decode("ascii") + ";")
+    if replacement is None:
+        return b"&amp;" + text[1:]
+    return "".join(f"&#{ord(character)};" for character in replacement).encode("ascii")
+
+
+def _is_xml_char(code: int) -> bool:
+    return (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
+            or 0x10000 <= code <= 0x10FFFF)
+
+
+def _text_sitemap(body: bytes, base_url: str, limit: int) -> list[Entry]:
+    """A sitemap of one absolute URL a line, which Google accepts; anything else is refused."""
+    lines = [line.strip() for line in body.decode("utf-8", errors=_WINDOWS_1252_FALLBACK).splitlines()]
+    urls = [line for line in lines if line]
+    if not all(_URL_LINE.fullmatch(url) for url in urls):
+        raise FeedError("not a feed or sitemap: neither XML nor a list of URLs")
+    absolute = (_absolute(url, base_url) for url in urls)
+    return [Entry(url) for url in absolute if url][:limit]
+
+
 def _doctype(body: bytes) -> bytes:
     start = body[:65536].upper().find(b"<!DOCTYPE")
     end = body.find(b">", start)
@@ -116,17 +282,27 @@ def _local(tag: object) -> str:
     return tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag.split(":")[-1]
 
 
+def _namespace(tag: object) -> str:
+    return tag[1:].split("}", 1)[0] if isinstance(tag, str) and tag.startswith("{") else ""
+
+
 def _children(element: etree._Element, name: str) -> list[etree._Element]:
-    return [child for child in element if _local(child.tag) == name]
+    """Children named `name`, those in the element's own namespace first (title before media:title)."""
+    own = _namespace(element.tag)
+    matches = [child for child in element if _local(child.tag) == name]
+    return sorted(matches, key=lambda child: _namespace(child.tag) != own)
+
+
+def _text(element: etree._Element) -> str:
+    return "".join(element.itertext()).strip()
 
 
 def _child_text(element: etree._Element, *names: str) -> str:
     for name in names:
-        for child in element:
-            if _local(child.tag) == name:
-                text = "".join(child.itertext()).strip()
-                if text:
-                    return text
+        for child in _children(element, name):
+            text = _text(child)
+            if text:
+                return text
     return ""
 
 
@@ -134,44 +310,104 @@ def _descendants(root: etree._Element, name: str) -> list[etree._Element]:
     return [element for element in root.iter() if _local(element.tag) == name]
 
 
+def _base(element: etree._Element, base_url: str) -> str:
+    """The URL links in `element` are relative to: the document's, through any xml:base on the way."""
+    for node in reversed([element, *element.iterancestors()]):
+        xml_base = node.get(_XML_BASE)
+        if xml_base and xml_base.strip():
+            try:
+                base_url = urljoin(base_url, xml_base.strip())
+            except ValueError:
+                pass
+    return base_url
+
+
 def _absolute(url: str, base_url: str) -> str | None:
+    """`url` made absolute, or None unless it is a well-formed http(s) URL."""
     url = url.strip()
     if not url:
         return None
-    absolute = urljoin(base_url, url)
-    return absolute if absolute.startswith(("http://", "https://")) else None
+    try:
+        absolute = urljoin(base_url, url)
+        parts = urlsplit(absolute)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.port == 0:
+            return None
+    except ValueError:  # an unbalanced IPv6 bracket, a port that is not a number
+        return None
+    return absolute
+
+
+def _first_url(candidates: list[tuple[str, etree._Element]], base_url: str) -> str | None:
+    for link, element in candidates:
+        url = _absolute(link, _base(element, base_url))
+        if url:
+            return url
+    return None
+
+
+def _title(element: etree._Element) -> str:
+    """An entry's title as plain text: markup, (doubly) escaped references and extra spaces undone."""
+    title = _child_text(element, "title")
+    if "<" in title:
+        title = _TAG.sub("", title)
+    if "&" in title:
+        title = _REFERENCE.sub(lambda match: html.unescape(match.group()), title)
+    return " ".join(title.split())
+
+
+def _date(element: etree._Element, names: tuple[str, ...]) -> datetime | None:
+    """The first readable date among the children named `names` (in any case: <pubdate> is common)."""
+    for name in names:
+        for child in element:
+            if _local(child.tag).lower() == name:
+                published = parse_date(_text(child))
+                if published:
+                    return published
+    return None
 
 
 def _rss_items(root: etree._Element, base_url: str, limit: int) -> list[Entry]:
     entries: list[Entry] = []
     for item in _descendants(root, "item")[:limit]:
-        link = _child_text(item, "link")
-        if not link:
-            guid = next(iter(_children(item, "guid")), None)
-            if guid is not None and guid.get("isPermaLink", "true").lower() != "false":
-                link = (guid.text or "").strip()
-        if not link:
-            link = item.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about", "")
-        url = _absolute(link, base_url)
+        # Feedburner's origLink is the publisher's URL; its <link> is a redirect through feedproxy.
+        candidates = [(_text(child), child) for child in _children(item, "origLink")]
+        for link in _children(item, "link"):
+            text = _text(link)
+            if text:
+                candidates.append((text, link))
+            elif link.get("rel", "alternate").strip().lower() in _ALTERNATE:  # an atom:link
+                candidates.append((link.get("href", ""), link))
+        for guid in _children(item, "guid"):
+            permalink = guid.get("isPermaLink", "").strip().lower()
+            text = _text(guid)
+            # A guid is a permalink unless it says otherwise, but "48213" is an id, not a relative URL.
+            looks_like_url = text.lower().startswith(("http://", "https://", "/"))
+            if permalink == "true" or (permalink != "false" and looks_like_url):
+                candidates.append((text, guid))
+        candidates.append((item.get(_RDF_ABOUT, ""), item))
+        url = _first_url(candidates, base_url)
         if url:
-            published = parse_date(_child_text(item, "pubDate", "date", "published", "updated"))
-            entries.append(Entry(url, _child_text(item, "title"), published))
+            entries.append(Entry(url, _title(item), _date(item, _RSS_DATES)))
     return entries
 
 
 def _atom_entries(root: etree._Element, base_url: str, limit: int) -> list[Entry]:
     entries: list[Entry] = []
     for item in _children(root, "entry")[:limit]:
-        href = ""
-        for link in _children(item, "link"):
-            rel = link.get("rel", "alternate")
-            if rel == "alternate" and (not href or link.get("type", "text/html") in ("text/html", "application/xhtml+xml")):
-                href = link.get("href", "")
-        base = item.get("{http://www.w3.org/XML/1998/namespace}base") or base_url
-        url = _absolute(href, urljoin(base_url, base))
+        candidates = [(_text(child), child) for child in _children(item, "origLink")]
+        alternates = [link for link in _children(item, "link")
+                      if link.get("rel", "alternate").strip().lower() in _ALTERNATE]
+        # The HTML page first: an alternate may also be JSON, or the same page in another language.
+        alternates.sort(key=lambda link: link.get("type", "text/html").split(";")[0].strip().lower()
+                        not in _HTML_TYPES)
+        candidates += [(link.get("href") or _text(link), link) for link in alternates]
+        for entry_id in _children(item, "id"):
+            text = _text(entry_id)
+            if text.lower().startswith(("http://", "https://")):
+                candidates.append((text, entry_id))
+        url = _first_url(candidates, base_url)
         if url:
-            published = parse_date(_child_text(item, "published", "updated", "issued", "modified"))
-            entries.append(Entry(url, _child_text(item, "title"), published))
+            entries.append(Entry(url, _title(item), _date(item, _ATOM_DATES)))
     return entries
 
 
@@ -183,41 +419,63 @@ def _sitemap_urls(root: etree._Element, base_url: str, limit: int) -> list[Entry
             continue
         title, published = "", None
         for news in _children(item, "news"):
-            title = _child_text(news, "title")
-            published = parse_date(_child_text(news, "publication_date"))
+            title = _title(news)
+            published = _date(news, ("publication_date",))
         if published is None:
-            published = parse_date(_child_text(item, "lastmod"))
+            published = _date(item, ("lastmod",))
         entries.append(Entry(url, title, published))
     return entries
 
 
 def _sitemap_children(root: etree._Element, base_url: str, limit: int) -> list[str]:
-    children = (_absolute(_child_text(item, "loc"), base_url) for item in _children(root, "sitemap")[:limit])
+    sitemaps = _children(root, "sitemap")[:limit]
+    children = (_absolute(_child_text(item, "loc"), base_url) for item in sitemaps)
     return [url for url in children if url]
 
 
 def parse_date(value: str) -> datetime | None:
-    """An RFC 822 (RSS) or ISO 8601 (Atom, sitemaps) date, timezone-aware; None when unreadable."""
+    """An RFC 822 (RSS) or ISO 8601 (Atom, sitemaps) date, timezone-aware; None when unreadable.
+
+    Dates without a zone are taken as UTC. RFC 822 dates may name days and months in the main
+    European languages and use zone abbreviations or "GMT+1" offsets, as feeds in the wild do.
+    """
     value = value.strip()
     if not value:
         return None
-    match = _ISO_DATE.match(value)
-    if match:
-        year, month, day, hour, minute, second, zone = match.groups()
-        try:
-            parsed = datetime(int(year), int(month), int(day or 1), int(hour or 0), int(minute or 0),
-                              int(second or 0), tzinfo=UTC)
-            if zone and zone != "Z":
-                parsed = datetime.fromisoformat(parsed.strftime("%Y-%m-%dT%H:%M:%S") + _zone(zone))
-        except ValueError:
-            return None
-        return parsed
     try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        match = _ISO_DATE.fullmatch(value)
+        if match:
+            year, month, day, hour, minute, second, zone = match.groups()
+            return datetime(int(year), int(month), int(day or 1), int(hour or 0), int(minute or 0),
+                            int(second or 0), tzinfo=_zone(zone))
+        parsed = parsedate_to_datetime(_english_rfc822(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _zone(zone: str) -> str:
-    return zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+def _zone(zone: str | None) -> timezone:
+    if not zone or zone.upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    match = _ZONE_OFFSET.fullmatch(zone)
+    if not match:
+        raise ValueError(f"unknown zone {zone!r}")
+    sign, hours, minutes = match.groups()
+    offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
+    return timezone(-offset if sign == "-" else offset)
+
+
+def _english_rfc822(value: str) -> str:
+    """An RFC 822 date as the email parser reads it: no day name, English month, numeric zone."""
+    words = [word.rstrip(".") for word in value.replace(",", " ").split()]
+    if len(words) >= 3 and words[0].isalpha() and words[1].isdigit() and words[2].isalpha():
+        del words[0]  # a day name ("Mar" is Tuesday in French, Spanish and Italian), in any language
+    words = [_MONTHS.get(word.lower(), word) for word in words]
+    if words:
+        zone = _ZONE_OFFSET.fullmatch(words[-1])
+        if words[-1].upper() in _ZONES:
+            words[-1] = _ZONES[words[-1].upper()]
+        elif zone:  # "GMT+1", "UTC-03:00", "+05:30"
+            sign, hours, minutes = zone.groups()
+            words[-1] = f"{sign}{int(hours):02d}{minutes or '00'}"
+    return " ".join(words)
