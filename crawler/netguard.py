@@ -165,8 +165,10 @@ class _Target:
     """The host as an address when the URL names one (any notation), else None."""
 
     def same_host_as(self, other_url: str) -> bool:
+        """The same host (name or address, any port or scheme): the feed's publisher vouches for
+        its own host, as the rule reads; another name for the same address is not the same host."""
         other = _parse_target(other_url)
-        return isinstance(other, _Target) and (other.host, other.port) == (self.host, self.port)
+        return isinstance(other, _Target) and other.host == self.host
 
 
 def _parse_target(url: str) -> _Target | str:
