@@ -7,6 +7,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 
 import redis
 
@@ -14,12 +15,20 @@ from dedup.keys import Keys
 
 log = logging.getLogger(__name__)
 
-# Acquire when free, or when the holder is a dead process on this host (a kill -9 before restart),
-# and only when no crawl of the source completed within min_gap (another instance did this slot).
+# Acquire when free, or when the holder is a dead process on this host (a kill -9 before restart);
+# a scheduled crawl only when no crawl was started for its slot (the time up to its tick: instances
+# tick together, the first one crawls), the start-up crawl only when none completed within min_gap.
+# The source's state names the holder: the crawl that holds the lease writes the state, no other.
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[5] then
   return {'busy', holder}
+end
+if ARGV[6] ~= '' then
+  local slot = tonumber(redis.call('HGET', KEYS[2], 'last_slot') or '0')
+  if slot >= tonumber(ARGV[6]) then
+    return {'crawled', redis.call('HGET', KEYS[2], 'holder') or ''}
+  end
 end
 local finished = tonumber(redis.call('HGET', KEYS[2], 'last_completed') or '0')
 if finished > tonumber(ARGV[3]) - tonumber(ARGV[4]) then
@@ -27,19 +36,38 @@ if finished > tonumber(ARGV[3]) - tonumber(ARGV[4]) then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], 'last_started', ARGV[3], 'holder', ARGV[1])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[2], 'last_slot', ARGV[6])
+end
 return {'ok', ''}
 """
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# Ours while the key holds our token, or while it has expired and nobody acquired it since (the
+# state still names us as holder): then it is taken back. Another holder means it is lost.
+_HELD = """
+local function held()
+  local current = redis.call('GET', KEYS[1])
+  if current then
+    return current == ARGV[1]
+  end
+  return redis.call('HGET', KEYS[2], 'holder') == ARGV[1]
 end
-return 0
 """
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+_RENEW = _HELD + """
+if not held() then
+  return 0
 end
-return 0
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_RELEASE = _HELD + """
+if not held() then
+  return 0
+end
+for i = 2, #ARGV - 1, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 
@@ -58,14 +86,20 @@ class Leases:
     def _token(self) -> str:
         return f"{self.name}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
-    def acquire(self, source: str, min_gap: float = 0.0) -> tuple[str | None, str]:
-        """(token, "ok") when this instance may crawl now; (None, "busy"|"recent", detail) otherwise."""
+    def acquire(self, source: str, min_gap: float = 0.0, slot: float | None = None) -> tuple[str | None, str]:
+        """(token, "ok") when this instance may crawl now; (None, "busy|crawled|recent detail") otherwise.
+
+        A scheduled crawl gives its `slot` (the time of the next tick: all instances agree on it) and is
+        refused when a crawl for that slot or a later one was started anywhere; `min_gap` refuses when a
+        crawl completed that recently.
+        """
         token = self._token()
         lease_key = self.keys.source_lease(source)
         stale = self._dead_local_holder(lease_key)
         status, detail = self._acquire(
             keys=[lease_key, self.keys.source_state(source)],
-            args=[token, self.ttl_ms, f"{time.time():.3f}", f"{min_gap:.3f}", stale or ""],
+            args=[token, self.ttl_ms, f"{time.time():.3f}", f"{min_gap:.3f}", stale or "",
+                  "" if slot is None else f"{slot:.3f}"],
         )
         status = _text(status)
         if status == "ok":
@@ -75,10 +109,15 @@ class Leases:
         return None, f"{status} {_text(detail)}".strip()
 
     def renew(self, source: str, token: str) -> bool:
-        return bool(self._renew(keys=[self.keys.source_lease(source)], args=[token, self.ttl_ms]))
+        """Extend our lease (taking it back if it expired and nobody took it); False when another has it."""
+        return bool(self._renew(keys=[self.keys.source_lease(source), self.keys.source_state(source)],
+                                args=[token, self.ttl_ms]))
 
-    def release(self, source: str, token: str) -> bool:
-        return bool(self._release(keys=[self.keys.source_lease(source)], args=[token]))
+    def release(self, source: str, token: str, state: Mapping[str, str] | None = None) -> bool:
+        """Write the crawl's `state` into the source's state and release the lease, only while it is ours."""
+        fields = [value for pair in (state or {}).items() for value in pair]
+        return bool(self._release(keys=[self.keys.source_lease(source), self.keys.source_state(source)],
+                                  args=[token, *fields]))
 
     def holder(self, source: str) -> str | None:
         value = self.client.get(self.keys.source_lease(source))
@@ -90,7 +129,7 @@ class Leases:
         if not value:
             return None
         holder = _text(value)
-        name, _, rest = holder.rpartition(":")
+        name = holder.rpartition(":")[0]
         host, _, pid = name.rpartition(":")
         if host != self.name or not pid.isdigit() or int(pid) == os.getpid():
             return None

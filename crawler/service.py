@@ -23,7 +23,7 @@ from crawler.health import HealthServer, Metrics
 from crawler.inbox import Inbox, Stopped, instance_name, redis_retry
 from crawler.lease import Leases
 from crawler.settings import ASYNCIO_REACTOR, scrapy_settings
-from crawler.spiders import CrawlJob, SourceSpider
+from crawler.spiders import CrawlJob, SourceSpider, stop_crawl
 from dedup.article import Decision
 from dedup.engine import Engine, EngineConfig
 from dedup.index import IndexParamsMismatch
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 STARTUP_GAP = 5.0
 """At start, a crawl of the source that completed this recently (on any instance) is not repeated."""
+LEASE_LOST = "lease_lost"
+"""The outcome of a crawl stopped because another instance took its source's lease."""
 HEARTBEAT = 5.0
 _TICK_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -41,7 +43,8 @@ class Service:
     """Schedules each source's crawls, decides what they fetch, and shuts down cleanly on a signal."""
 
     def __init__(self, settings: Settings, client: redis.Redis, *, sources: list[str] | None = None,
-                 once: bool = False, health: bool = True, executor: Executor | None = None) -> None:
+                 once: bool = False, health: bool = True, executor: Executor | None = None,
+                 held_signals: list[int] | None = None) -> None:
         self.settings = settings
         self.client = client
         self.keys = Keys(settings.redis.prefix)
@@ -60,10 +63,18 @@ class Service:
         self.health_port: int | None = None
         self._engine: Engine | None = None
         self._executor: Executor | None = executor
-        self._running: dict[str, Any] = {}
+        self._running: dict[str, tuple[Any, CrawlJob]] = {}
+        """The crawls in progress here: (Scrapy crawler, job) per source."""
+        self._crawl_loops: dict[str, asyncio.Task[None]] = {}
+        self._missed: dict[str, tuple[float, float]] = {}
+        """Per source, the latest tick that came while it was being crawled here: (its slot, when it came)."""
+        self._listed_at: dict[str, float] = {}
+        """Per source, when the last crawl here requested its feeds and sitemaps (0: it did not)."""
         self._decider_alive = False
         self._attempted: set[str] = set()
         self._started = time.time()
+        self._held_signals = held_signals if held_signals is not None else []
+        """SIGTERM/SIGINT noted before run() handles them (see crawler.cli.service): acted on once it does."""
 
     # Lifecycle
 
@@ -73,8 +84,11 @@ class Service:
         from scrapy.crawler import AsyncCrawlerRunner
 
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        for signum in before:
             loop.add_signal_handler(signum, self.stop, signum)
+        while self._held_signals:
+            self.stop(self._held_signals.pop(0))
         health = None
         if self.health_enabled:
             health = HealthServer(self.metrics, self.status, self.settings.service.health_host,
@@ -82,7 +96,9 @@ class Service:
             self.health_port = await health.start()
         if self._executor is None:
             self._executor = await asyncio.to_thread(extraction_pool, self.settings.service.extract_workers)
-        self.runner = AsyncCrawlerRunner(scrapy_settings(self.settings))
+        # Only the reactor here: Scrapy merges the runner's settings into each crawl's, over the source's own
+        # (its concurrency, delay and other [crawl] overrides) at the same priority.
+        self.runner = AsyncCrawlerRunner({"TWISTED_REACTOR": ASYNCIO_REACTOR})
         decider = asyncio.create_task(self._decide_forever(), name="decider")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
@@ -95,21 +111,26 @@ class Service:
             else:
                 now = datetime.now(UTC)
                 for source in self.sources:
-                    scheduler.add_job(self.crawl, _trigger(source), args=[source], id=source.name,
+                    scheduler.add_job(self._tick, _trigger(source), args=[source], id=source.name,
                                       name=f"crawl {source.name}", max_instances=1, coalesce=True,
                                       misfire_grace_time=None, next_run_time=now)
                 scheduler.start()
                 log.info("service %s started: %d sources, health port %s", self.name, len(self.sources),
                          self.health_port)
                 await self.stopping.wait()
-                scheduler.shutdown(wait=False)
+                # No more ticks. Shut down only at the end: that cancels ticks just submitted, with tracebacks.
+                scheduler.pause()
             return await self._shutdown(decider, heartbeat, health)
         except IndexParamsMismatch as exc:
             log.error("refusing to run: %s", exc)
             return 2
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            for signum, handler in before.items():
                 loop.remove_signal_handler(signum)
+                if handler is not None:
+                    signal.signal(signum, handler)  # not the default: a late SIGTERM must not kill the exit
 
     def stop(self, signum: int | None = None) -> None:
         if not self.stopping.is_set():
@@ -124,9 +145,8 @@ class Service:
     async def _shutdown(self, decider: asyncio.Task[None], heartbeat: asyncio.Task[None],
                         health: HealthServer | None) -> int:
         deadline = time.monotonic() + self.settings.service.shutdown_timeout
-        running = list(self._running.values())
-        for crawler in running:
-            asyncio.ensure_future(crawler.stop_async())
+        for crawler, job in list(self._running.values()):
+            asyncio.ensure_future(stop_crawl(crawler, job, "shutdown"))
         crawl_tasks = [task for task in asyncio.all_tasks() if task.get_name().startswith("crawl:")]
         if crawl_tasks:
             await asyncio.wait(crawl_tasks, timeout=max(0.1, 0.7 * (deadline - time.monotonic())))
@@ -143,7 +163,10 @@ class Service:
         if health is not None:
             await health.stop()
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            # Waited for, within the deadline: after shutdown(wait=False) the pool's manager thread may close its
+            # wakeup pipe while Python's exit hook writes to it ("Bad file descriptor" at exit, CPython 3.11).
+            closing = asyncio.ensure_future(asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True))
+            await asyncio.wait([closing], timeout=max(0.5, deadline - time.monotonic()))
         try:
             self.client.hdel(self.keys.instances, self.name)
         except redis.RedisError:
@@ -153,17 +176,53 @@ class Service:
 
     # Crawling
 
-    async def crawl(self, source: SourceSettings, *, min_gap: float | None = None) -> str:
-        """One crawl of one source, if this instance holds its lease; returns the outcome."""
+    async def _tick(self, source: SourceSettings) -> None:
+        """The scheduler's job: crawl the source now, or, while its last crawl still runs, as soon as that
+        ends (the ticks missed meanwhile coalesce into that one crawl). Never two crawls at once."""
+        if self.stopping.is_set():
+            return
+        slot = _slot(source)
+        loop = self._crawl_loops.get(source.name)
+        if loop is not None and not loop.done():
+            if source.name not in self._missed:
+                log.info("source=%s: still crawling at its tick; crawling again when this crawl ends, unless "
+                         "it had not requested its feeds yet", source.name)
+            self._missed[source.name] = (slot, time.time())
+            return
+        self._crawl_loops[source.name] = asyncio.create_task(self._crawl_ticks(source, slot),
+                                                             name=f"crawl:{source.name}")
+
+    async def _crawl_ticks(self, source: SourceSettings, slot: float) -> None:
+        """Crawl for this tick's slot, then for the latest tick that came meanwhile, until none did.
+
+        A tick that came before the crawl requested its feeds and sitemaps was served by that crawl.
+        """
+        next_slot: float | None = slot
+        while next_slot is not None and not self.stopping.is_set():
+            try:
+                await self.crawl(source, slot=next_slot)
+            except Exception:  # one source's failure never stops the service
+                log.exception("source=%s: crawl failed", source.name)
+            missed = self._missed.pop(source.name, None)
+            served = missed is not None and missed[1] <= self._listed_at.get(source.name, 0.0)
+            next_slot = missed[0] if missed is not None and not served else None
+
+    async def crawl(self, source: SourceSettings, *, min_gap: float | None = None, slot: float | None = None) -> str:
+        """One crawl of one source, if this instance holds its lease; returns the outcome.
+
+        A scheduled crawl names its `slot` (see _slot): it is skipped when another instance crawled that
+        slot. The first crawl after start is skipped only when one completed in the last STARTUP_GAP.
+        """
         if self.stopping.is_set():
             return "stopped"
         asyncio.current_task().set_name(f"crawl:{source.name}")  # type: ignore[union-attr]
         startup = source.name not in self._attempted
         self._attempted.add(source.name)
-        gap = min_gap if min_gap is not None else STARTUP_GAP if startup else _min_gap(source)
+        if min_gap is None and startup:
+            min_gap, slot = STARTUP_GAP, None
         try:
-            token, status = await redis_retry(self.leases.acquire, source.name, gap, stage="lease",
-                                              metrics=self.metrics, stopping=self.stopping)
+            token, status = await redis_retry(self.leases.acquire, source.name, min_gap or 0.0, slot,
+                                              stage="lease", metrics=self.metrics, stopping=self.stopping)
         except Stopped:
             return "stopped"
         if token is None:
@@ -172,12 +231,14 @@ class Service:
             self.metrics.crawls.labels(source.name, outcome).inc()
             self.results[source.name] = outcome
             return outcome
-        renew = asyncio.create_task(self._renew(source.name, token))
         crawl = source.crawl_settings(self.settings.crawl)
         job = CrawlJob(source=source, crawl=crawl, inbox=self.inbox, keys=self.keys, metrics=self.metrics,
                        executor=self._executor, retention=self.settings.dedup.retention,
                        inbox_maxlen=self.settings.service.inbox_maxlen, stopping=self.stopping)
+        lost = asyncio.Event()
+        renew = asyncio.create_task(self._renew(source.name, token, lost))
         started = time.time()
+        self._listed_at[source.name] = 0.0
         self.metrics.crawls_running.inc()
         log.info("source=%s: crawl started", source.name)
         outcome = "failed"
@@ -186,52 +247,70 @@ class Service:
             from scrapy.crawler import Crawler
 
             crawler = Crawler(SourceSpider, scrapy_settings(self.settings, source))
-            self._running[source.name] = crawler
+            self._running[source.name] = (crawler, job)
+            if self.stopping.is_set():  # the stop came while the lease was taken: crawl nothing
+                job.stop_reason = "shutdown"
             await self.runner.crawl(crawler, job=job)
             spider = crawler.spider  # type: ignore[assignment]
-            outcome = _outcome(job, self.stopping.is_set())
+            outcome = LEASE_LOST if lost.is_set() else _outcome(job, self.stopping.is_set())
         except Exception:  # one source's failure never stops the service
             log.exception("source=%s: crawl failed", source.name)
         finally:
             self._running.pop(source.name, None)
+            self._listed_at[source.name] = job.listed_at or 0.0
             self.metrics.crawls_running.dec()
             renew.cancel()
+        if not await self._record(source, token, outcome, job, spider, started) and outcome != LEASE_LOST:
+            log.warning("source=%s: lease taken by another instance as the crawl ended: result not recorded",
+                        source.name)
+            outcome = LEASE_LOST
         self.metrics.crawls.labels(source.name, outcome).inc()
         self.metrics.last_crawl.labels(source.name).set(time.time())
         self.results[source.name] = outcome
         log.info("source=%s: crawl %s in %.1fs: %s", source.name, outcome, time.time() - started,
                  json.dumps({k: v for k, v in job.counts.items() if k != "close_reason"}, sort_keys=True))
-        await self._record(source, token, outcome, job, spider, started)
         return outcome
 
     async def _record(self, source: SourceSettings, token: str, outcome: str, job: CrawlJob,
-                      spider: SourceSpider | None, started: float) -> None:
-        def write() -> None:
-            if spider is not None and outcome in ("ok", "partial"):
-                job.save_validators({url: v for url, v in spider.new_validators.items()
-                                     if url not in spider.incomplete})
-            state = {"last_started": f"{started:.3f}", "last_finished": f"{time.time():.3f}",
-                     "last_outcome": outcome, "last_counts": json.dumps(job.counts, sort_keys=True),
-                     "last_instance": self.name}
-            if outcome in ("ok", "partial"):
-                state["last_completed"] = state["last_finished"]
-            self.client.hset(self.keys.source_state(source.name), mapping=state)
-            self.leases.release(source.name, token)
-
+                      spider: SourceSpider | None, started: float) -> bool:
+        """Write the crawl's result and validators and release the lease, if it is still ours (else False:
+        the state belongs to the instance that took the lease)."""
+        state = {"last_started": f"{started:.3f}", "last_finished": f"{time.time():.3f}",
+                 "last_outcome": outcome, "last_counts": json.dumps(job.counts, sort_keys=True),
+                 "last_instance": self.name}
+        if outcome in ("ok", "partial"):
+            state["last_completed"] = state["last_finished"]
+            if spider is not None:
+                state.update(job.validator_state({url: v for url, v in spider.new_validators.items()
+                                                  if url not in spider.incomplete}))
         try:
-            await redis_retry(write, stage="record", metrics=self.metrics, stopping=self.stopping)
+            return await redis_retry(self.leases.release, source.name, token, state, stage="record",
+                                     metrics=self.metrics, stopping=self.stopping)
         except Stopped:
             log.warning("source=%s: crawl result not recorded (Redis unreachable at shutdown)", source.name)
+            return True
 
-    async def _renew(self, source: str, token: str) -> None:
+    async def _renew(self, source: str, token: str, lost: asyncio.Event) -> None:
+        """Keep the lease while the crawl runs; when another instance has taken it, stop the crawl."""
         interval = max(0.5, self.settings.service.lease_ttl / 3)
         while True:
             await asyncio.sleep(interval)
             try:
                 if not await asyncio.to_thread(self.leases.renew, source, token):
-                    log.warning("source=%s: lease lost (expired while Redis was away?)", source)
+                    break
             except redis.RedisError as exc:
                 log.warning("source=%s: lease renewal failed: %s", source, exc)
+        lost.set()
+        try:
+            holder = await asyncio.to_thread(self.leases.holder, source)
+        except redis.RedisError:
+            holder = None
+        log.warning("source=%s: lease lost to %s (ours expired, e.g. while Redis was away): stopping this crawl; "
+                    "what it fetched is still decided, the rest is left to that instance", source,
+                    holder or "another instance")
+        running = self._running.get(source)
+        if running is not None:
+            await stop_crawl(*running, LEASE_LOST)
 
     # Deciding
 
@@ -394,6 +473,9 @@ def _die_with_parent(parent: int) -> None:
 
     The parent is the service (fork) or the forkserver, which exits when the service does.
     """
+    # Forked, it has the service's start-up handlers (crawler.cli.service); a worker takes signals as usual.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.platform != "linux":
         return
     import ctypes
@@ -422,16 +504,14 @@ def _trigger(source: SourceSettings) -> Any:
     return AlignedInterval(seconds=source.every or 600.0, start_date=_TICK_EPOCH, timezone=UTC)
 
 
-def _min_gap(source: SourceSettings) -> float:
-    """Half the schedule's period: another instance's crawl of this slot counts as ours."""
-    if source.cron:
-        trigger = _trigger(source)
-        now = datetime.now(UTC)
-        first = trigger.get_next_fire_time(None, now)
-        second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
-        period = (second - first).total_seconds() if first and second else 600.0
-        return period / 2
-    return (source.every or 600.0) / 2
+def _slot(source: SourceSettings) -> float:
+    """The slot a tick starts: the time up to the source's next tick, named by that tick (a timestamp).
+
+    Every instance ticks at the same moments (see _trigger), so all name a tick's slot alike, and the
+    lease lets one crawl per slot happen across them.
+    """
+    following = _trigger(source).get_next_fire_time(None, datetime.now(UTC))
+    return following.timestamp() if following is not None else time.time()
 
 
 def _outcome(job: CrawlJob, stopping: bool) -> str:

@@ -57,8 +57,12 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
         "DOWNLOADER_MIDDLEWARES": {
             # Before robots.txt: a refused private address gets no request at all.
             "crawler.netguard.SSRFGuardMiddleware": 40,
+            # Just after RobotsTxtMiddleware (100): an unreachable robots.txt is one line, after the retries.
+            "crawler.spiders.RobotsTxtErrorMiddleware": 110,
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.spiders.BackoffRetryMiddleware": 550,
+            # Last before the download: nothing more is sent once a crawl is being stopped.
+            "crawler.spiders.CrawlGateMiddleware": 950,
         },
         "ITEM_PIPELINES": {"crawler.pipelines.ExtractPipeline": 100},
         "DUPEFILTER_CLASS": "crawler.spiders.RedirectAwareDupeFilter",

@@ -10,7 +10,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import scrapy
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
@@ -18,6 +18,7 @@ from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.httpobj import urlparse_cached
 from twisted.python.failure import Failure
 
 from crawler.config import CrawlSettings, SourceSettings
@@ -27,6 +28,9 @@ from crawler.inbox import Inbox, InboxWriter, redis_retry
 from dedup.article import Article
 from dedup.keys import Keys
 from dedup.urls import canonical_url
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,10 @@ class CrawlJob:
     inbox_maxlen: int = 100_000
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     counts: dict[str, int] = field(default_factory=dict)
+    stop_reason: str = ""
+    """Set by stop_crawl(): from then on no request of this crawl is sent."""
+    listed_at: float | None = None
+    """When the crawl's first feed or sitemap request went out: it sees the sources as of then."""
     _writer: InboxWriter | None = field(default=None, init=False, repr=False)
 
     def count(self, name: str, amount: int = 1) -> None:
@@ -79,13 +87,14 @@ class CrawlJob:
                     result[url] = (pair[0], pair[1])
         return result
 
-    def save_validators(self, validators: dict[str, tuple[str, str]]) -> None:
+    @staticmethod
+    def validator_state(validators: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """The source-state fields that keep these validators (see validators())."""
         mapping = {}
         for url, (etag, modified) in validators.items():
             mapping[f"etag:{url}"] = etag
             mapping[f"modified:{url}"] = modified
-        if mapping:
-            self.inbox.client.hset(self.keys.source_state(self.source.name), mapping=mapping)
+        return mapping
 
 
 class SourceSpider(scrapy.Spider):
@@ -108,6 +117,8 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         known: dict[str, tuple[str, str]] = await self.job.redis(self.job.validators)
+        if self.job.stop_reason:
+            return
         for url in (*self.job.source.feeds, *self.job.source.sitemaps):
             yield self._listing_request(url, known.get(url), 0)
 
@@ -215,6 +226,10 @@ class SourceSpider(scrapy.Spider):
         request = failure.request  # type: ignore[attr-defined]
         url = request.meta.get("article", request.url)
         listing = request.meta.get("listing", "")
+        if failure.check(CrawlStopped):
+            self.incomplete.add(listing)
+            log.debug("source=%s url=%s: not fetched: %s", self.source, url, failure.value)
+            return
         reason = _failure_reason(failure)
         if reason in ("robots", "ignored"):
             self.job.metrics.skipped.labels(self.source, reason).inc()
@@ -233,6 +248,9 @@ class SourceSpider(scrapy.Spider):
 
     def listing_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
+        if failure.check(CrawlStopped):
+            log.debug("source=%s url=%s: not fetched: %s", self.source, request.url, failure.value)
+            return
         self.job.metrics.fetch_errors.labels(self.source, "listing_" + _failure_reason(failure)).inc()
         self.job.count("bad_listings")
         log.warning("source=%s url=%s: feed or sitemap fetch failed: %s", self.source, request.url,
@@ -276,14 +294,18 @@ def _charset(content_type: str) -> str | None:
 def _failure_reason(failure: Failure) -> str:
     if failure.check(HttpError):
         return f"http_{failure.value.response.status}"
-    if failure.check(IgnoreRequest):
-        message = str(failure.value).lower()
+    return _exception_reason(failure.value)
+
+
+def _exception_reason(exception: BaseException) -> str:
+    if isinstance(exception, IgnoreRequest):
+        message = str(exception).lower()
         if "robots" in message:
             return "robots"
         if "size" in message:
             return "too_large"
         return "ignored"
-    name = type(failure.value).__name__
+    name = type(exception).__name__
     if "Timeout" in name:
         return "timeout"
     if "Cancelled" in name:
@@ -333,6 +355,87 @@ class BackoffRetryMiddleware(RetryMiddleware):
         return min(delay, self.backoff_max)
 
 
+class CrawlStopped(IgnoreRequest):
+    """A request of a crawl that was told to stop (its lease lost, or the service stopping): not sent."""
+
+
+async def stop_crawl(crawler: Crawler, job: CrawlJob, reason: str) -> None:
+    """Stop a crawl early without sending another request; return when it has stopped.
+
+    Downloads in flight finish and their pages go through the pipeline to the inbox; requests waiting
+    in the downloader or the scheduler are dropped (not marked seen: the next crawl fetches them).
+    """
+    if job.stop_reason:
+        return
+    job.stop_reason = reason
+    engine = crawler._engine  # Scrapy's way to look before the crawl has started
+    if engine is not None:
+        for slot in engine.downloader.slots.values():
+            while slot.queue:
+                _request, waiting = slot.queue.popleft()
+                waiting.errback(CrawlStopped(f"crawl stopped ({reason})"))
+    await crawler.stop_async()
+
+
+class CrawlGateMiddleware:
+    """Last before the download: a request of a crawl being stopped (stop_crawl) is not sent, even one that
+    waited for its robots.txt or an engine that had not started yet; notes when the first listing goes out."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlGateMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        spider = self.crawler.spider
+        if not isinstance(spider, SourceSpider):
+            return
+        if spider.job.stop_reason:
+            raise CrawlStopped(f"crawl stopped ({spider.job.stop_reason})")
+        if spider.job.listed_at is None and request.meta.get("sitemap_depth") == 0:
+            spider.job.listed_at = time.time()
+
+
+class RobotsTxtErrorMiddleware:
+    """A robots.txt that cannot be fetched (refused, timed out, no such host) is one warning and a count.
+
+    Scrapy's RobotsTxtMiddleware logs such a failure as an error with a full traceback (and its retry
+    middleware adds "Gave up retrying"); here it becomes IgnoreRequest, which it takes quietly, and it
+    then crawls the host as it always does when robots.txt is unreachable: as if there were none.
+    Runs after the retries (below RetryMiddleware's 550), so only the final failure is reported.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RobotsTxtErrorMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        if _is_robots_txt(request):
+            request.meta.setdefault("give_up_log_level", "DEBUG")  # our warning below says it once
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if not _is_robots_txt(request) or isinstance(exception, IgnoreRequest):
+            return
+        spider = self.crawler.spider
+        reason = _exception_reason(exception)
+        if isinstance(spider, SourceSpider):
+            spider.job.metrics.fetch_errors.labels(spider.source, f"robots_{reason}").inc()
+            spider.job.count("robots_unreachable")
+        log.warning("source=%s url=%s: robots.txt unreachable (%s: %s); crawling the host as if it had none",
+                    getattr(spider, "source", "?"), request.url, type(exception).__name__, exception)
+        raise IgnoreRequest(f"robots.txt unreachable: {exception}")
+
+
+def _is_robots_txt(request: Request) -> bool:
+    """The request Scrapy's RobotsTxtMiddleware makes for a host's robots.txt."""
+    return bool(request.meta.get("dont_obey_robotstxt")) and urlparse_cached(request).path == "/robots.txt"
+
+
 def _retry_after(response: Response) -> float | None:
     value = _header(response, b"Retry-After")
     if not value:
@@ -345,4 +448,5 @@ def _retry_after(response: Response) -> float | None:
         return None
 
 
-__all__ = ["BackoffRetryMiddleware", "CrawlJob", "RedirectAwareDupeFilter", "SourceSpider"]
+__all__ = ["BackoffRetryMiddleware", "CrawlGateMiddleware", "CrawlJob", "CrawlStopped", "RedirectAwareDupeFilter",
+           "RobotsTxtErrorMiddleware", "SourceSpider", "stop_crawl"]

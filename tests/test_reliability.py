@@ -182,7 +182,9 @@ def test_many_instances_crawl_each_source_once_per_tick_and_agree_with_one(
                     f"{instances} instances: {source} crawled twice in one tick: "
                     f"{[round(b - a, 2) for a, b in itertools.pairwise(fetches)]}")
                 span = max(fetches) - min(fetches)
-                assert len(fetches) <= span / EVERY + 1.5
+                # One crawl per tick, and the start-up crawl: a tick that comes while it runs is crawled
+                # as soon as it ends.
+                assert len(fetches) <= span / EVERY + 2
             rows = export_rows(config, service_env(redis_server_url, prefix))
             assert_decided_once(rows, stream_events(redis_client, keys), expected, f"({instances} instances)")
             canonicals[instances] = {str(row["url"]): str(row["canonical_url"]) for row in rows}

@@ -33,15 +33,22 @@ def _with_flags(settings: Settings, health_host: str | None, health_port: int | 
     return replace(settings, service=service)
 
 
-def _exit_on_signal_while_starting() -> None:
-    """Until the service installs its own handlers, SIGTERM/SIGINT end the start cleanly (nothing is in flight)."""
+def _hold_signals_while_starting() -> list[int]:
+    """Until the service handles SIGTERM/SIGINT, only note them: it stops cleanly on them as soon as it runs.
+
+    (Raising SystemExit from the handler instead lands anywhere: in a fork's at-fork hook it is ignored
+    and leaves the logging lock held, and every thread that logs later hangs.)
+    """
     import signal
 
-    def leave(signum: int, _frame: object) -> None:
-        raise SystemExit(0)
+    held: list[int] = []
 
-    signal.signal(signal.SIGTERM, leave)
-    signal.signal(signal.SIGINT, leave)
+    def note(signum: int, _frame: object) -> None:
+        held.append(signum)
+
+    signal.signal(signal.SIGTERM, note)
+    signal.signal(signal.SIGINT, note)
+    return held
 
 
 def _log_level(verbose: int) -> int:
@@ -58,6 +65,7 @@ def _log_level(verbose: int) -> int:
 def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown_timeout: float | None,
         workers: int | None) -> None:
     """Run the crawler service: crawl every source on its schedule until SIGTERM or Ctrl-C."""
+    held = _hold_signals_while_starting()  # first: importing the service (Scrapy) alone takes a while
     from crawler.service import Service, configure_logging, extraction_pool, run_in_reactor
 
     settings = _with_flags(ctx.settings, health_host, health_port, shutdown_timeout, workers)
@@ -65,13 +73,12 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
         where = settings.config_path or "the configuration (no --config given)"
         raise click.ClickException(f"{where}: no [[sources]] to crawl")
     configure_logging(settings.service.log_format, _log_level(0))
-    _exit_on_signal_while_starting()
     pool = extraction_pool(settings.service.extract_workers)
     from crawler.redis_conn import connect
 
     # A configured Redis that is down at start is waited for (with backoff), not a reason to exit.
     client = connect(settings.redis.url, settings.data_dir, check=False) if settings.redis.url else ctx.client
-    code = run_in_reactor(lambda: Service(settings, client, executor=pool).run())
+    code = run_in_reactor(lambda: Service(settings, client, executor=pool, held_signals=held).run())
     raise SystemExit(code)
 
 
