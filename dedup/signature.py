@@ -7,13 +7,17 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash
 
 from dedup.junk import strip_junk
 from dedup.normalize import _UNSPACED
 from dedup.normalize import tokens as tokenize
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash, MinHash
 
 # The signature scheme. Changing any of these makes stored signatures incomparable; they are
 # recorded in Redis (see dedup.index.IndexParams) and a process with other values refuses to start.
@@ -40,8 +44,17 @@ _MIX = np.array(
 )
 _LEAN_HEADER = struct.Struct("<qiB")
 _AFFINE32_CODE = 1  # datasketch's scheme code for "affine32" in LeanMinHash bytes
-_FULL_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)
-_LEAD_TEMPLATE = MinHash(num_perm=LEAD_PERM, seed=LEAD_SEED, scheme=SCHEME)
+
+
+@cache
+def _templates() -> tuple[MinHash, MinHash]:
+    """datasketch's MinHash for the full text and for the openings, whose permutations we apply.
+    Made on first use: importing datasketch loads scipy (for its LSH), most of a second that the
+    CLI commands which never fingerprint should not pay."""
+    from datasketch import MinHash
+
+    return (MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME),
+            MinHash(num_perm=LEAD_PERM, seed=LEAD_SEED, scheme=SCHEME))
 
 
 @dataclass(frozen=True)
@@ -208,12 +221,13 @@ def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
     with np.errstate(over="ignore"):
         mixed = _fmix32(shingles) if len(shingles) else shingles
     present = np.flatnonzero(counts > 0)
-    full_values = _batch_minhash(_FULL_TEMPLATE, mixed, shingle_starts[present], len(items), present)
+    full_template, lead_template = _templates()
+    full_values = _batch_minhash(full_template, mixed, shingle_starts[present], len(items), present)
     lead_counts = np.minimum(counts, max(1, LEAD_WORDS - k + 1))
     lead_index = np.concatenate([np.arange(s, s + c) for s, c in zip(shingle_starts, lead_counts, strict=True)]) \
         if len(present) else np.empty(0, dtype=np.int64)
     lead_starts = np.concatenate(([0], np.cumsum(lead_counts)[:-1]))
-    lead_values = _batch_minhash(_LEAD_TEMPLATE, mixed[lead_index.astype(np.int64)], lead_starts[present],
+    lead_values = _batch_minhash(lead_template, mixed[lead_index.astype(np.int64)], lead_starts[present],
                                  len(items), present)
     # Distinct shingles per text: one sort of (text, shingle) keys for the whole batch.
     owner = np.repeat(np.arange(len(items), dtype=np.uint64), counts)
@@ -227,16 +241,16 @@ def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
         second = b""
         if start is not None:
             begin = int(shingle_starts[index]) + start
-            second = _lean_bytes(_LEAD_TEMPLATE, _minhash_of_mixed(
-                _LEAD_TEMPLATE, mixed[begin : min(begin + k_lead, int(shingle_starts[index] + counts[index]))]))
+            second = _lean_bytes(lead_template, _minhash_of_mixed(
+                lead_template, mixed[begin : min(begin + k_lead, int(shingle_starts[index] + counts[index]))]))
         results.append(Fingerprint(
             clean_text=clean,
             n_tokens=len(words),
             prose_words=count_prose_words(clean, len(words)),
             n_shingles=int(distinct[index]),
             content_hash=hashlib.sha256(b" ".join(words)).digest()[:8],
-            signature=_lean_bytes(_FULL_TEMPLATE, full_values[:, index]),
-            lead_signature=_lean_bytes(_LEAD_TEMPLATE, lead_values[:, index]),
+            signature=_lean_bytes(full_template, full_values[:, index]),
+            lead_signature=_lean_bytes(lead_template, lead_values[:, index]),
             second_lead_signature=second,
         ))
     return results
@@ -264,4 +278,6 @@ def _batch_minhash(template: MinHash, mixed: np.ndarray, starts: np.ndarray, n_i
 
 def load_signature(data: bytes) -> LeanMinHash:
     """A LeanMinHash back from its stored bytes (no pickle involved)."""
+    from datasketch import LeanMinHash
+
     return LeanMinHash.deserialize(data, "<")

@@ -18,7 +18,7 @@ import redis
 
 from dedup.keys import Keys
 
-NEWSDEDUP = [sys.executable, "-c", "from crawler.cli import main; main()"]
+NEWSDEDUP = [sys.executable, "-c", "from crawler.entry import main; main()"]
 
 
 def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
