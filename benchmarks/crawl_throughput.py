@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import random
+import resource
 import sys
 import time
 import uuid
@@ -96,6 +97,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _redis_cpu(client: object) -> float:
     info = client.info("cpu")  # type: ignore[attr-defined]
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -128,14 +134,16 @@ def end_to_end(base: str, count: int, workers: int, redis_url: str | None,
     pool = extraction_pool(workers)
     client = connect(redis_url, data_dir)
     service = Service(settings, client, once=True, health=False, executor=pool)
-    worker_pids = list(pool._processes)  # type: ignore[attr-defined]
+    # The extraction workers' CPU is counted when they have exited and been waited for (the service
+    # shuts its pool down when it stops): this process's other children are not reaped meanwhile.
     cpu_before = {"crawler": time.process_time(), "site": _cpu_seconds(site_pid), "redis": _redis_cpu(client),
-                  "extraction": sum(_cpu_seconds(pid) for pid in worker_pids)}
+                  "extraction": _children_cpu()}
     started = time.perf_counter()
     run_in_reactor(service.run)
     elapsed = time.perf_counter() - started
+    pool.shutdown(wait=True)
     cpu_after = {"crawler": time.process_time(), "site": _cpu_seconds(site_pid), "redis": _redis_cpu(client),
-                 "extraction": sum(_cpu_seconds(pid) for pid in worker_pids)}
+                 "extraction": _children_cpu()}
     keys = Keys(prefix)
     entries = client.xlen(keys.canonical_stream)
     decided = len(service.decisions)
