@@ -7,6 +7,8 @@ from typing import Any
 from crawler.config import CrawlSettings, Settings, SourceSettings
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+MIN_DELAY = 0.001
+"""Seconds between two requests to one domain, at the least (see DOWNLOAD_DELAY below)."""
 
 
 def scrapy_settings(settings: Settings, source: SourceSettings | None = None) -> dict[str, Any]:
@@ -36,7 +38,9 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
         "ROBOTSTXT_USER_AGENT": user_agent,
         "CONCURRENT_REQUESTS": crawl.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_domain,
-        "DOWNLOAD_DELAY": crawl.delay,
+        # Never 0: with no delay Scrapy 2.19 starts every queued request of a domain in one pass,
+        # before any counts as transferring, and CONCURRENT_REQUESTS_PER_DOMAIN is not enforced.
+        "DOWNLOAD_DELAY": max(crawl.delay, MIN_DELAY),
         "DOWNLOAD_DELAY_JITTER": 0.5,
         "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
         "AUTOTHROTTLE_START_DELAY": max(crawl.delay, 0.1),
