@@ -116,6 +116,23 @@ class ServiceProcess:
             self.proc.wait(10)
 
 
+def start_instances(config: Path, env: dict[str, str], count: int, stagger: float = 0.7) -> list[ServiceProcess]:
+    """`count` instances of `newsdedup run`, started `stagger` seconds apart (so that each one's own
+    clock would tick at another moment), each serving /healthz before this returns."""
+    services: list[ServiceProcess] = []
+    try:
+        for _ in range(count):
+            services.append(ServiceProcess(["run", "--config", str(config)], env))
+            time.sleep(stagger)
+        for service in services:
+            service.health_port()
+    except BaseException:
+        for service in services:
+            service.cleanup()
+        raise
+    return services
+
+
 def peak_rss_mb(pid: int) -> float:
     try:
         status = Path(f"/proc/{pid}/status").read_text()

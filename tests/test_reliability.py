@@ -29,6 +29,7 @@ from tests.service_process import (
     export_rows,
     service_env,
     settled,
+    start_instances,
     stream_events,
     wait_for,
 )
@@ -168,14 +169,8 @@ def test_many_instances_crawl_each_source_once_per_tick_and_agree_with_one(
             keys = Keys(prefix)
             env = service_env(redis_server_url, prefix)
             newsroom.reset_counts()
-            services: list[ServiceProcess] = []
+            services = start_instances(config, env, instances)
             try:
-                # Started 0.7s apart, each instance's own clock would tick at another moment.
-                for _ in range(instances):
-                    services.append(ServiceProcess(["run", "--config", str(config)], env))
-                    time.sleep(0.7)
-                for service in services:
-                    service.health_port()
                 all_up = time.time()
                 wait_for(lambda keys=keys: settled(redis_client, keys, len(expected)), 90, "every article decided",
                          lambda services=services: "".join(s.log for s in services))

@@ -21,7 +21,7 @@ import redis
 
 from crawler.demo.site import Reply, Site, SiteServer, publisher_page, rss
 from dedup.keys import Keys
-from tests.service_process import ServiceProcess, service_env, wait_for
+from tests.service_process import ServiceProcess, service_env, start_instances, wait_for
 from tests.sites.newsroom import story
 
 PERIOD = 2.0
@@ -119,13 +119,8 @@ def test_crawls_longer_than_the_period_run_back_to_back_once_per_tick(
     as soon as the running one ends (not at the tick after); with several instances, still one at a time."""
     config = write_config(tmp_path / "sources.toml", slow_feed, every=f"{PERIOD:g}s")
     env = service_env(redis_server_url, key_prefix)
-    services: list[ServiceProcess] = []
+    services = start_instances(config, env, instances)
     try:
-        for _ in range(instances):
-            services.append(ServiceProcess(["run", "--config", str(config)], env))
-            time.sleep(0.7)
-        for service in services:
-            service.health_port()
         logs = lambda: "".join(s.log for s in services)
         wait_for(lambda: len(slow_feed.arrivals("/feed.xml")) >= 5, 40, "five crawls of the slow feed", logs)
         for service in services:
