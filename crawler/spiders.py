@@ -38,6 +38,8 @@ MAX_SITEMAP_DEPTH = 3
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml+xhtml")
 # An article that answers these is gone for good: remember it as handled, like a decided one.
 _GONE = frozenset({404, 410, 451})
+# Failures that the next crawl would meet again: remembered as handled too.
+_REMEMBERED = frozenset({"too_large", "too_many_redirects"})
 
 
 @dataclass
@@ -239,9 +241,10 @@ class SourceSpider(scrapy.Spider):
         self.job.metrics.fetch_errors.labels(self.source, reason).inc()
         self.job.count("fetch_errors")
         log.warning("source=%s url=%s: fetch failed: %s", self.source, url, _failure_text(failure))
-        if (failure.check(HttpError) and failure.value.response.status in _GONE) or reason == "too_large":
-            # Gone pages stay gone, and a page over the size limit will not shrink: neither is
-            # fetched again on the next crawl (a gzip bomb would otherwise be served every tick).
+        if (failure.check(HttpError) and failure.value.response.status in _GONE) or reason in _REMEMBERED:
+            # Gone pages stay gone, a page over the size limit will not shrink, and a redirect loop
+            # or endless chain is a broken URL: none is fetched again on the next crawl (a gzip bomb
+            # or a loop would otherwise cost the publisher the same requests every tick).
             await self.job.redis(self.job.inbox.mark_seen, [url])
         else:
             self.incomplete.add(listing)
@@ -304,6 +307,8 @@ def _exception_reason(exception: BaseException) -> str:
             return "robots"
         if "size" in message:
             return "too_large"
+        if "redirections" in message:
+            return "too_many_redirects"
         return "ignored"
     name = type(exception).__name__
     if "Timeout" in name:

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from crawler.demo.site import publisher_page, rss
+from crawler.inbox import Inbox
 from dedup.keys import Keys
 from tests.service_process import (
     NEWSDEDUP,
@@ -224,8 +225,12 @@ def test_bad_input_is_logged_counted_and_survived_in_bounded_memory(
     assert re.search(r'newsdedup_extraction_failures_total\{reason="no_article",source="binary"\} 1\.0', metrics)
     assert re.search(r'newsdedup_extraction_failures_total\{reason="no_article",source="empty"\} 1\.0', metrics)
     # Redirect loops and over-long chains end, counted.
-    assert re.search(r"pages/chain-0\.html: not fetched: max redirections reached", log)
-    assert rows["redirects"]["last_counts"]["ignored"] == 1
+    assert re.search(r"pages/chain-0\.html: fetch failed: .*max redirections reached", log)
+    assert rows["redirects"]["last_counts"]["fetch_errors"] >= 1
+    assert re.search(r'newsdedup_fetch_errors_total\{reason="too_many_redirects",source="redirects"\} 1\.0', metrics)
+    # ... and an endless chain is remembered, not followed again on every crawl.
+    inbox = Inbox(redis_client, keys, retention=86400, consumer="test:1")
+    assert inbox.seen([hostile.url("/pages/chain-0.html")]) == [True]
     assert hostile.hits["/pages/chain-6.html"] == 0
     # Mis-declared and missing charsets: Windows-1252 read as such.
     for path in ("/pages/wrong-charset.html", "/pages/no-charset.html"):
