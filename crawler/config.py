@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from crawler.netguard import parse_networks
+
 DEFAULT_DATA_DIR = ".newsdedup"
 DEFAULT_PREFIX = "newsdedup:"
 ENV_PREFIX = "NEWSDEDUP_"
@@ -374,8 +376,6 @@ def _sources(raw: Any, where: str) -> tuple[SourceSettings, ...]:
         allow = entry.get("allow_networks", [])
         if not isinstance(allow, list) or not all(isinstance(item, str) for item in allow):
             raise ConfigError(f"{label}.allow_networks: expected a list of CIDR strings")
-        from crawler.netguard import parse_networks
-
         try:
             parse_networks(tuple(allow))
         except ValueError as exc:

@@ -11,10 +11,9 @@ MIN_DELAY = 0.001
 """Seconds between two requests to one domain, at the least (see DOWNLOAD_DELAY below)."""
 
 
-def scrapy_settings(settings: Settings, source: SourceSettings | None = None) -> dict[str, Any]:
-    """The Scrapy settings dict for crawling `source` (or the defaults, for the runner)."""
-    crawl = source.crawl_settings(settings.crawl) if source else settings.crawl
-    return crawl_scrapy_settings(crawl, settings.service.user_agent)
+def scrapy_settings(settings: Settings, source: SourceSettings) -> dict[str, Any]:
+    """The Scrapy settings dict for crawling `source`: its own [crawl] overrides over the defaults."""
+    return crawl_scrapy_settings(source.crawl_settings(settings.crawl), settings.service.user_agent)
 
 
 def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict[str, Any]:
