@@ -27,8 +27,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:
+    from crawler.config import CrawlSettings
 
 GROUND_TRUTH = Path(__file__).resolve().parents[2] / "shared" / "data" / "extraction-benchmark" / "ground-truth.json"
 
@@ -88,6 +92,14 @@ def extraction_only(pages: list[tuple[str, str]], workers: int) -> tuple[float, 
     return rate, per_page_ms
 
 
+def _bench_crawl() -> CrawlSettings:
+    """The crawl settings of both measured crawls: as fast as the local site allows."""
+    from crawler.config import CrawlSettings
+
+    return CrawlSettings(concurrency=64, concurrency_per_domain=32, delay=0.0, autothrottle=False,
+                         max_articles=0, timeout=60.0)
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of one process so far (Linux /proc)."""
     try:
@@ -113,7 +125,7 @@ def end_to_end(base: str, count: int, workers: int, redis_url: str | None,
     the service, until all are decided."""
     import redis
 
-    from crawler.config import CrawlSettings, ServiceSettings, Settings, SourceSettings
+    from crawler.config import ServiceSettings, Settings, SourceSettings
     from crawler.redis_conn import connect
     from crawler.service import Service, configure_logging, extraction_pool, run_in_reactor
     from dedup.keys import Keys
@@ -124,8 +136,7 @@ def end_to_end(base: str, count: int, workers: int, redis_url: str | None,
     source = SourceSettings("bench", sitemaps=(base + "/sitemap.xml",), every=3600.0)
     settings = Settings(
         data_dir=data_dir, sources=(source,),
-        crawl=CrawlSettings(concurrency=64, concurrency_per_domain=32, delay=0.0, autothrottle=False,
-                            max_articles=0, timeout=60.0),
+        crawl=_bench_crawl(),
         service=ServiceSettings(health_port=0, extract_workers=workers, shutdown_timeout=600.0),
     )
     from dataclasses import replace
@@ -162,7 +173,6 @@ def fetch_only(base: str, count: int) -> dict[str, float]:
     from scrapy.utils.defer import deferred_from_coro
     from scrapy.utils.reactor import install_reactor
 
-    from crawler.config import CrawlSettings
     from crawler.netguard import FEED_URL_META
     from crawler.settings import ASYNCIO_REACTOR, crawl_scrapy_settings
 
@@ -182,9 +192,7 @@ def fetch_only(base: str, count: int) -> dict[str, float]:
         def parse(self, response: scrapy.http.Response) -> None:
             FetchOnly.fetched += len(response.body) > 0
 
-    crawl = CrawlSettings(concurrency=64, concurrency_per_domain=32, delay=0.0, autothrottle=False,
-                          max_articles=0, timeout=60.0)
-    settings = crawl_scrapy_settings(crawl, "newsdedup-bench")
+    settings = crawl_scrapy_settings(_bench_crawl(), "newsdedup-bench")
     settings["ITEM_PIPELINES"] = {}
     runner = AsyncCrawlerRunner(settings)
     cpu, started = time.process_time(), time.perf_counter()
