@@ -9,7 +9,7 @@ Scrapy downloads (redirect targets included):
 
 * only http and https, and no ``user:password@`` in the URL (Twisted and urllib split such
   netlocs differently, which is a classic guard bypass);
-* a URL on the same host and port as the feed or sitemap that lists it is allowed: the
+* a URL on the same host as the feed or sitemap that lists it (any port) is allowed: the
   operator chose that host when configuring the source;
 * otherwise every address the host is (an IP literal, in any notation inet_aton accepts:
   ``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``; IPv6, IPv4-mapped ``::ffff:a.b.c.d``,
