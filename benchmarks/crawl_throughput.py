@@ -215,6 +215,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=0, help="extraction processes (0: one per core)")
     parser.add_argument("--redis-url", default=None, help="Redis URL (default: the embedded Redis)")
     args = parser.parse_args()
+    if not GROUND_TRUTH.exists():
+        parser.error(f"needs the extraction benchmark's article bodies at {GROUND_TRUTH} "
+                     "(../shared/data beside the repository; see its README for the source)")
     workers = args.workers or (os.cpu_count() or 1)
     ready: multiprocessing.Queue = multiprocessing.get_context("fork").Queue()  # type: ignore[type-arg]
     site = multiprocessing.get_context("fork").Process(target=serve, args=(args.pages, ready), daemon=True)
