@@ -20,7 +20,7 @@ import redis
 
 from crawler.config import Settings, SourceSettings
 from crawler.health import HealthServer, Metrics
-from crawler.inbox import Inbox, Stopped, instance_name, redis_retry
+from crawler.inbox import Inbox, Stopped, instance_name, redis_retry, sleep_or_stop
 from crawler.lease import Leases
 from crawler.settings import ASYNCIO_REACTOR, scrapy_settings
 from crawler.spiders import CrawlJob, SourceSpider, stop_crawl
@@ -36,6 +36,11 @@ STARTUP_GAP = 5.0
 LEASE_LOST = "lease_lost"
 """The outcome of a crawl stopped because another instance took its source's lease."""
 HEARTBEAT = 5.0
+DECIDE_BATCH = 64
+"""Inbox entries the decider takes at once."""
+DECIDE_GATHER = 0.25
+"""After a part batch, seconds the decider lets the inbox fill: a batch shares its round trips and its
+thread hops (reading, deciding, acknowledging), which one article at a time cost more than its decision."""
 _TICK_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -350,9 +355,11 @@ class Service:
                         if emitted:
                             log.info("completed %d stream events left pending by an earlier process", emitted)
                 block = 50 if self.crawls_done.is_set() else 500
-                entries = await redis_retry(self.inbox.read, 64, block, **retry)
+                entries = await redis_retry(self.inbox.read, DECIDE_BATCH, block, **retry)
                 if entries:
                     await self._decide(entries)
+                    if len(entries) < DECIDE_BATCH and not self.stopping.is_set():
+                        await sleep_or_stop(DECIDE_GATHER, self.stopping)
                 elif self.crawls_done.is_set() and self.stopping.is_set():
                     return  # nothing new for us; entries pending with live instances stay theirs
         except Stopped:
