@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -335,6 +336,7 @@ def main() -> int:
         site.kill()
         if embedded is not None:
             embedded.shutdown()
+    shutil.rmtree(workdir, ignore_errors=True)  # kept when the run failed: the service's log is there
     extract_rate = (before[0] + after[0]) / 2
     ratio = crawl["pages_per_s"] / extract_rate
     print(json.dumps({
