@@ -101,6 +101,21 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The dashboard (`newsdedup web`); [web] in the file."""
+
+    host: str = "127.0.0.1"
+    port: int = 8788
+    token: str = ""
+    """Bearer token (or ?token= once, then a cookie); required with user/password unset off loopback."""
+    user: str = ""
+    password: str = ""
+    """HTTP basic auth, instead of or besides the token."""
+    overrides: bool = False
+    """Allow split, merge, promote and undo from the dashboard (authenticated users only)."""
+
+
+@dataclass(frozen=True)
 class CrawlSettings:
     """Politeness and limits for fetching; [crawl] in the file, overridable per source."""
 
@@ -174,6 +189,7 @@ class Settings:
     sources: tuple[SourceSettings, ...] = ()
     config_path: Path | None = None
     crawl: CrawlSettings = CrawlSettings()
+    web: WebSettings = WebSettings()
 
     def source(self, name: str) -> SourceSettings | None:
         return next((source for source in self.sources if source.name == name), None)
@@ -289,7 +305,7 @@ def _kind(annotation: object) -> type:
 
 
 def _from_mapping(raw: Mapping[str, Any], where: str) -> Settings:
-    allowed = {"data_dir", "redis", "dedup", "service", "crawl", "sources"}
+    allowed = {"data_dir", "redis", "dedup", "service", "crawl", "sources", "web"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(sorted(allowed))})")
@@ -309,7 +325,24 @@ def _from_mapping(raw: Mapping[str, Any], where: str) -> Settings:
     crawl = _build(CrawlSettings, "crawl", _section(raw, "crawl", where), where)
     _check_crawl(crawl, f"{where}: crawl")
     sources = _sources(raw.get("sources", []), where)
-    return Settings(Path(data_dir), redis_settings, dedup, service, sources, crawl=crawl)
+    web = _build(WebSettings, "web", _section(raw, "web", where), where)
+    _check_web(web, f"{where}: web")
+    return Settings(Path(data_dir), redis_settings, dedup, service, sources, crawl=crawl, web=web)
+
+
+MIN_TOKEN_LENGTH = 16
+
+
+def _check_web(web: WebSettings, label: str) -> None:
+    if not 0 <= web.port <= 65535:
+        raise ConfigError(f"{label}.port: not a port number: {web.port}")
+    if web.token and len(web.token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"{label}.token: too short to be a secret (at least {MIN_TOKEN_LENGTH} characters; "
+                          "e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    if bool(web.user) != bool(web.password):
+        raise ConfigError(f"{label}: give both user and password for basic auth, or neither")
+    if ":" in web.user:
+        raise ConfigError(f"{label}.user: must not contain ':' (basic auth separates user and password with it)")
 
 
 def _check_crawl(crawl: CrawlSettings, label: str) -> None:
@@ -414,7 +447,7 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     if env.get(ENV_PREFIX + "DATA_DIR"):
         settings = replace(settings, data_dir=Path(env[ENV_PREFIX + "DATA_DIR"]))
     sections = (("redis", RedisSettings), ("dedup", DedupSettings), ("service", ServiceSettings),
-                ("crawl", CrawlSettings))
+                ("crawl", CrawlSettings), ("web", WebSettings))
     for section_name, cls in sections:
         section = getattr(settings, section_name)
         updates: dict[str, Any] = {}
@@ -434,4 +467,5 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
             settings = replace(settings, **{section_name: replace(section, **updates)})
     _check_prefix(settings.redis.prefix, "NEWSDEDUP_REDIS_PREFIX")
     _check_crawl(settings.crawl, f"{where}: crawl")
+    _check_web(settings.web, f"{where}: web")
     return settings
