@@ -393,6 +393,7 @@ class Service:
                     "seen": time.time(), "crawling": sorted(self._running)}))
                 self.metrics.stream_length.set(self.client.xlen(self.keys.canonical_stream))
                 self.metrics.inbox_length.set(self.inbox.length())
+                self.metrics.observe_groups(self.client, self.keys.canonical_stream)
 
             try:
                 await asyncio.to_thread(beat)
