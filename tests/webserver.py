@@ -70,7 +70,7 @@ class WebProcess:
 
 def _collect(stream: object, into: list[str]) -> None:
     for line in stream:  # type: ignore[attr-defined]
-        into.append(line)
+        into.append(line)  # noqa: PERF402 (line by line: the test reads the list while it fills)
 
 
 @contextmanager

@@ -63,7 +63,7 @@ def web(ctx: Context, host: str | None, port: int | None, overrides: bool | None
     click.echo(f"newsdedup dashboard on http://{shown}:{bound_port}/ "
                f"({'overrides on' if allow_overrides else 'read-only'}; "
                f"{'sign-in: ' + access if access else 'open to this machine only'}); Ctrl-C stops it")
-    app = create_app(ctx.settings, client, host=host, credentials=credentials, overrides=allow_overrides)
+    app = create_app(ctx.settings, client, credentials=credentials, overrides=allow_overrides)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                            proxy_headers=True, lifespan="off"))
     try:

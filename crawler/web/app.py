@@ -64,7 +64,6 @@ class Dashboard:
     client: redis.Redis
     credentials: auth.Credentials
     overrides_enabled: bool = False
-    host: str = "127.0.0.1"
     _engine: Engine | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -391,8 +390,8 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
 
 
-def create_app(settings: Settings, client: redis.Redis, *, host: str = "127.0.0.1",
-               credentials: auth.Credentials | None = None, overrides: bool = False) -> Starlette:
+def create_app(settings: Settings, client: redis.Redis, *, credentials: auth.Credentials | None = None,
+               overrides: bool = False) -> Starlette:
     """The dashboard for the index under settings.redis.prefix on `client`."""
     credentials = credentials or auth.Credentials()
     routes = [
@@ -409,5 +408,5 @@ def create_app(settings: Settings, client: redis.Redis, *, host: str = "127.0.0.
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(Guard)], max_body_size=MAX_BODY)
-    app.state.dashboard = Dashboard(settings, client, credentials, overrides, host)
+    app.state.dashboard = Dashboard(settings, client, credentials, overrides)
     return app

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import redis
 
 from crawler.config import Settings, SourceSettings
+from crawler.redis_conn import redact_url
 from dedup import hourly, stream
 from dedup.keys import Keys
 
@@ -232,8 +233,6 @@ def overview(client: redis.Redis, keys: Keys, settings: Settings, hours: int = 2
 
 def redis_where(settings: Settings) -> str:
     """The Redis the dashboard reads, fit to show (no password)."""
-    from crawler.redis_conn import redact_url
-
     url = settings.redis.url
     return redact_url(url) if url else f"the embedded Redis in {settings.data_dir}"
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from crawler.config import parse_duration
 from crawler.render import diff_rows, matching_words
@@ -72,7 +73,7 @@ def _newest_ids(engine: Engine, cutoff: float | None, budget: int) -> Iterator[l
     low = int(cutoff // span) if cutoff is not None else "-inf"
     offset = 0
     while budget > 0:
-        buckets = client.zrevrangebyscore(keys.time_buckets, "+inf", low, start=offset, num=16)
+        buckets: Any = client.zrevrangebyscore(keys.time_buckets, "+inf", low, start=offset, num=16)
         if not buckets:
             return
         offset += len(buckets)
