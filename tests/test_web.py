@@ -246,6 +246,7 @@ def test_unauthenticated_requests_to_a_public_bind_are_refused(token_web: WebPro
         assert "hostile" not in reply.body and "Articles" not in reply.body
     person = fetch(token_web.url, headers={"Accept": "text/html"})
     assert person.status == 401 and 'name="token"' in person.body and "Articles kept" not in person.body
+    assert "redis://" not in person.body and "newsdedup-test-web" not in person.body  # not even where it reads
     assert fetch(token_web.url, headers={"Authorization": "Bearer wrong-token-wrong-token"}).status == 401
     assert fetch(token_web.url + "static/dashboard.css").status == 200  # the sign-in page needs its style
 

@@ -119,6 +119,8 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         "can_override": can_override,
         "csrf": auth.csrf_token(board.credentials, who) if can_override and who else "",
         "overrides_enabled": board.overrides_enabled,
+        # Where the data lives (Redis host, prefix) is for signed-in users only.
+        "show_where": who is not None or not board.credentials.configured,
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
