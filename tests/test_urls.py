@@ -1,7 +1,9 @@
-"""dedup.urls: canonical URLs and ids on w3lib and the bundled public suffix list; BadURL is the only error."""
+"""dedup.urls: canonical URLs and ids on w3lib and the bundled public suffix list; BadURL is the only
+error; the URL id format recorded with the index."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,8 +11,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
-from dedup.urls import MAX_URL_LENGTH, BadURL, canonical_url, same_publisher, site_of, url_id
+from dedup.engine import Engine
+from dedup.index import IndexParams, IndexParamsMismatch
+from dedup.keys import Keys
+from dedup.urls import MAX_URL_LENGTH, URL_ID_FORMAT, BadURL, canonical_url, same_publisher, site_of, url_id
+from tests.service_process import NEWSDEDUP, service_env
 
 
 def test_an_ipv6_literal_keeps_its_brackets_and_port() -> None:
@@ -151,3 +158,48 @@ def test_the_suffix_list_is_the_bundled_one_no_network_no_cache_dir(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "network used" not in result.stderr
     assert list(home.rglob("*")) == []
+
+
+# The URL id format is recorded with the index parameters (dedup.index.ensure_params).
+
+
+def test_a_fresh_index_records_the_url_id_format(redis_client: redis.Redis, key_prefix: str) -> None:
+    Engine(redis_client, Keys(key_prefix))
+    assert redis_client.hget(Keys(key_prefix).params, "url_ids") == str(URL_ID_FORMAT).encode()
+    Engine(redis_client, Keys(key_prefix))  # and the same version starts again
+
+
+def test_an_index_with_ids_of_another_format_is_refused(redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    redis_client.hset(keys.params, mapping={**IndexParams().as_strings(), "url_ids": "99"})
+    with pytest.raises(IndexParamsMismatch, match="format 99"):
+        Engine(redis_client, keys)
+
+
+def _index_of_the_first_url_format(client: redis.Redis, keys: Keys) -> dict[bytes, bytes]:
+    """The parameters an index written before URL ids had a format version holds: all but url_ids."""
+    before = {name: value for name, value in IndexParams().as_strings().items() if name != "url_ids"}
+    client.hset(keys.params, mapping=before)
+    return client.hgetall(keys.params)
+
+
+def test_an_index_written_before_the_format_was_recorded_is_refused_and_left_alone(
+    redis_client: redis.Redis, key_prefix: str,
+) -> None:
+    keys = Keys(key_prefix)
+    stored = _index_of_the_first_url_format(redis_client, keys)
+    for _ in range(2):  # a refused start must not "complete" the record, or the second would pass
+        with pytest.raises(IndexParamsMismatch, match=rf"format 1, .* format {URL_ID_FORMAT}.*new key prefix"):
+            Engine(redis_client, keys)
+    assert redis_client.hgetall(keys.params) == stored
+
+
+def test_the_cli_says_how_to_migrate_in_one_line(tmp_path: Path, redis_server_url: str, key_prefix: str) -> None:
+    _index_of_the_first_url_format(redis.Redis.from_url(redis_server_url), Keys(key_prefix))
+    records = tmp_path / "records.jsonl"
+    records.write_text(json.dumps({"url": "https://ex.org/a", "text": "a few words of an article"}) + "\n")
+    result = subprocess.run(NEWSDEDUP + ["ingest", str(records)], env=service_env(redis_server_url, key_prefix),
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "format 1" in result.stderr and "new key prefix" in result.stderr, result.stderr
