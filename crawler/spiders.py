@@ -157,6 +157,18 @@ class SourceSpider(scrapy.Spider):
             self.job.count("bad_listings")
             log.warning("source=%s url=%s: unreadable feed or sitemap: %s", self.source, listing_url, exc)
             return
+        if listing.truncated:
+            # Its validators are not kept, so the next crawl fetches it whole rather than "not modified".
+            self.incomplete.add(listing_url)
+            self.job.metrics.fetch_errors.labels(self.source, "truncated_listing").inc()
+            self.job.count("truncated_listings")
+            log.warning("source=%s url=%s: feed or sitemap cut off mid-document; kept the %d entries closed "
+                        "before the cut", self.source, listing_url, len(listing.entries) + len(listing.sitemaps))
+        if listing.skipped:
+            self.job.metrics.skipped.labels(self.source, "bad_entry").inc(listing.skipped)
+            self.job.count("bad_entries", listing.skipped)
+            log.warning("source=%s url=%s: %d entries without a usable URL left out", self.source, listing_url,
+                        listing.skipped)
         etag = _header(response, b"ETag")
         modified = _header(response, b"Last-Modified")
         if etag or modified:
