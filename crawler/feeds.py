@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import gzip
 import html
-import io
 import logging
 import re
 import zlib

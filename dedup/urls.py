@@ -79,8 +79,7 @@ def url_id(url: str) -> str:
     """Stable short id of a page: 16 hex digits of the SHA-256 of its canonical URL without scheme
     or "www." (BadURL when it names no page)."""
     key = canonical_url(url).split("://", 1)[-1]
-    if key.startswith("www."):
-        key = key[4:]
+    key = key.removeprefix("www.")
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
@@ -91,7 +90,7 @@ def site_of(url: str) -> str:
         netloc = urlsplit(canonical_url(url)).netloc
     except BadURL:
         return ""
-    return netloc[4:] if netloc.startswith("www.") else netloc
+    return netloc.removeprefix("www.")
 
 
 # Labels that say nothing about who publishes a site.

@@ -191,13 +191,13 @@ def test_entities_that_load_or_nest_are_refused_and_nothing_is_fetched(declarati
 class _Recorder(BaseHTTPRequestHandler):
     hits: list[str]
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b'<!ENTITY leaked "yes">')
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - silence access logs
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 

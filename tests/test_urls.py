@@ -16,7 +16,15 @@ import redis
 from dedup.engine import Engine
 from dedup.index import IndexParams, IndexParamsMismatch
 from dedup.keys import Keys
-from dedup.urls import MAX_URL_LENGTH, URL_ID_FORMAT, BadURL, canonical_url, same_publisher, site_of, url_id
+from dedup.urls import (
+    MAX_URL_LENGTH,
+    URL_ID_FORMAT,
+    BadURL,
+    canonical_url,
+    same_publisher,
+    site_of,
+    url_id,
+)
 from tests.service_process import NEWSDEDUP, service_env
 
 
