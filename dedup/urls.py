@@ -39,13 +39,22 @@ _HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 class BadURL(ValueError):
-    """A URL that names no web page: unparsable, not http(s), no or a malformed host, a port out of
-    range, a bad IPv6 address, control characters, or longer than MAX_URL_LENGTH."""
+    """A URL that names no web page: unparsable, not http(s) (file: is kept for local pages the CLI
+    reads), no or a malformed host, a port out of range, a bad IPv6 address, control characters or a
+    lone surrogate, or longer than MAX_URL_LENGTH."""
 
 
 def canonical_url(url: str) -> str:
     """Lower-case scheme and host (IDNA), no default port, user, fragment or tracking parameters,
     sorted query, normalised percent-encoding; a URL without a scheme is taken as http."""
+    if not isinstance(url, str):
+        raise BadURL(f"not a string: {type(url).__name__}")
+    return _canonical(url)
+
+
+# A page's URL is canonicalised several times on its way (listing, seen-set, decision, links to it).
+@functools.lru_cache(maxsize=8192)
+def _canonical(url: str) -> str:
     text = _clean(url)
     try:
         parts = urlsplit(text)
@@ -110,6 +119,7 @@ def same_publisher(url_a: str, url_b: str) -> bool:
     return site_a == site_b or bool(_publisher_labels(site_a) & _publisher_labels(site_b))
 
 
+@functools.lru_cache(maxsize=4096)
 def _publisher_labels(site: str) -> frozenset[str]:
     if site.startswith("[") or ":" in site or not any(ch.isalpha() for ch in site):
         return frozenset()  # an IP address, or a non-default port: only the identical site is the same
@@ -130,8 +140,6 @@ def _suffix_list() -> tldextract.TLDExtract:
 
 def _clean(url: str) -> str:
     """The URL as a browser reads it, or BadURL for what no browser would send."""
-    if not isinstance(url, str):
-        raise BadURL(f"not a string: {type(url).__name__}")
     text = url.strip(_STRIPPED).translate(_TABS_AND_NEWLINES)
     if not text:
         raise BadURL("empty URL")

@@ -131,8 +131,9 @@ def test_bad_url_is_a_value_error_with_a_bounded_printable_message() -> None:
 
 
 def test_a_non_string_is_a_bad_url() -> None:
-    with pytest.raises(BadURL):
-        canonical_url(None)  # type: ignore[arg-type]
+    for value in (None, ["http://ex.org/"], b"http://ex.org/"):  # unhashable too (ids are cached)
+        with pytest.raises(BadURL):
+            canonical_url(value)  # type: ignore[arg-type]
     assert site_of(b"http://ex.org/") == ""  # type: ignore[arg-type]
 
 
