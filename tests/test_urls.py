@@ -212,3 +212,9 @@ def test_the_cli_says_how_to_migrate_in_one_line(tmp_path: Path, redis_server_ur
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "format 1" in result.stderr and "new key prefix" in result.stderr, result.stderr
+
+
+def test_an_operator_naming_a_bad_url_finds_nothing(redis_client: redis.Redis, key_prefix: str) -> None:
+    engine = Engine(redis_client, Keys(key_prefix))
+    assert engine.find("http://example.org:99999/x") is None
+    assert engine.find("bad..host/x") is None
