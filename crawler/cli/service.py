@@ -13,24 +13,22 @@ from rich.console import Console
 from rich.table import Table
 
 from crawler.cli import Context, common_options
-from crawler.config import Settings
+from crawler.config import ConfigError, Settings, with_flags
 
 log = logging.getLogger(__name__)
 
 
 def _with_flags(settings: Settings, health_host: str | None, health_port: int | None,
                 shutdown_timeout: float | None, workers: int | None) -> Settings:
-    """Command-line flags override the file and the environment."""
-    service = settings.service
-    if health_host is not None:
-        service = replace(service, health_host=health_host)
-    if health_port is not None:
-        service = replace(service, health_port=health_port)
-    if shutdown_timeout is not None:
-        service = replace(service, shutdown_timeout=shutdown_timeout)
-    if workers is not None:
-        service = replace(service, extract_workers=workers)
-    return replace(settings, service=service)
+    """Command-line flags override the file and the environment; the result is validated as a whole."""
+    flags = {"service.health_host": ("--health-host", health_host),
+             "service.health_port": ("--health-port", health_port),
+             "service.shutdown_timeout": ("--shutdown-timeout", shutdown_timeout),
+             "service.extract_workers": ("--workers", workers)}
+    try:
+        return with_flags(settings, {key: flag for key, flag in flags.items() if flag[1] is not None})
+    except ConfigError as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
 
 
 def _hold_signals_while_starting() -> list[int]:
