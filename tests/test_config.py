@@ -142,7 +142,7 @@ def test_run_refuses_a_bad_port_from_the_environment_before_starting(tmp_path: P
     result = subprocess.run([sys.executable, "-c", "from crawler.entry import main; main()", "run", "--config",
                              str(path)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    assert result.stderr.strip().splitlines() == [(
         "Error: bad configuration: environment (NEWSDEDUP_SERVICE_HEALTH_PORT): service.health_port: "
-        "not a port number: 70000"]
+        "not a port number: 70000")]
     assert not (tmp_path / "data").exists(), "the embedded Redis was started for a refused configuration"
