@@ -74,8 +74,9 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
     pool = extraction_pool(settings.service.extract_workers)
     from crawler.redis_conn import connect
 
-    # A configured Redis that is down at start is waited for (with backoff), not a reason to exit.
-    client = connect(settings.redis.url, settings.data_dir, check=False) if settings.redis.url else ctx.client
+    # A configured Redis that is down at start is waited for (with backoff), not a reason to exit. The embedded
+    # one is the service's own: it stops with the service, and one another process owns is not shared.
+    client = connect(settings.redis.url, settings.data_dir, check=bool(not settings.redis.url), exclusive=True)
     code = run_in_reactor(lambda: Service(settings, client, executor=pool, held_signals=held).run())
     raise SystemExit(code)
 
