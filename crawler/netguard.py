@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
+    from crawler.resolver import PinnedResolver
+
 log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -300,13 +302,8 @@ class SSRFGuardMiddleware:
     """
 
     def __init__(self, crawler: Crawler) -> None:
-        from twisted.internet import reactor
-
-        from crawler import resolver
-
         self.crawler = crawler
-        self.resolver = resolver.installed(reactor)
-        if self.resolver is None and not crawler.settings.getbool("DNSCACHE_ENABLED", True):
+        if _pinning_resolver() is None and not crawler.settings.getbool("DNSCACHE_ENABLED", True):
             log.warning("no pinning resolver and DNSCACHE_ENABLED is off: the SSRF guard cannot pin the address "
                         "it checked")
 
@@ -353,14 +350,28 @@ class SSRFGuardMiddleware:
             return _judge(target, [target.literal], networks)
         from scrapy.utils.defer import maybe_deferred_to_future
 
-        if self.resolver is None:
+        pinning = _pinning_resolver()
+        if pinning is None:
             addresses = await maybe_deferred_to_future(_reactor_resolve(target.host, target.port))
             return _judge(target, addresses, networks)
-        addresses = await maybe_deferred_to_future(self.resolver.checked_addresses(target.host, target.port))
+        addresses = await maybe_deferred_to_future(pinning.checked_addresses(target.host, target.port))
         reason = _judge(target, addresses, networks)
         if reason is None:
-            self.resolver.pin(target.host, addresses)  # what the connection will use, and nothing else
+            pinning.pin(target.host, addresses)  # what the connection will use, and nothing else
         return reason
+
+
+def _pinning_resolver() -> PinnedResolver | None:
+    """The reactor's crawler.resolver.PinnedResolver, when the service installed one."""
+    from scrapy.utils.reactor import is_reactor_installed
+
+    if not is_reactor_installed():
+        return None
+    from twisted.internet import reactor
+
+    from crawler.resolver import installed
+
+    return installed(reactor)
 
 
 def _reactor_resolve(host: str, port: int) -> Deferred[list[str]]:
