@@ -88,9 +88,12 @@ class EmbeddedRedis:
         self.socket_path = socket_path
         self._socket_dir = socket_dir
         """A temporary directory holding the socket (when data_dir's path is too long), removed at stop."""
+        self.owner = os.getpid()
 
     def stop(self) -> None:
         """Stop the server (it flushes its append-only file first) and remove its state file."""
+        if os.getpid() != self.owner:
+            return  # a forked child inherited this object (and its atexit hook): the server is not its to stop
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
