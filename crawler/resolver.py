@@ -56,7 +56,7 @@ class _Resolution:
         """Nothing to cancel: the answer is already there."""
 
 
-def _deliver(receiver: IResolutionReceiver, host: str, addresses: Sequence[str], port: int) -> None:
+def _deliver(receiver: Any, host: str, addresses: Sequence[str], port: int) -> None:
     """Hand `addresses` to a Twisted resolution receiver, as resolvers do."""
     receiver.resolutionBegan(_Resolution(host))
     for address in addresses:
@@ -73,7 +73,7 @@ class _Collector:
         self.addresses: list[str] = []
         self.done: Deferred[list[str]] = Deferred()
 
-    def resolutionBegan(self, resolution: IHostResolution) -> None:
+    def resolutionBegan(self, resolution: Any) -> None:
         pass
 
     def addressResolved(self, address: Any) -> None:
@@ -87,9 +87,10 @@ class _Collector:
 class PinnedResolver:
     """``reactor.nameResolver`` for the crawler: connections get the answer the guard allowed."""
 
-    def __init__(self, upstream: IHostnameResolver, *, refresh_after: float = REFRESH_AFTER,
+    def __init__(self, upstream: Any, *, refresh_after: float = REFRESH_AFTER,
                  max_hosts: int = MAX_HOSTS) -> None:
         self.upstream = upstream
+        """The IHostnameResolver that asks DNS (zope interfaces are typed as Any here)."""
         self.refresh_after = refresh_after
         self.max_hosts = max_hosts
         self._pins: OrderedDict[str, tuple[tuple[str, ...], float]] = OrderedDict()
@@ -118,9 +119,9 @@ class PinnedResolver:
         pinned = self._pins.get(_key(host))
         return pinned[0] if pinned is not None else None
 
-    def resolveHostName(self, resolutionReceiver: IResolutionReceiver, hostName: str,
+    def resolveHostName(self, resolutionReceiver: Any, hostName: str,
                         portNumber: int = 0, addressTypes: Sequence[type[Any]] | None = None,
-                        transportSemantics: str = "TCP") -> IResolutionReceiver:
+                        transportSemantics: str = "TCP") -> Any:
         """For connections: the pin when there is one (never DNS again), else the upstream resolver."""
         pinned = self._pins.get(_key(hostName))
         if pinned is None:
@@ -142,9 +143,9 @@ class ServerResolver:
         self.servers = list(servers)
         self._client = client.Resolver(servers=self.servers, reactor=reactor)
 
-    def resolveHostName(self, resolutionReceiver: IResolutionReceiver, hostName: str,
+    def resolveHostName(self, resolutionReceiver: Any, hostName: str,
                         portNumber: int = 0, addressTypes: Sequence[type[Any]] | None = None,
-                        transportSemantics: str = "TCP") -> IResolutionReceiver:
+                        transportSemantics: str = "TCP") -> Any:
         from crawler.netguard import parse_ip_literal
 
         literal = parse_ip_literal(hostName)
@@ -175,7 +176,7 @@ def install(reactor: Any, servers: Sequence[tuple[str, int]] = ()) -> PinnedReso
     current = reactor.nameResolver
     if isinstance(current, PinnedResolver):
         return current
-    upstream: IHostnameResolver = ServerResolver(servers, reactor) if servers else current
+    upstream = ServerResolver(servers, reactor) if servers else current
     resolver = PinnedResolver(upstream)
     reactor.installNameResolver(resolver)
     log.info("crawler DNS: %s, answers pinned for connections",

@@ -410,7 +410,8 @@ class Engine:
         for chunk in _chunks(sorted(_text(raw) for raw in self.client.smembers(self.keys.reindex)), 256):
             pipe = self.client.pipeline(transaction=False)
             for survivor, stored in zip(chunk, self.client.mget([self.keys.article(i) for i in chunk]), strict=True):
-                slot_keys, slot_fields = [], b""
+                slot_keys: list[str] = []
+                slot_fields = b""
                 if stored:  # gone meanwhile: the script only takes it off the to-do set
                     record = rec.unpack(survivor, stored)
                     slot_keys, slot_fields = slots(self.keys, self.config.params, record.signature,
