@@ -20,7 +20,7 @@ from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
 from dedup.junk import looks_syndicated
 from dedup.keys import Keys
 from dedup.signature import Fingerprint, fingerprint, fingerprints
-from dedup.urls import canonical_url, same_publisher, site_of, url_id
+from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,12 @@ class Engine:
             found = self.get(ref.lower())
             if found:
                 return found
-        return self.get_by_url(ref) if "://" in ref or "." in ref else None
+        if "://" not in ref and "." not in ref:
+            return None
+        try:
+            return self.get_by_url(ref)
+        except BadURL:  # no page has that URL, so no stored article does
+            return None
 
     def get_many(self, article_ids: list[str]) -> list[rec.Record]:
         """The stored records of these ids, in order (missing ones left out)."""
