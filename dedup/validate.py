@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from dedup.article import Article
-from dedup.urls import canonical_url, url_id
+from dedup.urls import url_id
 
 MAX_URL_CHARS = 4096
 """Longer URLs are refused: no real article URL comes near, and every id and log line carries it."""
@@ -137,7 +137,7 @@ def check_url(value: object) -> str:
             raise ValueError(f"bad host name: {exc}") from None
     # The identity the engine will compute: a URL it cannot canonicalise is no use (dedup.urls
     # raises ValueError, or its BadURL subclass, on input it refuses).
-    url_id(canonical_url(url))
+    url_id(url)
     return url
 
 
