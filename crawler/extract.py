@@ -138,13 +138,14 @@ def extract_article(
             fetched_at=fetched_at,
             source=source,
         )
-        checked = validate(article)  # a bad link or date goes here, with its reason, not to the engine
+        try:
+            checked = validate(article)  # a bad link or date goes here, with its reason, not to the engine
+        except InvalidArticle:
+            # The URL is the caller's, not the page's: the caller's boundary refuses it and says which record.
+            return article
         for note in checked.dropped:
             logger.info("%s: %s", shown(url), note)
         return checked.article
-    except InvalidArticle as exc:
-        logger.warning("page not usable as an article: %s", exc)
-        return None
     except Exception:  # one bad page must not stop a crawl: log it and move on
         logger.warning("extraction failed: %s", url, exc_info=True)
         return None

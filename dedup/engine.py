@@ -319,7 +319,12 @@ class Engine:
             found = self.get(ref.lower())
             if found:
                 return found
-        return self.get_by_url(ref) if "://" in ref or "." in ref else None
+        if "://" not in ref and "." not in ref:
+            return None
+        try:
+            return self.get_by_url(ref)
+        except ValueError:  # a URL no article can have (port 99999): not stored
+            return None
 
     def get_many(self, article_ids: list[str]) -> list[rec.Record]:
         """The stored records of these ids, in order (missing ones left out)."""

@@ -56,7 +56,7 @@ def validate(article: Article) -> Validated:
     """The article with bad fields dropped and text cleaned; raises InvalidArticle for a bad own URL."""
     notes: list[str] = []
     try:
-        url = check_url(article.url)
+        url = check_url(article.url, local=True)
     except ValueError as exc:
         raise InvalidArticle(f"url: {exc} ({shown(article.url)})") from None
     changes: dict[str, object] = {}
@@ -112,8 +112,11 @@ def validate(article: Article) -> Validated:
     return Validated(replace(article, **changes) if changes else article, (*article.dropped, *notes))  # type: ignore[arg-type]
 
 
-def check_url(value: object) -> str:
-    """The URL, stripped, if it is an absolute http(s) URL the engine can identify; else ValueError."""
+def check_url(value: object, *, local: bool = False) -> str:
+    """The URL, stripped, if it is an absolute http(s) URL the engine can identify; else ValueError.
+
+    local=True also accepts a file: URL (`check FILE` names a page on disk by one).
+    """
     if not isinstance(value, str):
         raise ValueError(f"not text ({type(value).__name__})")
     url = value.strip()
@@ -124,6 +127,9 @@ def check_url(value: object) -> str:
     if _URL_FORBIDDEN.search(url):
         raise ValueError("holds spaces, control or invisible characters")
     parts = urlsplit(url)  # ValueError: "http://[broken"
+    if local and parts.scheme.lower() == "file":
+        url_id(url)
+        return url
     if parts.scheme.lower() not in ("http", "https"):
         raise ValueError("not an http(s) URL")
     host = parts.hostname or ""

@@ -147,3 +147,17 @@ def test_ingest_goes_on_past_bad_links_and_reports_a_bad_own_url(
     letters = DeadLetters(redis_client, Keys(key_prefix)).list()
     assert len(letters) == 1 and letters[0].url == BAD_PORT and letters[0].stage == "validate"
     assert letters[0].origin.endswith("records.jsonl line 3")
+
+
+def test_check_and_show_answer_a_bad_url_with_one_error_line(
+    tmp_path: Path, redis_server_url: str, key_prefix: str, redis_client: redis.Redis,
+) -> None:
+    Engine(redis_client, Keys(key_prefix)).add(Article(url="https://a.example/x", text=BODY))
+    page = tmp_path / "page.html"
+    page.write_text(f"<html><body><article><p>{BODY}</p></article></body></html>")
+    target = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    checked = newsdedup("check", str(page), "--url", BAD_PORT, *target)
+    assert checked.returncode == 1, checked.stderr
+    assert checked.stderr.decode().startswith("Error: the page cannot be decided: url: Port out of range")
+    shown = newsdedup("show", BAD_PORT, *target)
+    assert shown.returncode == 1 and b"no such article" in shown.stderr and b"Traceback" not in shown.stderr
