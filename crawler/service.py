@@ -332,8 +332,8 @@ class Service:
         # With stopping: when Redis is away at shutdown, entries stay pending for the next start.
         retry: dict[str, Any] = {"metrics": self.metrics, "stage": "decide", "stopping": self.stopping}
         try:
-            await redis_retry(lambda: self.engine, **retry)
-            await redis_retry(self.inbox.ensure_group, **retry)
+            await self._through_trouble(lambda: self.engine)
+            await self._through_trouble(self.inbox.ensure_group)
         except Stopped:
             return  # stopped before Redis came back: nothing was read, nothing is lost
         self._decider_alive = True
@@ -380,32 +380,12 @@ class Service:
 
     async def _decide(self, entries: list[Entry]) -> None:
         """Decide a batch of inbox entries and acknowledge them. A record that cannot be decided goes to
-        the dead-letter stream instead; Redis refusing work leaves the batch pending for a later try."""
+        the dead-letter stream instead; while Redis refuses work the batch is tried again, with backoff."""
         retry: dict[str, Any] = {"stage": "decide", "metrics": self.metrics, "stopping": self.stopping}
-        letters: list[tuple[Entry, Article | None, str, str]] = []
-        """(entry, its article if readable, error, stage) of each record that goes to the dead letters."""
-        usable: list[tuple[Entry, Article]] = []
-        for entry in entries:
-            if entry.article is None:
-                letters.append((entry, None, entry.problem, "inbox"))
-                continue
-            try:
-                checked = validate(entry.article)
-            except InvalidArticle as exc:
-                letters.append((entry, entry.article, str(exc), "validate"))
-                continue
-            for note in checked.dropped:
-                log.warning("source=%s url=%s: %s", checked.article.source, checked.article.url, note)
-            usable.append((entry, checked.article))
-        try:
-            results = await redis_retry(decide_each, self.engine, [article for _, article in usable], **retry)
-        except Exception as exc:
-            if not server_trouble(exc):
-                raise
-            log.warning("Redis refuses work (%s): %d inbox entries stay pending, tried again shortly",
-                        error_text(exc), len(entries))
-            await _pause(self.stopping, HEARTBEAT)
-            return
+        # Cleaning megabytes of text is CPU work: off the event loop, as extraction is.
+        usable, letters = await asyncio.to_thread(_validated, entries)
+        # Stopped (the service stops while Redis is away) leaves the batch pending for the next start.
+        results = await self._through_trouble(decide_each, self.engine, [article for _, article in usable])
         decisions: list[Decision] = []
         for (entry, article), result in zip(usable, results, strict=True):
             if isinstance(result, Exception):
@@ -425,6 +405,23 @@ class Service:
             await self._dead_letter(letters)
         await redis_retry(self.inbox.ack, [entry.entry_id for entry in entries], **retry)
 
+    async def _through_trouble(self, call: Callable[..., Any], *args: Any) -> Any:
+        """call(*args) in a thread, retried with backoff while Redis is unreachable or refuses work (OOM,
+        read-only, loading): that is no record's fault. Raises Stopped when the service stops meanwhile."""
+        delay = 0.5
+        while True:
+            try:
+                return await redis_retry(call, *args, stage="decide", metrics=self.metrics, stopping=self.stopping)
+            except Exception as exc:
+                if not server_trouble(exc):
+                    raise
+                # Retried here, not re-read from the inbox: each re-read counts as a delivery (see _claimed).
+                log.warning("Redis refuses work (%s): trying again in %.1fs", error_text(exc), delay)
+                if self.stopping.is_set():
+                    raise Stopped(f"stopping while Redis refuses work: {exc}") from exc
+                await _pause(self.stopping, delay)
+                delay = min(30.0, delay * 2)
+
     async def _dead_letter(self, letters: list[tuple[Entry, Article | None, str, str]]) -> None:
         """Put records on the dead-letter stream (before their entries are acknowledged), log and count them."""
         dead = DeadLetters(self.client, self.keys)
@@ -436,7 +433,7 @@ class Service:
                 dead.add(article, error, stage=stage, origin=origin, pipeline=pipe)
             pipe.execute()
 
-        await redis_retry(write, stage="decide", metrics=self.metrics, stopping=self.stopping)
+        await self._through_trouble(write)
         for entry, article, error, stage in letters:
             source = article.source if article is not None else ""
             self.metrics.dead_letters.labels(source, stage).inc()
@@ -597,6 +594,26 @@ def _slot(source: SourceSettings) -> float:
     """
     following = _trigger(source).get_next_fire_time(None, datetime.now(UTC))
     return following.timestamp() if following is not None else time.time()
+
+
+def _validated(entries: list[Entry]) -> tuple[list[tuple[Entry, Article]], list[tuple[Entry, Article | None, str, str]]]:
+    """The entries' articles validated (dropped fields logged), and (entry, article, error, stage) for
+    each entry that cannot be decided at all."""
+    usable: list[tuple[Entry, Article]] = []
+    letters: list[tuple[Entry, Article | None, str, str]] = []
+    for entry in entries:
+        if entry.article is None:
+            letters.append((entry, None, entry.problem, "inbox"))
+            continue
+        try:
+            checked = validate(entry.article)
+        except InvalidArticle as exc:
+            letters.append((entry, entry.article, str(exc), "validate"))
+            continue
+        for note in checked.dropped:
+            log.warning("source=%s url=%s: %s", checked.article.source, checked.article.url, note)
+        usable.append((entry, checked.article))
+    return usable, letters
 
 
 def _entry_id(entry: Entry) -> str:

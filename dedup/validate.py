@@ -36,7 +36,8 @@ _INVISIBLE = re.compile(
     "\ufeff\ufff9-\ufffb\ufffe\uffff\ud800-\udfff]"
 )
 _LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\x85]")
-_URL_FORBIDDEN = re.compile("[\x00-\x20\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_URL_IGNORED = re.compile("[\t\n\r]")
+_URL_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
 
 class InvalidArticle(ValueError):
@@ -124,9 +125,15 @@ def check_url(value: object, *, local: bool = False) -> str:
         raise ValueError("empty")
     if len(url) > MAX_URL_CHARS:
         raise ValueError(f"longer than {MAX_URL_CHARS} characters")
+    url = _URL_IGNORED.sub("", url)  # as browsers do: a tab or line break wrapped into an href
     if _URL_FORBIDDEN.search(url):
-        raise ValueError("holds spaces, control or invisible characters")
+        raise ValueError("holds control or invisible characters")
     parts = urlsplit(url)  # ValueError: "http://[broken"
+    if " " in parts.netloc:
+        raise ValueError("a space in the host")
+    if " " in url:
+        url = url.replace(" ", "%20")  # "/a b.html" is a page that exists; "%20" is how it is fetched
+        parts = urlsplit(url)
     if local and parts.scheme.lower() == "file":
         url_id(url)
         return url

@@ -24,6 +24,8 @@ from crawler.inbox import GROUP, Inbox
 from dedup.article import Article
 from dedup.deadletter import DeadLetters
 from dedup.keys import Keys
+from dedup.urls import url_id
+from tests.conftest import _start_private_redis
 from tests.service_process import NEWSDEDUP, ServiceProcess, service_env, stream_events, wait_for
 from tests.sites.hostile import HostileServer, Route
 from tests.sites.newsroom import EPOCH, story, story_text
@@ -193,7 +195,41 @@ def _metrics(port: int) -> str:
 
 
 def _id(name: str) -> str:
-    from dedup.urls import url_id
-
     return url_id(f"https://{name}.example/x")
 
+
+
+def test_redis_refusing_writes_is_no_bad_record(tmp_path: Path, hostile: HostileServer) -> None:
+    """While Redis is out of memory the decider waits and retries; nothing good is dead-lettered, and
+    once Redis has room every entry is decided (only the truly bad one is a dead letter)."""
+    proc, url = _start_private_redis(tmp_path)
+    client = redis.Redis.from_url(url)
+    keys = Keys("oom:")
+    inbox = Inbox(client, keys, retention=86400, consumer="test:1")
+    good = [f"https://oom.example/{n}" for n in range(3)]
+    for n, page_url in enumerate(good):
+        inbox.put(Article(url=page_url, text=story_text(600 + n), source="hostile"), page_url)
+    inbox.put(Article(url=BAD_PORT, text=story_text(610), source="hostile"), "https://oom.example/bad")
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", "1")
+    config = tmp_path / "sources.toml"
+    config.write_text(config_text(hostile))
+    service = ServiceProcess(["run", "--config", str(config)], service_env(url, keys.prefix))
+    try:
+        service.health_port()
+        wait_for(lambda: "Redis refuses work" in service.log, 60, "the decider to meet the full Redis",
+                 lambda: service.log)
+        assert client.xlen(keys.dead_letters) == 0 and client.xlen(keys.inbox) == 4
+        client.config_set("maxmemory", "0")
+        wait_for(lambda: client.xlen(keys.inbox) == 0 and client.xlen(keys.dead_letters) == 1, 90,
+                 "the entries decided once Redis has room", lambda: service.log)
+        assert service.alive()
+        assert service.terminate() == 0, service.log[-4000:]
+        assert all(client.exists(keys.article(url_id(page_url))) for page_url in good)
+        [letter] = DeadLetters(client, keys).list()
+        assert letter.url == BAD_PORT and letter.stage == "validate"
+    finally:
+        service.cleanup()
+        client.close()
+        proc.kill()
+        proc.wait(10)
