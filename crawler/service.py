@@ -453,9 +453,8 @@ class Service:
         counts = await redis_retry(deliveries, stage="decide", metrics=self.metrics, stopping=self.stopping)
         poison = [(entry, count) for entry, count in zip(entries, counts, strict=True) if count > MAX_DELIVERIES]
         if poison:
-            await self._dead_letter([
-                (entry, entry.article, f"delivered {count} times without a decision (the process deciding it "
-                 "stopped each time)", "decide") for entry, count in poison])
+            why = "delivered {} times without a decision (the process deciding it stopped each time)"
+            await self._dead_letter([(entry, entry.article, why.format(count), "decide") for entry, count in poison])
             await redis_retry(self.inbox.ack, [entry.entry_id for entry, _ in poison], stage="decide",
                               metrics=self.metrics, stopping=self.stopping)
         dead = {entry.entry_id for entry, _ in poison}

@@ -79,7 +79,7 @@ def record_of(article: Article) -> dict[str, Any]:
 def article_of(record: dict[str, Any]) -> Article:
     """The article a dead letter holds (raises ValueError when the record has none)."""
     if not isinstance(record.get("url"), str):
-        raise ValueError("the dead letter holds no article (no url)")
+        raise ValueError("the dead letter holds no article (no url)")  # noqa: TRY004 - bad data, not a bad call
     kwargs: dict[str, Any] = {name: record[name] for name in _FIELDS if isinstance(record.get(name), str)}
     for name in ("published", "fetched_at"):
         if name in kwargs:
@@ -153,10 +153,10 @@ class DeadLetters:
     def count(self) -> int:
         return int(self.client.xlen(self.keys.dead_letters))
 
-    def list(self, limit: int | None = None, newest_first: bool = False) -> list[DeadLetter]:
+    def read(self, limit: int | None = None, newest_first: bool = False) -> list[DeadLetter]:
         """Dead letters, oldest first (or newest first), at most `limit`."""
         key = self.keys.dead_letters
-        raw = (self.client.xrevrange(key, count=limit) if newest_first else self.client.xrange(key, count=limit))
+        raw: Any = self.client.xrevrange(key, count=limit) if newest_first else self.client.xrange(key, count=limit)
         return [_letter(entry_id, fields) for entry_id, fields in raw]
 
     def get(self, entry_ids: Iterable[str]) -> list[DeadLetter]:
@@ -201,7 +201,7 @@ class DeadLetters:
         return outcomes
 
 
-def _letter(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
+def _letter(entry_id: bytes | str, fields: dict[Any, Any]) -> DeadLetter:
     values = {_text(k): _text(v) for k, v in fields.items()}
     try:
         record = json.loads(values.get("record") or "{}")

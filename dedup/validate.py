@@ -119,7 +119,7 @@ def check_url(value: object, *, local: bool = False) -> str:
     local=True also accepts a file: URL (`check FILE` names a page on disk by one).
     """
     if not isinstance(value, str):
-        raise ValueError(f"not text ({type(value).__name__})")
+        raise ValueError(f"not text ({type(value).__name__})")  # noqa: TRY004 - a page's bad value, like the rest
     url = value.strip()
     if not url:
         raise ValueError("empty")
@@ -157,7 +157,7 @@ def check_url(value: object, *, local: bool = False) -> str:
 def check_date(value: object, *, future: bool = True) -> datetime:
     """An aware UTC datetime within 1990 .. now + two days (any date, future=False); else ValueError."""
     if not isinstance(value, datetime):
-        raise ValueError(f"not a date ({type(value).__name__})")
+        raise ValueError(f"not a date ({type(value).__name__})")  # noqa: TRY004 - a page's bad value, like the rest
     try:
         aware = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         stamp = aware.timestamp()

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import pytest
 import redis
@@ -132,7 +133,7 @@ class Prefix:
         self.prefix = f"newsdedup-test-{uuid.uuid4().hex[:12]}:"
         self.target = ["--redis-url", url, "--key-prefix", self.prefix]
 
-    def __enter__(self) -> Prefix:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -160,7 +161,7 @@ def test_ingest_decides_good_records_among_hostile_ones(bad: list[str], redis_se
         for record in good:
             assert record["url"] in decided, (record["url"], result.stderr)
         assert (result.exit_code == 3) == bool(failed)
-        letters = DeadLetters(where.client, Keys(where.prefix)).list()
+        letters = DeadLetters(where.client, Keys(where.prefix)).read()
         assert len(letters) == len(failed) and all(letter.error for letter in letters)
 
         exported = invoke("export", *where.target)

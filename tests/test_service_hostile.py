@@ -173,7 +173,7 @@ def test_hostile_pages_never_stop_the_decider(
 
     # The records no decision could be made for: dead-lettered once each, with their reasons, counted.
     letters = {letter.stage + ":" + (letter.url or letter.error): letter
-               for letter in DeadLetters(redis_client, keys).list()}
+               for letter in DeadLetters(redis_client, keys).read()}
     assert len(letters) == 4, sorted(letters)
     assert f"validate:{BAD_PORT}" in letters and "Port out of range" in letters[f"validate:{BAD_PORT}"].error
     assert "decide:https://poison.example/x" in letters
@@ -226,7 +226,7 @@ def test_redis_refusing_writes_is_no_bad_record(tmp_path: Path, hostile: Hostile
         assert service.alive()
         assert service.terminate() == 0, service.log[-4000:]
         assert all(client.exists(keys.article(url_id(page_url))) for page_url in good)
-        [letter] = DeadLetters(client, keys).list()
+        [letter] = DeadLetters(client, keys).read()
         assert letter.url == BAD_PORT and letter.stage == "validate"
     finally:
         service.cleanup()

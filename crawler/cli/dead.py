@@ -30,7 +30,7 @@ def _letters(dead: DeadLetters, ids: tuple[str, ...], every: bool) -> list[DeadL
     if every == bool(ids):
         raise click.UsageError("name dead letters by id (see `newsdedup dead list`), or give --all")
     if every:
-        return dead.list()
+        return dead.read()
     found = dead.get(ids)
     missing = sorted(set(ids) - {letter.id for letter in found})
     if missing:
@@ -52,7 +52,7 @@ def dead(ctx: Context, as_json: bool) -> None:
 
 def _list(ctx: Context, limit: int, as_json: bool) -> None:
     letters = DeadLetters(ctx.client, ctx.keys)
-    shown = letters.list(limit, newest_first=True)
+    shown = letters.read(limit, newest_first=True)
     if as_json:
         for letter in shown:
             _echo_json(letter.as_json())

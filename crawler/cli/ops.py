@@ -272,8 +272,8 @@ def render_status(report: dict[str, Any]) -> Group:
         lines.append(("  waiting", f"{strm['events_waiting']} events waiting for their text"))
     lines.append(("Inbox", f"{report['inbox']} fetched articles waiting for a decision"))
     if report["dead_letters"]:
-        lines.append(("Dead letters", f"{report['dead_letters']} records that could not be decided "
-                      "(`newsdedup dead list`)"))
+        waiting = f"{report['dead_letters']} records that could not be decided (`newsdedup dead list`)"
+        lines.append(("Dead letters", waiting))
     index_line = (f"{index['buckets']} band buckets in {index['shard_keys']} of {index['shards']} shard keys, "
                   f"~{byte_size(index['memory_estimate'])}")
     lines.append(("Index", index_line))
