@@ -30,7 +30,7 @@ from dedup.keys import Keys
 from tests.sites.hostile import HostileServer, Route
 from tests.sites.newsroom import story_text
 
-SETTINGS = settings(max_examples=20, deadline=None, database=None,
+SETTINGS = settings(max_examples=15, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large, HealthCheck.large_base_example])
 NASTY_CHARS = ["\x00", "\ud800", "\udfff", "\ud83d", "\u202e", "\u2066", "\u200b", "\u200d", "\ufeff", "\r", "\x85",
@@ -51,7 +51,8 @@ urls = st.one_of(st.sampled_from(BAD_URLS), st.text(max_size=40),
 def long_text(draw: st.DrawFn) -> str:
     """Real-looking article text, now and then made very long, with nasty characters sprinkled in."""
     text = story_text(draw(st.integers(0, 10_000)))
-    text *= draw(st.sampled_from([1, 1, 1, 3, 4000]))  # 4000 copies: about 10 MB
+    # 500 copies: about 1.3 MB, past the engine's text limit (a 5 MB page is in test_service_hostile).
+    text *= draw(st.sampled_from([1, 1, 1, 3, 500]))
     for char in draw(st.lists(st.sampled_from(NASTY_CHARS), max_size=6)):
         at = draw(st.integers(0, len(text)))
         text = text[:at] + char + text[at:]
