@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,6 +16,7 @@ from dedup.article import Article
 from dedup.deadletter import DeadLetters, article_of, decide_each, record_of
 from dedup.engine import Engine
 from dedup.keys import Keys
+from tests.conftest import _start_private_redis
 from tests.textcases import articles, wrapped_copy
 
 BAD_PORT = "http://example.org:99999/x"
@@ -115,3 +117,22 @@ def test_dead_cli_lists_retries_and_drops(redis_server_url: str, redis_client: r
     dropped = newsdedup("dead", "drop", "--all", "--json", *target)
     assert dropped.returncode == 0 and json.loads(dropped.stdout)["dropped"] == 1
     assert newsdedup("dead", "list", "--json", *target).stdout == ""
+
+
+def test_ingest_into_a_full_redis_is_one_error_not_dead_letters(tmp_path: Path) -> None:
+    proc, url = _start_private_redis(tmp_path)
+    try:
+        client = redis.Redis.from_url(url)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        records = tmp_path / "records.jsonl"
+        records.write_text(json.dumps({"url": "https://a.example/x", "text": articles()[0][1]}) + "\n")
+        result = newsdedup("ingest", str(records), "--workers", "1", "--redis-url", url)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("Error: Redis refused a write") and "Traceback" not in result.stderr
+        client.config_set("maxmemory", "0")
+        assert client.dbsize() == 0  # nothing half-written, nothing dead-lettered
+        client.close()
+    finally:
+        proc.kill()
+        proc.wait(10)

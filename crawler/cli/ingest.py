@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import click
+import redis
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -58,7 +59,6 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
     """
     if path != "-" and not os.path.exists(path):
         raise click.ClickException(f"{path}: no such file")
-    engine = ctx.engine
     err = Console(stderr=True, soft_wrap=True)
     counts: Counter[str] = Counter()
     workers = workers or (os.cpu_count() or 1)
@@ -96,28 +96,33 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
                 }))
         pending.clear()
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
-                  TimeElapsedColumn(), console=err, disable=not show_progress, transient=True) as progress:
-        task = progress.add_task("ingesting", total=None)
-        for raw, result in _extracted(records, workers):
-            progress.advance(task)
-            if isinstance(result, str):
-                counts["skipped"] += 1
-                report(raw, f"skipped: {result}", raw.url)
-                continue
-            try:
-                checked = validate(result)
-            except InvalidArticle as exc:
-                fail(raw, result, str(exc), "validate")
-                continue
-            for note in checked.dropped:
-                counts["dropped"] += 1
-                report(raw, f"note: {note}")
-            pending.append((raw, checked.article))
-            if len(pending) >= 256:
-                decide_pending()
-        decide_pending()
-    engine.emit_pending()
+    try:
+        engine = ctx.engine
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
+                      TimeElapsedColumn(), console=err, disable=not show_progress, transient=True) as progress:
+            task = progress.add_task("ingesting", total=None)
+            for raw, result in _extracted(records, workers):
+                progress.advance(task)
+                if isinstance(result, str):
+                    counts["skipped"] += 1
+                    report(raw, f"skipped: {result}", raw.url)
+                    continue
+                try:
+                    checked = validate(result)
+                except InvalidArticle as exc:
+                    fail(raw, result, str(exc), "validate")
+                    continue
+                for note in checked.dropped:
+                    counts["dropped"] += 1
+                    report(raw, f"note: {note}")
+                pending.append((raw, checked.article))
+                if len(pending) >= 256:
+                    decide_pending()
+            decide_pending()
+        engine.emit_pending()
+    except redis.ResponseError as exc:  # out of memory, a read-only replica: no record's fault, stop here
+        raise click.ClickException(f"Redis refused a write: {exc} ({counts['articles']} articles decided "
+                                   "before it; ingesting the file again decides the rest)") from None
     duplicates = counts["exact"] + counts["near"] + counts["excerpt"]
     summary = (
         f"{counts['articles']} articles decided: {counts['canonical']} canonical, {duplicates} duplicates "
