@@ -21,6 +21,7 @@ from dedup.junk import looks_syndicated
 from dedup.keys import Keys
 from dedup.signature import Fingerprint, fingerprint, fingerprints
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
+from dedup.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,13 @@ class Engine:
     # Deciding
 
     def prepare(self, article: Article, now: float | None = None) -> Prepared:
-        """Fingerprint and pack one article (CPU only; may run in any process)."""
+        """Fingerprint and pack one article (CPU only; may run in any process); raises InvalidArticle."""
+        article = validate(article).article
         return self._pack(article, fingerprint(article.text, article.title), now)
 
     def prepare_many(self, articles: list[Article], now: float | None = None) -> list[Prepared]:
         """prepare() for a batch: the same results, with the hashing done in a few array operations."""
+        articles = [validate(article).article for article in articles]
         prints = fingerprints([(article.text, article.title) for article in articles])
         return [self._pack(article, fp, now) for article, fp in zip(articles, prints, strict=True)]
 

@@ -87,5 +87,10 @@ class Keys:
         return self.prefix + "inbox"
 
     @property
+    def dead_letters(self) -> str:
+        """Stream: records that could not be decided, each with its error (see dedup.deadletter)."""
+        return self.prefix + "dead"
+
+    @property
     def health(self) -> str:
         return self.prefix + "health"
