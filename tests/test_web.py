@@ -355,7 +355,7 @@ def test_web_settings_are_validated(tmp_path: Path) -> None:
     config = tmp_path / "web.toml"
     config.write_text('[web]\ntoken = "short"\n')
     result = CliRunner().invoke(main, ["web", "--config", str(config)])
-    assert result.exit_code == 1 and "web.token: too short to be a secret" in result.output
+    assert result.exit_code == 1 and f"{config}: web.token: too short to be a secret" in result.output
     config.write_text('[web]\nuser = "admin"\n')
     result = CliRunner().invoke(main, ["web", "--config", str(config)])
-    assert result.exit_code == 1 and "give both user and password" in result.output
+    assert result.exit_code == 1 and f"{config}: web.user: basic auth needs web.password as well" in result.output
