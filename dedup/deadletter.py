@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ _FIELDS = ("url", "text", "title", "final_url", "published", "canonical_link", "
 # Server states in which Redis refuses work for a while: no record's fault, so never dead-lettered.
 _SERVER_STATES = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF",
                   "NOREPLICAS", "NOSCRIPT")
+_SERVER_STATE = re.compile(r"(?:^|\s-)(?:%s)\b" % "|".join(_SERVER_STATES))
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,10 @@ def server_trouble(exc: BaseException) -> bool:
                         redis.exceptions.MasterDownError, redis.exceptions.ClusterDownError,
                         redis.exceptions.TryAgainError)):
         return True
-    return isinstance(exc, redis.ResponseError) and str(exc).split(" ", 1)[0] in _SERVER_STATES
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    # A script's error wraps the server's: "Error running script (...): @user_script:16: ... -OOM ...".
+    return _SERVER_STATE.search(str(exc)) is not None
 
 
 def decide_each(engine: Engine, articles: list[Article]) -> list[Decision | Exception]:

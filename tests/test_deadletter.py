@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from dedup.article import Article
-from dedup.deadletter import DeadLetters, article_of, decide_each, record_of
+from dedup.deadletter import DeadLetters, article_of, decide_each, record_of, server_trouble
 from dedup.engine import Engine
 from dedup.keys import Keys
 from tests.conftest import _start_private_redis
@@ -134,5 +134,26 @@ def test_ingest_into_a_full_redis_is_one_error_not_dead_letters(tmp_path: Path) 
         assert client.dbsize() == 0  # nothing half-written, nothing dead-lettered
         client.close()
     finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_server_trouble_inside_a_script_is_no_record_fault(tmp_path: Path) -> None:
+    """An out-of-memory Redis refusing a script's write is server trouble, however the error is wrapped."""
+    proc, url = _start_private_redis(tmp_path)
+    client = redis.Redis.from_url(url)
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        with pytest.raises(redis.ResponseError) as plain:
+            client.set("k", "v")
+        with pytest.raises(redis.ResponseError) as scripted:
+            client.eval("return redis.call('SET', KEYS[1], 'v')", 1, "k")
+        with pytest.raises(redis.ResponseError) as wrong:
+            client.eval("return redis.call('INCR', KEYS[1], 'extra')", 1, "k")
+        assert server_trouble(plain.value) and server_trouble(scripted.value)
+        assert not server_trouble(wrong.value)
+    finally:
+        client.close()
         proc.kill()
         proc.wait(10)
