@@ -475,6 +475,7 @@ class Service:
                 self.metrics.stream_length.set(self.client.xlen(self.keys.canonical_stream))
                 self.metrics.inbox_length.set(self.inbox.length())
                 self.metrics.dead_letters_waiting.set(self.client.xlen(self.keys.dead_letters))
+                self.metrics.observe_groups(self.client, self.keys.canonical_stream)
 
             try:
                 await asyncio.to_thread(beat)

@@ -64,6 +64,10 @@ class Keys:
         """List: ids of the articles decided in one time bucket (for retention and recent listings)."""
         return f"{self.prefix}t:{bucket}"
 
+    def decisions_hour(self, hour: int) -> str:
+        """Hash with expiry: decisions made in one hour (hours since the epoch), by kind and by kind|source."""
+        return f"{self.prefix}dh:{hour}"
+
     @property
     def time_buckets(self) -> str:
         """Sorted set: the time buckets that hold articles (score = bucket number)."""
