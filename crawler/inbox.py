@@ -272,7 +272,7 @@ async def redis_retry(
                 raise Stopped(f"{stage}: Redis unreachable while stopping: {exc}") from exc
             level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
             log.log(level, "Redis unreachable (%s, attempt %d): %s; retrying in %.1fs", stage, failures, exc, delay)
-            await sleep_or_stop(delay, stopping)
+            await _sleep_or_stop(delay, stopping)
             delay = min(max_backoff, delay * 2)
             continue
         if failures:
@@ -282,8 +282,7 @@ async def redis_retry(
         return result
 
 
-async def sleep_or_stop(delay: float, stopping: asyncio.Event | None) -> None:
-    """Sleep for delay seconds, or until stopping is set."""
+async def _sleep_or_stop(delay: float, stopping: asyncio.Event | None) -> None:
     if stopping is None:
         await asyncio.sleep(delay)
         return

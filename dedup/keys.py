@@ -43,6 +43,11 @@ class Keys:
         """Hash: running service instances and their last heartbeat (JSON)."""
         return self.prefix + "instances"
 
+    @property
+    def reindex(self) -> str:
+        """Set: hex ids of articles retention made canonical that still await indexing (Engine.forget)."""
+        return self.prefix + "reindex"
+
     def article(self, article_id: str) -> str:
         """String: the packed record of one article (see dedup.record)."""
         return f"{self.prefix}a:{article_id}"
@@ -58,6 +63,10 @@ class Keys:
     def time_bucket(self, bucket: int) -> str:
         """List: ids of the articles decided in one time bucket (for retention and recent listings)."""
         return f"{self.prefix}t:{bucket}"
+
+    def decisions_hour(self, hour: int) -> str:
+        """Hash with expiry: decisions made in one hour (hours since the epoch), by kind and by kind|source."""
+        return f"{self.prefix}dh:{hour}"
 
     @property
     def time_buckets(self) -> str:
@@ -80,6 +89,11 @@ class Keys:
     def inbox(self) -> str:
         """Stream: fetched and extracted articles waiting for a decision (crash-safe handoff)."""
         return self.prefix + "inbox"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream: records that could not be decided, each with its error (see dedup.deadletter)."""
+        return self.prefix + "dead"
 
     @property
     def health(self) -> str:
