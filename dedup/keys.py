@@ -72,6 +72,10 @@ class Keys:
         """Hash: a source's last crawl (when, outcome, counts) and conditional-GET validators."""
         return f"{self.prefix}source:{source}"
 
+    def boilerplate(self, site: str) -> str:
+        """Hash: on how many of a site's pages each line (8-byte hash) appeared, and b"#pages"."""
+        return f"{self.prefix}bp:{site}"
+
     def seen(self, day: int) -> str:
         """Set: canonicalised article URLs already fetched on one day (the crawler's seen-set)."""
         return f"{self.prefix}seen:{day}"
