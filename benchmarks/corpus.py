@@ -35,6 +35,7 @@ import gzip
 import hashlib
 import html as htmllib
 import json
+import os
 import random
 import re
 import unicodedata
@@ -45,7 +46,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; NEWSDEDUP_SHARED_DATA names it for a checkout elsewhere (a worktree).
+SHARED_DATA = Path(os.environ.get("NEWSDEDUP_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 BENCHMARK_DIR = SHARED_DATA / "extraction-benchmark"
 SEED_REPOST = SHARED_DATA / "seed" / "repost-read-full-article.txt"
 
