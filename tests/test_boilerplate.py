@@ -7,7 +7,10 @@ import random
 
 import redis
 
+from dedup import record as rec
+from dedup.article import Article
 from dedup.boilerplate import (
+    CAPACITY,
     PAGES_FIELD,
     BoilerplateLearner,
     countable_lines,
@@ -15,6 +18,7 @@ from dedup.boilerplate import (
     is_boilerplate,
     line_hash,
 )
+from dedup.engine import Engine, EngineConfig
 from dedup.keys import Keys
 from tests.conftest import DATA_DIR
 
@@ -102,3 +106,72 @@ def test_memory_stays_bounded_and_recurring_lines_survive(redis_client: redis.Re
     counts = redis_client.hmget(keys.boilerplate("small.example"), [PAGES_FIELD, line_hash(APPEAL)])
     # Halving keeps the share: the appeal is on every page.
     assert int(counts[1]) == int(counts[0])
+
+
+LONG_APPEAL = (
+    "This story is part of our free daily briefing. Independent journalism costs money, and we do "
+    "not put it behind a paywall because we believe everyone deserves the facts. If you value what "
+    "you read here, please consider becoming a member: it takes a minute, and every contribution, "
+    "big or small, keeps our reporters in the field. Members get our weekend long read, invitations "
+    "to our events and the newsletter that our editors write every evening about the stories behind "
+    "the headlines, and they help us stay independent of owners and advertisers alike."
+)
+
+
+def _engine(redis_client: redis.Redis, key_prefix: str, capacity: int) -> Engine:
+    return Engine(redis_client, Keys(key_prefix), EngineConfig(boilerplate_capacity=capacity))
+
+
+def _site_pages() -> tuple[list[Article], list[Article]]:
+    """Eight real articles of one site with its appeal inside, then four short wire items."""
+    bodies = [[p.strip() for p in entry["articleBody"].split("\n") if p.strip()] for entry in ARTICLES.values()]
+    articles_ = [
+        Article(url=f"https://tass.example/news/{n}", title=f"Article {n}",
+                text="\n".join(body[:3] + [LONG_APPEAL] + body[3:]))
+        for n, body in enumerate(bodies[:8])
+    ]
+    # As the site's feed gives them: a headline, a wire dateline, the appeal, nothing else.
+    items = [
+        Article(url=f"https://tass.example/world/{n}",
+                text=f"{headline}\nMOSCOW, February {n + 7}. /TASS/.\n{LONG_APPEAL}")
+        for n, headline in enumerate([
+            "Kremlin comments on the talks in Geneva", "Lavrov to visit Ankara next week",
+            "Ruble firms against the dollar in morning trade", "Flights resume at Sochi airport after snowfall",
+        ])
+    ]
+    return articles_, items
+
+
+def test_short_items_sharing_only_the_site_appeal_are_not_merged(redis_client: redis.Redis, key_prefix: str) -> None:
+    engine = _engine(redis_client, key_prefix, CAPACITY)
+    site_articles, items = _site_pages()
+    for article in site_articles:
+        engine.add(article)
+    decisions = [engine.add(item) for item in items]
+    assert len({d.cluster for d in decisions}) == len(items)
+    for item in items:
+        stored = engine.get_by_url(item.url)
+        assert stored.flags & rec.BOILERPLATE and stored.boilerplate_lines == 1
+        assert "please consider becoming a member" not in stored.text
+        assert stored.kind == "thin"
+
+
+def test_without_learning_the_same_items_merge(redis_client: redis.Redis, key_prefix: str) -> None:
+    """The case the learning exists for (the test above would pass vacuously without it)."""
+    engine = _engine(redis_client, key_prefix, 0)
+    site_articles, items = _site_pages()
+    for article in site_articles:
+        engine.add(article)
+    decisions = [engine.add(item) for item in items]
+    assert len({d.cluster for d in decisions}) < len(items)
+
+
+def test_a_copy_of_a_sites_article_still_joins_it(redis_client: redis.Redis, key_prefix: str) -> None:
+    engine = _engine(redis_client, key_prefix, CAPACITY)
+    site_articles, _ = _site_pages()
+    decisions = [engine.add(article) for article in site_articles]
+    copy = engine.add(Article(url="https://aggregator.example/copied", text=site_articles[-1].text))
+    assert copy.cluster == decisions[-1].cluster
+    # Peeking counts nothing: the site's page count is what the eight pages left.
+    engine.peek(site_articles[0])
+    assert int(redis_client.hget(Keys(key_prefix).boilerplate("tass.example"), PAGES_FIELD)) == 8
