@@ -6,7 +6,9 @@ import json
 import random
 
 import redis
+from click.testing import CliRunner
 
+from crawler.cli import main
 from dedup import record as rec
 from dedup.article import Article
 from dedup.boilerplate import (
@@ -175,3 +177,23 @@ def test_a_copy_of_a_sites_article_still_joins_it(redis_client: redis.Redis, key
     # Peeking counts nothing: the site's page count is what the eight pages left.
     engine.peek(site_articles[0])
     assert int(redis_client.hget(Keys(key_prefix).boilerplate("tass.example"), PAGES_FIELD)) == 8
+
+
+def test_show_and_explain_say_the_boilerplate_was_discounted(redis_client: redis.Redis, key_prefix: str,
+                                                             redis_server_url: str) -> None:
+    engine = _engine(redis_client, key_prefix, CAPACITY)
+    site_articles, items = _site_pages()
+    for article in site_articles + items[:2]:
+        engine.add(article)
+    connection = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    shown = CliRunner().invoke(main, ["show", items[0].url, *connection], catch_exceptions=False)
+    assert shown.exit_code == 0
+    assert "1 line of its site's boilerplate discounted" in shown.output
+    as_json = CliRunner().invoke(main, ["show", site_articles[-1].url, "--json", *connection],
+                                 catch_exceptions=False)
+    member = json.loads(as_json.output)["members"][0]
+    assert member["boilerplate_lines"] == 1 and "boilerplate-discounted" in member["flags"]
+    explained = CliRunner().invoke(main, ["explain", items[0].url, items[1].url, *connection],
+                                   catch_exceptions=False)
+    assert explained.exit_code == 0
+    assert "Site boilerplate of A" in explained.output and "Site boilerplate of B" in explained.output
