@@ -3,7 +3,7 @@
 Layout (little-endian; the Lua scripts in dedup/lua/ read the same offsets):
 
     header  <BBBB I i I I H H 8s 8s 8s 8s 8s 8s>  = 72 bytes
-            version, flags, kind, spare, arrived, published, n_shingles, n_tokens,
+            version, flags, kind, boilerplate lines (was spare, 0), arrived, published, n_shingles, n_tokens,
             similarity*10000, containment*10000, cluster, duplicate_of,
             canonical_link id, source_link id, content hash, site hash
     then    <H> + LeanMinHash bytes (full text), <H> + LeanMinHash bytes (lead),
@@ -116,7 +116,8 @@ def _pack_str(value: str) -> bytes:
 def pack(record: Record) -> bytes:
     """The bytes stored in Redis for this record."""
     header = HEADER.pack(
-        VERSION, record.flags, KIND_CODES[record.kind], max(0, min(255, record.boilerplate_lines)), record.arrived, record.published,
+        VERSION, record.flags, KIND_CODES[record.kind], max(0, min(255, record.boilerplate_lines)),
+        record.arrived, record.published,
         record.n_shingles, record.n_tokens,
         _score(record.similarity), _score(record.containment),
         to_bin(record.cluster), to_bin(record.duplicate_of) if record.duplicate_of else NO_ID,
