@@ -16,16 +16,19 @@ when the site publishes nothing more.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 
 from dedup.keys import Keys
-from dedup.normalize import tokens
+from dedup.normalize import fold
 
 MIN_LINE_WORDS = 6
 """Shorter lines are not counted: they carry few shingles, and datelines and headings vary."""
+MIN_LINE_CHARS = 60
+"""A line this long counts whatever its spaces (Chinese, Japanese, Thai are written without)."""
 MIN_PAGES = 4
 MIN_SHARE = 0.1
 CAPACITY = 256
@@ -50,16 +53,25 @@ return dropped
 """
 
 
+_NON_WORD = re.compile(r"[\W_]+")
+
+
 def line_hash(line: str) -> bytes:
-    """The 8-byte hash of a line's words (typography and case folded, as shingles see them)."""
-    return hashlib.blake2b(b" ".join(tokens(line)), digest_size=8).digest()
+    """The 8-byte hash of a line's words (case, punctuation and spacing ignored)."""
+    words = _NON_WORD.sub(" ", fold(line).casefold()).strip()
+    return hashlib.blake2b(words.encode("utf-8", "replace"), digest_size=8).digest()
+
+
+def _countable(line: str) -> bool:
+    # Scripts written without spaces have no words to count: their long lines count instead.
+    return line.count(" ") + 1 >= MIN_LINE_WORDS or len(line) >= MIN_LINE_CHARS
 
 
 def countable_lines(clean_text: str) -> list[bytes]:
     """The distinct hashes of a clean text's lines long enough to count, in text order."""
     seen: dict[bytes, None] = {}
     for line in clean_text.split("\n"):
-        if line.count(" ") + 1 >= MIN_LINE_WORDS and len(tokens(line)) >= MIN_LINE_WORDS:
+        if _countable(line):
             seen.setdefault(line_hash(line), None)
     return list(seen)
 
@@ -81,7 +93,7 @@ def discount(clean_text: str, boilerplate: frozenset[bytes]) -> Discounted:
         return Discounted(clean_text, 0, 0)
     kept, lines, words = [], 0, 0
     for line in clean_text.split("\n"):
-        if line.count(" ") + 1 >= MIN_LINE_WORDS and line_hash(line) in boilerplate:
+        if _countable(line) and line_hash(line) in boilerplate:
             lines += 1
             words += line.count(" ") + 1
         else:
