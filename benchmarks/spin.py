@@ -21,6 +21,7 @@ import json
 import random
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from benchmarks.corpus import BENCHMARK_DIR, SourceArticle, find_related, load_b
 from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report
 from dedup.junk import strip_junk
 from dedup.normalize import tokens
-from dedup.spin import SpinProfile, SpinScores, is_spun_copy, profile
+from dedup.spin import SpinProfile, SpinScores, anchor_sketch, is_spun_copy, profile
 from dedup.urls import site_of
 
 MIN_WORDS = 150
@@ -138,6 +139,24 @@ def measure(seed: int, data: Path = BENCHMARK_DIR) -> dict[str, object]:
         for name in negatives:
             row[f"median_{name}"] = round(statistics.median(value(s) for s in scores[name]), 3)
         table.append(row)
+    # Candidate generation: how often a spun copy and its original share a value of their anchor
+    # sketches (the index lookup), and how often unrelated originals do (wasted verifications).
+    sketches = {text: set(anchor_sketch(text)) for pairs in sets.values() for pair in pairs for text in pair[1:]}
+    sketch_hits = {
+        name: round(sum(1 for _, a, b in sets[name] if sketches[a] & sketches[b]) / len(sets[name]), 4)
+        for name in sets
+    }
+    sketch_hits["any_pair"] = round(sum(
+        1 for i in range(len(originals)) for j in range(i + 1, len(originals))
+        if sketches[originals[i]] & sketches[originals[j]]) / max(1, len(scores["any_pair"])), 5)
+    started = time.perf_counter()
+    for text in originals:
+        anchor_sketch(text)
+    sketch_ms = (time.perf_counter() - started) / len(originals) * 1000
+    started = time.perf_counter()
+    for text in originals[:40]:
+        profile(text)
+    profile_ms = (time.perf_counter() - started) / min(40, len(originals)) * 1000
     verdict = {
         name: round(sum(1 for s in scores[name] if is_spun_copy(s)) / len(scores[name]), 4)
         for name in scores
@@ -150,6 +169,8 @@ def measure(seed: int, data: Path = BENCHMARK_DIR) -> dict[str, object]:
         "judged": {name: round(sum(s.judged for s in v) / len(v), 3) for name, v in scores.items()},
         "views": table,
         "is_spun_copy_rate": verdict,
+        "sketch_shared": sketch_hits,
+        "ms_per_article": {"anchor_sketch": round(sketch_ms, 3), "profile": round(profile_ms, 2)},
     }
 
 
@@ -217,6 +238,7 @@ def main() -> int:
               f"{row['median_spun_a']} / {row['median_spun_b']} / {row['median_same_event']} / "
               f"{row['median_quoted']} / {row['median_related']} / {row['median_any_pair']}")
     print(f"is_spun_copy: {result['is_spun_copy_rate']}")
+    print(f"anchor sketches share a value: {result['sketch_shared']}; ms per article: {result['ms_per_article']}")
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report, split_sentences
 from dedup.junk import strip_junk
 from dedup.normalize import tokens
-from dedup.spin import aligned_share, is_spun_copy, profile
+from dedup.spin import SKETCH_SIZE, aligned_share, anchor_sketch, is_spun_copy, profile
 from tests.conftest import DATA_DIR
 
 ARTICLES = json.loads((DATA_DIR / "texts" / "articles.json").read_text("utf-8"))
@@ -96,3 +96,14 @@ def test_short_texts_are_not_judged() -> None:
     scores = profile("Smith met Jones in Paris.").compare(profile("Smith met Jones in Paris."))
     assert not scores.judged
     assert not is_spun_copy(scores)
+
+
+def test_anchor_sketches_of_a_spun_copy_and_its_original_meet() -> None:
+    originals = [anchor_sketch(_text(p)) for p in BODIES]
+    for index, paragraphs in enumerate(BODIES):
+        _, spun = SPINNER_B.spin("headline", paragraphs, random.Random(index))
+        assert set(anchor_sketch(_text(spun))) & set(originals[index])
+        assert len(originals[index]) == SKETCH_SIZE
+    unrelated = sum(1 for i in range(len(originals)) for j in range(i + 1, len(originals))
+                    if set(originals[i]) & set(originals[j]))
+    assert unrelated <= 2
