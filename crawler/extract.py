@@ -18,6 +18,7 @@ from trafilatura.metadata import extract_title
 from trafilatura.utils import load_html
 
 from dedup.article import Article
+from dedup.validate import InvalidArticle, shown, validate
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def extract_article(
             return None
         base_url = _base_url(tree, page_url)
         own_pages = {_page_key(url), _page_key(page_url)}
-        return Article(
+        article = Article(
             url=url,
             text=text,
             title=title,
@@ -137,6 +138,14 @@ def extract_article(
             fetched_at=fetched_at,
             source=source,
         )
+        try:
+            checked = validate(article)  # a bad link or date goes here, with its reason, not to the engine
+        except InvalidArticle:
+            # The URL is the caller's, not the page's: the caller's boundary refuses it and says which record.
+            return article
+        for note in checked.dropped:
+            logger.info("%s: %s", shown(url), note)
+        return checked.article
     except Exception:  # one bad page must not stop a crawl: log it and move on
         logger.warning("extraction failed: %s", url, exc_info=True)
         return None

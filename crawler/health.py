@@ -32,6 +32,10 @@ class Metrics:
         self.extraction_failures = Counter("newsdedup_extraction_failures", "Pages with no article extracted",
                                            ["source", "reason"], registry=r)
         self.decisions = Counter("newsdedup_decisions", "Engine decisions", ["source", "decision"], registry=r)
+        self.dead_letters = Counter("newsdedup_dead_letters", "Records that could not be decided, put on the "
+                                    "dead-letter stream, by source and stage", ["source", "stage"], registry=r)
+        self.dead_letters_waiting = Gauge("newsdedup_dead_letters_waiting", "Records on the dead-letter stream",
+                                          registry=r)
         self.redis_errors = Counter("newsdedup_redis_errors", "Redis operations that failed and were retried",
                                     ["stage"], registry=r)
         self.redis_up = Gauge("newsdedup_redis_up", "1 while Redis answers", registry=r)

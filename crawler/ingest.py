@@ -54,8 +54,7 @@ def _looks_binary(data: str | bytes) -> bool:
         sample = sample.encode("utf-8", "surrogatepass")
     if not sample:
         return False
-    if b"\x00" in sample:
-        return True
+    # A stray NUL in a text is cleaned at validation; binary data is full of control bytes.
     control = sum(1 for byte in sample if byte < 9 or 13 < byte < 32)
     return control / len(sample) > 0.05
 

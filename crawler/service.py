@@ -20,14 +20,16 @@ import redis
 
 from crawler.config import Settings, SourceSettings
 from crawler.health import HealthServer, Metrics
-from crawler.inbox import Inbox, Stopped, instance_name, redis_retry
+from crawler.inbox import GROUP, Entry, Inbox, Stopped, instance_name, redis_retry
 from crawler.lease import Leases
 from crawler.settings import ASYNCIO_REACTOR, scrapy_settings
 from crawler.spiders import CrawlJob, SourceSpider, stop_crawl
-from dedup.article import Decision
+from dedup.article import Article, Decision
+from dedup.deadletter import DeadLetters, decide_each, error_text, server_trouble
 from dedup.engine import Engine, EngineConfig
 from dedup.index import IndexParamsMismatch
 from dedup.keys import Keys
+from dedup.validate import InvalidArticle, shown, validate
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ STARTUP_GAP = 5.0
 LEASE_LOST = "lease_lost"
 """The outcome of a crawl stopped because another instance took its source's lease."""
 HEARTBEAT = 5.0
+MAX_DELIVERIES = 5
+"""An inbox entry handed out this often without a decision goes to the dead letters (see Service._claimed)."""
 _TICK_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -96,6 +100,7 @@ class Service:
             self.health_port = await health.start()
         if self._executor is None:
             self._executor = await asyncio.to_thread(extraction_pool, self.settings.service.extract_workers)
+        install_resolver(self.settings.service.dns_servers)
         # Only the reactor here: Scrapy merges the runner's settings into each crawl's, over the source's own
         # (its concurrency, delay and other [crawl] overrides) at the same priority.
         self.runner = AsyncCrawlerRunner({"TWISTED_REACTOR": ASYNCIO_REACTOR})
@@ -328,57 +333,133 @@ class Service:
         # With stopping: when Redis is away at shutdown, entries stay pending for the next start.
         retry: dict[str, Any] = {"metrics": self.metrics, "stage": "decide", "stopping": self.stopping}
         try:
-            await redis_retry(lambda: self.engine, **retry)
-            await redis_retry(self.inbox.ensure_group, **retry)
+            await self._through_trouble(lambda: self.engine)
+            await self._through_trouble(self.inbox.ensure_group)
         except Stopped:
             return  # stopped before Redis came back: nothing was read, nothing is lost
         self._decider_alive = True
         last_reclaim = 0.0
         try:
             while True:
-                if time.monotonic() - last_reclaim > HEARTBEAT:
-                    last_reclaim = time.monotonic()
-                    claimed = await redis_retry(self.inbox.reclaim, self.settings.service.claim_idle, **retry)
-                    claimed += await redis_retry(self.inbox.own_pending, **retry)
-                    claimed = list({entry.entry_id: entry for entry in claimed}.values())
-                    if claimed:
-                        log.info("deciding %d inbox entries left by an earlier or dead instance", len(claimed))
-                        await self._decide(claimed)
-                    # Stream events decided but not yet completed when a process died (Engine.emit_pending).
-                    if await redis_retry(self.client.hlen, self.keys.pending_events, **retry):
-                        emitted = await redis_retry(self.engine.emit_pending, **retry)
-                        if emitted:
-                            log.info("completed %d stream events left pending by an earlier process", emitted)
-                block = 50 if self.crawls_done.is_set() else 500
-                entries = await redis_retry(self.inbox.read, 64, block, **retry)
-                if entries:
-                    await self._decide(entries)
-                elif self.crawls_done.is_set() and self.stopping.is_set():
-                    return  # nothing new for us; entries pending with live instances stay theirs
+                try:
+                    if time.monotonic() - last_reclaim > HEARTBEAT:
+                        last_reclaim = time.monotonic()
+                        await self._decide_left_over(retry)
+                    block = 50 if self.crawls_done.is_set() else 500
+                    entries = await redis_retry(self.inbox.read, 64, block, **retry)
+                    if entries:
+                        await self._decide(entries)
+                    elif self.crawls_done.is_set() and self.stopping.is_set():
+                        return  # nothing new for us; entries pending with live instances stay theirs
+                except Stopped:
+                    raise
+                except Exception:  # a fault of the decider's own (a record's are dead-lettered): keep deciding
+                    log.exception("decider: unexpected error; unacknowledged entries are tried again shortly")
+                    if self.crawls_done.is_set() and self.stopping.is_set():
+                        return
+                    await _pause(self.stopping, HEARTBEAT)
         except Stopped:
             return
         finally:
             self._decider_alive = False
 
-    async def _decide(self, entries: list[Any]) -> None:
-        articles = [entry.article for entry in entries if entry.article is not None]
-        for entry in entries:
-            if entry.article is None:
-                log.error("inbox entry %s dropped: %s", entry.entry_id, entry.problem)
-        decisions = await redis_retry(lambda: list(self.engine.add_many(articles)),
-                                      stage="decide", metrics=self.metrics, stopping=self.stopping)
-        for article, decision in zip(articles, decisions, strict=True):
-            label = "known" if decision.known else decision.kind or "canonical"
+    async def _decide_left_over(self, retry: dict[str, Any]) -> None:
+        """Entries of a dead instance or left pending here, and stream events waiting for their text."""
+        claimed = await redis_retry(self.inbox.reclaim, self.settings.service.claim_idle, **retry)
+        claimed += await redis_retry(self.inbox.own_pending, **retry)
+        claimed = list({entry.entry_id: entry for entry in claimed}.values())
+        if claimed:
+            claimed = await self._claimed(claimed)
+        if claimed:
+            log.info("deciding %d inbox entries left by an earlier or dead instance", len(claimed))
+            await self._decide(claimed)
+        # Stream events decided but not yet completed when a process died (Engine.emit_pending).
+        if await redis_retry(self.client.hlen, self.keys.pending_events, **retry):
+            emitted = await redis_retry(self.engine.emit_pending, **retry)
+            if emitted:
+                log.info("completed %d stream events left pending by an earlier process", emitted)
+
+    async def _decide(self, entries: list[Entry]) -> None:
+        """Decide a batch of inbox entries and acknowledge them. A record that cannot be decided goes to
+        the dead-letter stream instead; while Redis refuses work the batch is tried again, with backoff."""
+        retry: dict[str, Any] = {"stage": "decide", "metrics": self.metrics, "stopping": self.stopping}
+        # Cleaning megabytes of text is CPU work: off the event loop, as extraction is.
+        usable, letters = await asyncio.to_thread(_validated, entries)
+        # Stopped (the service stops while Redis is away) leaves the batch pending for the next start.
+        results = await self._through_trouble(decide_each, self.engine, [article for _, article in usable])
+        decisions: list[Decision] = []
+        for (entry, article), result in zip(usable, results, strict=True):
+            if isinstance(result, Exception):
+                letters.append((entry, article, error_text(result), "decide"))
+                continue
+            label = "known" if result.known else result.kind or "canonical"
             kind = "duplicate" if label in ("exact", "near", "excerpt") else label
             self.metrics.decisions.labels(article.source, kind).inc()
-            if decision.kind in ("exact", "near", "excerpt"):
+            if result.kind in ("exact", "near", "excerpt"):
                 log.info("source=%s url=%s: %s duplicate of %s (similarity %.2f)", article.source,
-                         article.url, decision.kind, decision.duplicate_of, decision.similarity or 0)
+                         article.url, result.kind, result.duplicate_of, result.similarity or 0)
             else:
                 log.info("source=%s url=%s: %s", article.source, article.url, label)
+            decisions.append(result)
         self.decisions.extend(decisions)
-        await redis_retry(self.inbox.ack, [entry.entry_id for entry in entries], stage="decide",
-                          metrics=self.metrics, stopping=self.stopping)
+        if letters:
+            await self._dead_letter(letters)
+        await redis_retry(self.inbox.ack, [entry.entry_id for entry in entries], **retry)
+
+    async def _through_trouble(self, call: Callable[..., Any], *args: Any) -> Any:
+        """call(*args) in a thread, retried with backoff while Redis is unreachable or refuses work (OOM,
+        read-only, loading): that is no record's fault. Raises Stopped when the service stops meanwhile."""
+        delay = 0.5
+        while True:
+            try:
+                return await redis_retry(call, *args, stage="decide", metrics=self.metrics, stopping=self.stopping)
+            except Exception as exc:
+                if not server_trouble(exc):
+                    raise
+                # Retried here, not re-read from the inbox: each re-read counts as a delivery (see _claimed).
+                log.warning("Redis refuses work (%s): trying again in %.1fs", error_text(exc), delay)
+                if self.stopping.is_set():
+                    raise Stopped(f"stopping while Redis refuses work: {exc}") from exc
+                await _pause(self.stopping, delay)
+                delay = min(30.0, delay * 2)
+
+    async def _dead_letter(self, letters: list[tuple[Entry, Article | None, str, str]]) -> None:
+        """Put records on the dead-letter stream (before their entries are acknowledged), log and count them."""
+        dead = DeadLetters(self.client, self.keys)
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for entry, article, error, stage in letters:
+                origin = f"source {article.source if article else '?'}, inbox entry {_entry_id(entry)}"
+                dead.add(article, error, stage=stage, origin=origin, pipeline=pipe)
+            pipe.execute()
+
+        await self._through_trouble(write)
+        for entry, article, error, stage in letters:
+            source = article.source if article is not None else ""
+            self.metrics.dead_letters.labels(source, stage).inc()
+            log.error("source=%s url=%s: not decided, put on the dead-letter stream (%s): %s", source or "?",
+                      shown(article.url) if article is not None else f"(inbox entry {_entry_id(entry)})", stage,
+                      error)
+
+    async def _claimed(self, entries: list[Entry]) -> list[Entry]:
+        """Of entries left pending, those to decide again; one delivered MAX_DELIVERIES times already
+        (each process deciding it died) goes to the dead letters instead of killing the next one."""
+        def deliveries() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            for entry in entries:
+                pipe.xpending_range(self.keys.inbox, GROUP, min=entry.entry_id, max=entry.entry_id, count=1)
+            return [int(found[0]["times_delivered"]) if found else 0 for found in pipe.execute()]
+
+        counts = await redis_retry(deliveries, stage="decide", metrics=self.metrics, stopping=self.stopping)
+        poison = [(entry, count) for entry, count in zip(entries, counts, strict=True) if count > MAX_DELIVERIES]
+        if poison:
+            why = "delivered {} times without a decision (the process deciding it stopped each time)"
+            await self._dead_letter([(entry, entry.article, why.format(count), "decide") for entry, count in poison])
+            await redis_retry(self.inbox.ack, [entry.entry_id for entry, _ in poison], stage="decide",
+                              metrics=self.metrics, stopping=self.stopping)
+        dead = {entry.entry_id for entry, _ in poison}
+        return [entry for entry in entries if entry.entry_id not in dead]
 
     # Health
 
@@ -393,6 +474,7 @@ class Service:
                     "seen": time.time(), "crawling": sorted(self._running)}))
                 self.metrics.stream_length.set(self.client.xlen(self.keys.canonical_stream))
                 self.metrics.inbox_length.set(self.inbox.length())
+                self.metrics.dead_letters_waiting.set(self.client.xlen(self.keys.dead_letters))
 
             try:
                 await asyncio.to_thread(beat)
@@ -514,12 +596,54 @@ def _slot(source: SourceSettings) -> float:
     return following.timestamp() if following is not None else time.time()
 
 
+def _validated(entries: list[Entry]) -> tuple[list[tuple[Entry, Article]], list[tuple[Entry, Article | None, str, str]]]:
+    """The entries' articles validated (dropped fields logged), and (entry, article, error, stage) for
+    each entry that cannot be decided at all."""
+    usable: list[tuple[Entry, Article]] = []
+    letters: list[tuple[Entry, Article | None, str, str]] = []
+    for entry in entries:
+        if entry.article is None:
+            letters.append((entry, None, entry.problem, "inbox"))
+            continue
+        try:
+            checked = validate(entry.article)
+        except InvalidArticle as exc:
+            letters.append((entry, entry.article, str(exc), "validate"))
+            continue
+        for note in checked.dropped:
+            log.warning("source=%s url=%s: %s", checked.article.source, checked.article.url, note)
+        usable.append((entry, checked.article))
+    return usable, letters
+
+
+def _entry_id(entry: Entry) -> str:
+    return entry.entry_id.decode() if isinstance(entry.entry_id, bytes) else str(entry.entry_id)
+
+
+async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep, or less when the service stops meanwhile."""
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
 def _outcome(job: CrawlJob, stopping: bool) -> str:
     reason = job.counts.get("close_reason", "")
     if stopping or reason not in ("finished", ""):
         return "stopped" if stopping or reason == "shutdown" else f"closed_{reason}"
     problems = job.counts.get("fetch_errors", 0) + job.counts.get("bad_listings", 0)
     return "partial" if problems else "ok"
+
+
+def install_resolver(dns_servers: str) -> None:
+    """Pin DNS answers for the SSRF guard (crawler.resolver): AsyncCrawlerRunner installs no resolver of its own."""
+    from twisted.internet import reactor
+
+    from crawler import resolver
+    from crawler.netguard import parse_dns_servers
+
+    resolver.install(reactor, parse_dns_servers(dns_servers))
 
 
 def run_in_reactor(main: Callable[[], Awaitable[int]]) -> int:

@@ -26,6 +26,8 @@ class Article:
     fetched_at: datetime | None = None
     source: str = ""
     """Name of the configured source (or ingest file) the article came from."""
+    dropped: tuple[str, ...] = field(default=(), compare=False)
+    """What validation dropped or cut from the page's fields, one reason each (see dedup.validate)."""
 
     @property
     def id(self) -> str:

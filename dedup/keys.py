@@ -43,6 +43,11 @@ class Keys:
         """Hash: running service instances and their last heartbeat (JSON)."""
         return self.prefix + "instances"
 
+    @property
+    def reindex(self) -> str:
+        """Set: hex ids of articles retention made canonical that still await indexing (Engine.forget)."""
+        return self.prefix + "reindex"
+
     def article(self, article_id: str) -> str:
         """String: the packed record of one article (see dedup.record)."""
         return f"{self.prefix}a:{article_id}"
@@ -84,6 +89,11 @@ class Keys:
     def inbox(self) -> str:
         """Stream: fetched and extracted articles waiting for a decision (crash-safe handoff)."""
         return self.prefix + "inbox"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream: records that could not be decided, each with its error (see dedup.deadletter)."""
+        return self.prefix + "dead"
 
     @property
     def health(self) -> str:

@@ -96,9 +96,9 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from crawler.cli import ingest, inspect, ops, override, queue, service
+    from crawler.cli import dead, ingest, inspect, ops, override, queue, service
 
-    for module in (ingest, service, ops, inspect, override, queue):
+    for module in (ingest, service, ops, inspect, override, queue, dead):
         for command in module.COMMANDS:
             main.add_command(command)
 

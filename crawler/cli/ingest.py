@@ -10,14 +10,19 @@ from collections import Counter
 from collections.abc import Iterator
 
 import click
+import redis
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from crawler.cli import Context, common_options
 from crawler.ingest import RawRecord, open_records, to_article
 from dedup.article import Article
+from dedup.deadletter import DeadLetters, decide_each, error_text
+from dedup.validate import InvalidArticle, shown, validate
 
 _SOURCE = "ingest"
+EXIT_FAILED = 3
+"""Exit status of `ingest` when some records could not be decided (the others were)."""
 
 
 def _extract(raw: RawRecord) -> tuple[RawRecord, Article | str]:
@@ -47,53 +52,89 @@ def _extracted(records: Iterator[RawRecord], workers: int) -> Iterator[tuple[Raw
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @common_options
 def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) -> None:
-    """Decide JSON Lines records ({"url","html"} or {"url","text"}) or WARC responses; '-' is stdin."""
+    """Decide JSON Lines records ({"url","html"} or {"url","text"}) or WARC responses; '-' is stdin.
+
+    Exit status 3 when some records could not be decided (each is reported with its line number
+    and put on the dead-letter stream); the others are decided all the same.
+    """
     if path != "-" and not os.path.exists(path):
         raise click.ClickException(f"{path}: no such file")
-    engine = ctx.engine
     err = Console(stderr=True, soft_wrap=True)
     counts: Counter[str] = Counter()
     workers = workers or (os.cpu_count() or 1)
     show_progress = not quiet and not as_json and err.is_terminal
     records = open_records(path, sys.stdin.buffer)
-    articles: list[Article] = []
+    dead = DeadLetters(ctx.client, ctx.keys)
+    pending: list[tuple[RawRecord, Article]] = []
+
+    def report(raw: RawRecord, what: str, url: str = "") -> None:
+        where = f"line {raw.line}" if raw.line else path
+        err.print(f"{where}: {what}" + (f" ({shown(url)})" if url else ""), markup=False, highlight=False)
+
+    def fail(raw: RawRecord, article: Article, error: str, stage: str) -> None:
+        """A record that cannot be decided: reported, put on the dead-letter stream, and the batch goes on."""
+        counts["failed"] += 1
+        dead.add(article, error, stage=stage, origin=f"ingest {path} line {raw.line}")
+        report(raw, f"failed, put on the dead-letter stream: {error}", article.url if stage != "validate" else "")
+        if as_json:
+            click.echo(json.dumps({"line": raw.line, "url": article.url, "failed": True, "stage": stage,
+                                   "error": error}))
 
     def decide_pending() -> None:
-        for decision in engine.add_many(articles):
+        results = decide_each(engine, [article for _, article in pending])
+        for (raw, article), result in zip(pending, results, strict=True):
+            if isinstance(result, Exception):
+                fail(raw, article, error_text(result), "decide")
+                continue
             counts["articles"] += 1
-            counts["known" if decision.known else decision.kind or "canonical"] += 1
+            counts["known" if result.known else result.kind or "canonical"] += 1
             if as_json:
                 click.echo(json.dumps({
-                    "url": decision.url, "id": decision.article_id, "cluster": decision.cluster,
-                    "canonical": decision.canonical_id, "kind": decision.kind,
-                    "similarity": decision.similarity, "known": decision.known,
+                    "url": result.url, "id": result.article_id, "cluster": result.cluster,
+                    "canonical": result.canonical_id, "kind": result.kind,
+                    "similarity": result.similarity, "known": result.known,
                 }))
-        articles.clear()
+        pending.clear()
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
-                  TimeElapsedColumn(), console=err, disable=not show_progress, transient=True) as progress:
-        task = progress.add_task("ingesting", total=None)
-        for raw, result in _extracted(records, workers):
-            progress.advance(task)
-            if isinstance(result, str):
-                counts["skipped"] += 1
-                where = f"line {raw.line}" if raw.line else path
-                err.print(f"{where}: skipped: {result}" + (f" ({raw.url})" if raw.url else ""),
-                          markup=False, highlight=False)
-                continue
-            articles.append(result)
-            if len(articles) >= 256:
-                decide_pending()
-        decide_pending()
-    engine.emit_pending()
+    try:
+        engine = ctx.engine
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
+                      TimeElapsedColumn(), console=err, disable=not show_progress, transient=True) as progress:
+            task = progress.add_task("ingesting", total=None)
+            for raw, result in _extracted(records, workers):
+                progress.advance(task)
+                if isinstance(result, str):
+                    counts["skipped"] += 1
+                    report(raw, f"skipped: {result}", raw.url)
+                    continue
+                try:
+                    checked = validate(result)
+                except InvalidArticle as exc:
+                    fail(raw, result, str(exc), "validate")
+                    continue
+                for note in checked.dropped:
+                    counts["dropped"] += 1
+                    report(raw, f"note: {note}")
+                pending.append((raw, checked.article))
+                if len(pending) >= 256:
+                    decide_pending()
+            decide_pending()
+        engine.emit_pending()
+    except redis.ResponseError as exc:  # out of memory, a read-only replica: no record's fault, stop here
+        raise click.ClickException(f"Redis refused a write: {exc} ({counts['articles']} articles decided "
+                                   "before it; ingesting the file again decides the rest)") from None
     duplicates = counts["exact"] + counts["near"] + counts["excerpt"]
     summary = (
         f"{counts['articles']} articles decided: {counts['canonical']} canonical, {duplicates} duplicates "
         f"(exact {counts['exact']}, near {counts['near']}, excerpt {counts['excerpt']}), "
         f"{counts['thin']} with too little text, {counts['known']} already known; "
-        f"{counts['skipped']} records skipped"
+        f"{counts['skipped']} records skipped; {counts['failed']} records failed"
+        + (" (on the dead-letter stream: `newsdedup dead list`)" if counts["failed"] else "")
+        + (f"; {counts['dropped']} unusable fields dropped" if counts["dropped"] else "")
     )
     err.print(summary, markup=False, highlight=False)
+    if counts["failed"]:
+        sys.exit(EXIT_FAILED)
 
 
 @click.command()

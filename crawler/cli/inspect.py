@@ -37,6 +37,7 @@ from dedup.engine import REASONS, Engine, Match, Peek
 from dedup.overrides import Override, Overrides
 from dedup.signature import fingerprint, load_signature
 from dedup.urls import site_of, url_id
+from dedup.validate import InvalidArticle
 
 _HTML = re.compile(rb"<(?:!doctype|html|head|body|article|div|p|meta|title)\b", re.IGNORECASE)
 _CHARSET = re.compile(r"charset=([\w.:-]+)", re.IGNORECASE)
@@ -315,7 +316,10 @@ def check(ctx: Context, target: str, page_url: str | None, allow_network: tuple[
     engine = require_index(ctx)
     body, url, final_url, content_type = read_page(target, page_url, ctx, allow_networks)
     article = page_article(body, url, final_url, content_type, source="check")
-    peek = engine.peek(article, limit)
+    try:
+        peek = engine.peek(article, limit)
+    except InvalidArticle as exc:  # e.g. --url naming port 99999
+        raise click.ClickException(f"the page cannot be decided: {exc}") from None
     known = {r.id: r for r in engine.get_many(list({peek.canonical_id, *(m.id for m in peek.matches)}))}
     canonical = known.get(peek.canonical_id)
     fp = fingerprint(article.text, article.title)

@@ -206,6 +206,7 @@ def status_report(ctx: Context, cache: dict[str, list[str]] | None = None) -> di
             "events_waiting": int(client.hlen(keys.pending_events)),
         },
         "inbox": int(client.xlen(keys.inbox)) if client.exists(keys.inbox) else 0,
+        "dead_letters": int(client.xlen(keys.dead_letters)),
         "index": _index(ctx) if client.exists(keys.params) else {"shards": 0, "shard_keys": 0, "buckets": 0,
                                                                   "memory_estimate": 0},
     }
@@ -271,6 +272,9 @@ def render_status(report: dict[str, Any]) -> Group:
     if strm["events_waiting"]:
         lines.append(("  waiting", f"{strm['events_waiting']} events waiting for their text"))
     lines.append(("Inbox", f"{report['inbox']} fetched articles waiting for a decision"))
+    if report["dead_letters"]:
+        waiting = f"{report['dead_letters']} records that could not be decided (`newsdedup dead list`)"
+        lines.append(("Dead letters", waiting))
     index_line = (f"{index['buckets']} band buckets in {index['shard_keys']} of {index['shards']} shard keys, "
                   f"~{byte_size(index['memory_estimate'])}")
     lines.append(("Index", index_line))

@@ -13,24 +13,22 @@ from rich.console import Console
 from rich.table import Table
 
 from crawler.cli import Context, common_options
-from crawler.config import Settings
+from crawler.config import ConfigError, Settings, with_flags
 
 log = logging.getLogger(__name__)
 
 
 def _with_flags(settings: Settings, health_host: str | None, health_port: int | None,
                 shutdown_timeout: float | None, workers: int | None) -> Settings:
-    """Command-line flags override the file and the environment."""
-    service = settings.service
-    if health_host is not None:
-        service = replace(service, health_host=health_host)
-    if health_port is not None:
-        service = replace(service, health_port=health_port)
-    if shutdown_timeout is not None:
-        service = replace(service, shutdown_timeout=shutdown_timeout)
-    if workers is not None:
-        service = replace(service, extract_workers=workers)
-    return replace(settings, service=service)
+    """Command-line flags override the file and the environment; the result is validated as a whole."""
+    flags = {"service.health_host": ("--health-host", health_host),
+             "service.health_port": ("--health-port", health_port),
+             "service.shutdown_timeout": ("--shutdown-timeout", shutdown_timeout),
+             "service.extract_workers": ("--workers", workers)}
+    try:
+        return with_flags(settings, {key: flag for key, flag in flags.items() if flag[1] is not None})
+    except ConfigError as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
 
 
 def _hold_signals_while_starting() -> list[int]:
@@ -76,8 +74,9 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
     pool = extraction_pool(settings.service.extract_workers)
     from crawler.redis_conn import connect
 
-    # A configured Redis that is down at start is waited for (with backoff), not a reason to exit.
-    client = connect(settings.redis.url, settings.data_dir, check=False) if settings.redis.url else ctx.client
+    # A configured Redis that is down at start is waited for (with backoff), not a reason to exit. The embedded
+    # one is the service's own: it stops with the service, and one another process owns is not shared.
+    client = connect(settings.redis.url, settings.data_dir, check=bool(not settings.redis.url), exclusive=True)
     code = run_in_reactor(lambda: Service(settings, client, executor=pool, held_signals=held).run())
     raise SystemExit(code)
 
