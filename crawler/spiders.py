@@ -22,9 +22,11 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.python.failure import Failure
 
 from crawler.config import CrawlSettings, SourceSettings
+from crawler.control import MAX_FAILURES
 from crawler.feeds import FeedError, parse_listing
 from crawler.health import Metrics
 from crawler.inbox import Inbox, InboxWriter, redis_retry
+from crawler.logs import about
 from dedup.article import Article
 from dedup.keys import Keys
 from dedup.urls import canonical_url
@@ -60,10 +62,17 @@ class CrawlJob:
     """Set by stop_crawl(): from then on no request of this crawl is sent."""
     listed_at: float | None = None
     """When the crawl's first feed or sitemap request went out: it sees the sources as of then."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """URL -> why it failed in this crawl (for the source's status; at most MAX_FAILURES kept)."""
     _writer: InboxWriter | None = field(default=None, init=False, repr=False)
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + amount
+
+    def failed(self, url: str, reason: str) -> None:
+        """Note a URL this crawl failed on, for the source's status."""
+        if len(self.failures) < MAX_FAILURES or url in self.failures:
+            self.failures[url] = reason
 
     async def hand_over(self, article: Article, seen_url: str) -> None:
         """Put an extracted article in the inbox and mark its URL seen (batched with its neighbours)."""
@@ -148,14 +157,15 @@ class SourceSpider(scrapy.Spider):
         if response.status == 304:
             self.job.metrics.skipped.labels(self.source, "not_modified").inc()
             self.job.count("not_modified")
-            log.info("source=%s url=%s: listing not modified", self.source, listing_url)
+            log.info("listing not modified", extra=about(self.source, listing_url))
             return
         try:
             listing = await asyncio.to_thread(parse_listing, response.body, response.url)
         except FeedError as exc:
             self.job.metrics.fetch_errors.labels(self.source, "bad_listing").inc()
             self.job.count("bad_listings")
-            log.warning("source=%s url=%s: unreadable feed or sitemap: %s", self.source, listing_url, exc)
+            self.job.failed(listing_url, f"unreadable feed or sitemap: {exc}")
+            log.warning("unreadable feed or sitemap: %s", exc, extra=about(self.source, listing_url))
             return
         etag = _header(response, b"ETag")
         modified = _header(response, b"Last-Modified")
@@ -166,7 +176,7 @@ class SourceSpider(scrapy.Spider):
             known: dict[str, tuple[str, str]] = await self.job.redis(self.job.validators)
             for child in listing.sitemaps:
                 if depth + 1 > MAX_SITEMAP_DEPTH:
-                    log.warning("source=%s url=%s: sitemap index nested too deep", self.source, child)
+                    log.warning("sitemap index nested too deep", extra=about(self.source, child))
                     break
                 yield self._listing_request(child, known.get(child), depth + 1, parent=listing_url)
         cutoff = time.time() - self.job.crawl.max_age if self.job.crawl.max_age else None
@@ -179,8 +189,7 @@ class SourceSpider(scrapy.Spider):
             if url not in self.queued and url not in candidates:
                 candidates[url] = (entry.title, entry.published)
         self.job.metrics.listing_entries.labels(self.source).inc(len(listing.entries))
-        log.info("source=%s url=%s: %s with %d entries, %d child sitemaps", self.source, listing_url,
-                 listing.kind, len(listing.entries), len(listing.sitemaps))
+        log.info("%s with %d entries, %d child sitemaps", listing.kind, len(listing.entries), len(listing.sitemaps), extra=about(self.source, listing_url))
         urls = list(candidates)
         seen: list[bool] = await self.job.redis(self.job.inbox.seen, urls)
         limit = self.job.crawl.max_articles
@@ -209,7 +218,7 @@ class SourceSpider(scrapy.Spider):
         if content_type and not content_type.split(";")[0].strip() in _HTML_TYPES:
             self.job.metrics.skipped.labels(self.source, "not_html").inc()
             self.job.count("not_html")
-            log.info("source=%s url=%s: skipped, not HTML (%s)", self.source, url, content_type)
+            log.info("skipped, not HTML (%s)", content_type, extra=about(self.source, url))
             await self.job.redis(self.job.inbox.mark_seen, [url])
             return
         yield {
@@ -230,17 +239,18 @@ class SourceSpider(scrapy.Spider):
         listing = request.meta.get("listing", "")
         if failure.check(CrawlStopped):
             self.incomplete.add(listing)
-            log.debug("source=%s url=%s: not fetched: %s", self.source, url, failure.value)
+            log.debug("not fetched: %s", failure.value, extra=about(self.source, url))
             return
         reason = _failure_reason(failure)
         if reason in ("robots", "ignored"):
             self.job.metrics.skipped.labels(self.source, reason).inc()
             self.job.count(reason)
-            log.info("source=%s url=%s: not fetched: %s", self.source, url, failure.value)
+            log.info("not fetched: %s", failure.value, extra=about(self.source, url))
             return
         self.job.metrics.fetch_errors.labels(self.source, reason).inc()
         self.job.count("fetch_errors")
-        log.warning("source=%s url=%s: fetch failed: %s", self.source, url, _failure_text(failure))
+        self.job.failed(url, _failure_text(failure))
+        log.warning("fetch failed: %s", _failure_text(failure), extra=about(self.source, url))
         if (failure.check(HttpError) and failure.value.response.status in _GONE) or reason in _REMEMBERED:
             # Gone pages stay gone, a page over the size limit will not shrink, and a redirect loop
             # or endless chain is a broken URL: none is fetched again on the next crawl (a gzip bomb
@@ -252,20 +262,19 @@ class SourceSpider(scrapy.Spider):
     def listing_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
         if failure.check(CrawlStopped):
-            log.debug("source=%s url=%s: not fetched: %s", self.source, request.url, failure.value)
+            log.debug("not fetched: %s", failure.value, extra=about(self.source, request.url))
             return
         self.job.metrics.fetch_errors.labels(self.source, "listing_" + _failure_reason(failure)).inc()
         self.job.count("bad_listings")
-        log.warning("source=%s url=%s: feed or sitemap fetch failed: %s", self.source, request.url,
-                    _failure_text(failure))
+        self.job.failed(request.url, "feed or sitemap fetch failed: " + _failure_text(failure))
+        log.warning("feed or sitemap fetch failed: %s", _failure_text(failure), extra=about(self.source, request.url))
 
     def redirected_to_requested(self, request: Request) -> None:
         """Count a redirect Scrapy's duplicate filter dropped (a loop, or an alias of a listed page)."""
         url = request.meta.get("article") or request.meta.get("listing") or request.url
         self.job.metrics.skipped.labels(self.source, "redirect_repeat").inc()
         self.job.count("redirect_repeat")
-        log.info("source=%s url=%s: not fetched: redirected to %s, already requested in this crawl "
-                 "(a redirect loop, or another URL of a listed page)", self.source, url, request.url)
+        log.info("not fetched: redirected to %s, already requested in this crawl (a redirect loop, or another URL of a listed page)", request.url, extra=about(self.source, url))
 
     def closed(self, reason: str) -> None:
         self.job.counts["close_reason"] = reason  # type: ignore[assignment]
@@ -431,8 +440,7 @@ class RobotsTxtErrorMiddleware:
         if isinstance(spider, SourceSpider):
             spider.job.metrics.fetch_errors.labels(spider.source, f"robots_{reason}").inc()
             spider.job.count("robots_unreachable")
-        log.warning("source=%s url=%s: robots.txt unreachable (%s: %s); crawling the host as if it had none",
-                    getattr(spider, "source", "?"), request.url, type(exception).__name__, exception)
+        log.warning("robots.txt unreachable (%s: %s); crawling the host as if it had none", type(exception).__name__, exception, extra=about(getattr(spider, "source", "?"), request.url))
         raise IgnoreRequest(f"robots.txt unreachable: {exception}")
 
 
