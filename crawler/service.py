@@ -208,6 +208,8 @@ class Service:
         if self.stopping.is_set():
             return
         try:
+            # Status shows the next tick from now on, not from the next heartbeat.
+            await asyncio.to_thread(control.set_next_crawls, self.client, self.keys, {source.name: _slot(source)})
             paused = await asyncio.to_thread(control.is_paused, self.client, self.keys, source.name)
         except redis.RedisError:
             paused = False  # the crawl waits for Redis anyway (its lease)
@@ -219,8 +221,8 @@ class Service:
         loop = self._crawl_loops.get(source.name)
         if loop is not None and not loop.done():
             if source.name not in self._missed:
-                log.info("still crawling at its tick; crawling again when this crawl ends, unless it had not "
-                         "requested its feeds yet", extra=about(source.name))
+                log.debug("still crawling at its tick; crawling again when this crawl ends, unless it had not "
+                          "requested its feeds yet", extra=about(source.name))
             self._missed[source.name] = (slot, time.time())
             return
         self._crawl_loops[source.name] = asyncio.create_task(self._crawl_ticks(source, slot),
@@ -486,13 +488,11 @@ class Service:
             await asyncio.sleep(HEARTBEAT)
 
     def _next_crawls(self) -> dict[str, float | None]:
-        """When the scheduler ticks next for each source (None when not scheduled, as with once=True)."""
-        result: dict[str, float | None] = {}
-        for source in self.sources:
-            job = self._scheduler.get_job(source.name) if self._scheduler is not None else None
-            when = getattr(job, "next_run_time", None) if job is not None else None
-            result[source.name] = when.timestamp() if when is not None else None
-        return result if self._scheduler is not None and self._scheduler.running else {}
+        """When each source's next tick comes (every instance ticks at the same moments); empty until the
+        scheduler runs (never with once=True)."""
+        if self._scheduler is None or not self._scheduler.running:
+            return {}
+        return {source.name: _slot(source) for source in self.sources}
 
     def status(self) -> dict[str, object]:
         redis_up = self.metrics.value("newsdedup_redis_up") == 1

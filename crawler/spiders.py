@@ -157,7 +157,7 @@ class SourceSpider(scrapy.Spider):
         if response.status == 304:
             self.job.metrics.skipped.labels(self.source, "not_modified").inc()
             self.job.count("not_modified")
-            log.info("listing not modified", extra=about(self.source, listing_url))
+            log.debug("listing not modified", extra=about(self.source, listing_url))
             return
         try:
             listing = await asyncio.to_thread(parse_listing, response.body, response.url)
@@ -189,7 +189,9 @@ class SourceSpider(scrapy.Spider):
             if url not in self.queued and url not in candidates:
                 candidates[url] = (entry.title, entry.published)
         self.job.metrics.listing_entries.labels(self.source).inc(len(listing.entries))
-        log.info("%s with %d entries, %d child sitemaps", listing.kind, len(listing.entries), len(listing.sitemaps), extra=about(self.source, listing_url))
+        # DEBUG: every tick reads every listing; the crawl's one INFO line counts them.
+        log.debug("%s with %d entries, %d child sitemaps", listing.kind, len(listing.entries), len(listing.sitemaps),
+                  extra=about(self.source, listing_url))
         urls = list(candidates)
         seen: list[bool] = await self.job.redis(self.job.inbox.seen, urls)
         limit = self.job.crawl.max_articles
@@ -267,14 +269,16 @@ class SourceSpider(scrapy.Spider):
         self.job.metrics.fetch_errors.labels(self.source, "listing_" + _failure_reason(failure)).inc()
         self.job.count("bad_listings")
         self.job.failed(request.url, "feed or sitemap fetch failed: " + _failure_text(failure))
-        log.warning("feed or sitemap fetch failed: %s", _failure_text(failure), extra=about(self.source, request.url))
+        log.warning("feed or sitemap fetch failed: %s", _failure_text(failure),
+                    extra=about(self.source, request.url))
 
     def redirected_to_requested(self, request: Request) -> None:
         """Count a redirect Scrapy's duplicate filter dropped (a loop, or an alias of a listed page)."""
         url = request.meta.get("article") or request.meta.get("listing") or request.url
         self.job.metrics.skipped.labels(self.source, "redirect_repeat").inc()
         self.job.count("redirect_repeat")
-        log.info("not fetched: redirected to %s, already requested in this crawl (a redirect loop, or another URL of a listed page)", request.url, extra=about(self.source, url))
+        log.info("not fetched: redirected to %s, already requested in this crawl (a redirect loop, or another URL "
+                 "of a listed page)", request.url, extra=about(self.source, url))
 
     def closed(self, reason: str) -> None:
         self.job.counts["close_reason"] = reason  # type: ignore[assignment]
@@ -440,7 +444,8 @@ class RobotsTxtErrorMiddleware:
         if isinstance(spider, SourceSpider):
             spider.job.metrics.fetch_errors.labels(spider.source, f"robots_{reason}").inc()
             spider.job.count("robots_unreachable")
-        log.warning("robots.txt unreachable (%s: %s); crawling the host as if it had none", type(exception).__name__, exception, extra=about(getattr(spider, "source", "?"), request.url))
+        log.warning("robots.txt unreachable (%s: %s); crawling the host as if it had none",
+                    type(exception).__name__, exception, extra=about(getattr(spider, "source", "?"), request.url))
         raise IgnoreRequest(f"robots.txt unreachable: {exception}")
 
 

@@ -331,7 +331,8 @@ def source_lines(row: dict[str, Any], now: float) -> list[Text]:
         why = f": {pause['reason']}" if pause.get("reason") else ""
         head.append(f"  PAUSED by {pause.get('who')} {ago(pause.get('at'), now)}{why}", style="yellow")
     elif row["next_crawl_at"] and row["next_crawl_at"] > now - 60:
-        head.append(f"  next crawl {when(row['next_crawl_at'])[11:]} UTC (in {span(max(0, row['next_crawl_at'] - now))})")
+        wait = span(max(0, row["next_crawl_at"] - now))
+        head.append(f"  next crawl {when(row['next_crawl_at'])[11:]} UTC (in {wait})")
     if row["crawl_requested"]:
         head.append("  crawl requested", style="cyan")
     lines = [head]
