@@ -471,6 +471,7 @@ def duplicate_rows(engine: Engine, cutoff: float | None, sources: tuple[str, ...
     """The most recent duplicate decisions that pass the filters, newest first."""
     wanted_kinds = set(kinds or DUPLICATE_KINDS)
     canonical_urls: dict[str, str] = {}
+    canonical_titles: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
     for record in engine.records(newest_first=True, batch=200):
         if cutoff is not None and record.arrived < cutoff:
@@ -487,11 +488,13 @@ def duplicate_rows(engine: Engine, cutoff: float | None, sources: tuple[str, ...
         if target and target not in canonical_urls:
             canonical = engine.get(target)
             canonical_urls[target] = canonical.url if canonical else ""
+            canonical_titles[target] = canonical.title if canonical else ""
         rows.append({
             "when": iso(record.arrived), "arrived": record.arrived, "kind": record.kind,
             "similarity": record.similarity,
             "containment": record.containment, "url": record.url, "id": record.id,
             "canonical_url": canonical_urls.get(target, ""), "canonical_id": target or None,
+            "canonical_title": canonical_titles.get(target, ""),
             "cluster": record.cluster, "source": record.source, "site": record.site, "title": record.title,
         })
         if len(rows) >= limit:
@@ -540,9 +543,9 @@ def dupes(ctx: Context, since: str | None, sources: tuple[str, ...], kinds: tupl
     for row in rows:
         head = Text(f"{ago(row['arrived'])}  {row['kind']}  sim {score(row['similarity'])}  "
                     f"cont {score(row['containment'])}  {row['source'] or row['site']}  ")
-        head.append(row["title"] or "(no title)", style="bold")
+        head.append(row["title"] or row["canonical_title"] or "(no title)", style="bold")
         lines += [head, Text(f"  copy {row['id']}  {row['url']}"),
-                  Text(f"  of   {row['canonical_id'] or '-'}  {row['canonical_url']}", style="dim")]
+                  Text(f"  of   {row['canonical_id'] or '-'}  {row['canonical_url']}")]
     lines.append(Text("sim: estimated Jaccard; cont: share of the smaller text found in the larger", style="italic"))
     emit(*lines)
 
