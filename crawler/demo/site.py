@@ -246,11 +246,12 @@ def sitemap_index(urls: list[str]) -> str:
 
 
 def load_stories(path: Path, *, start: datetime | None = None) -> list[Story]:
-    """Stories from an articles.json ({"articles": [{"id", "url", "text"}]}), titled by their first words."""
+    """Stories from an articles.json ({"articles": [{"id", "url", "text", "title"?}]}); one without a title
+    is named by its first words."""
     start = start or datetime.now(UTC) - timedelta(days=1)
     stories = []
     for number, item in enumerate(json.loads(path.read_text(encoding="utf-8"))["articles"]):
         first = item["text"].split("\n", 1)[0].split(". ", 1)[0]
-        title = " ".join(first.split()[:12]).rstrip(".,;:")
+        title = item.get("title") or " ".join(first.split()[:12]).rstrip(".,;:")
         stories.append(Story(f"story-{item['id']}", title, item["text"], start + timedelta(minutes=7 * number)))
     return stories
