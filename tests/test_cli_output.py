@@ -168,3 +168,47 @@ def test_status_computes_consumer_lag_on_the_embedded_redis(tmp_path: Path) -> N
     group = report["stream"]["groups"][0]
     assert group["lag"] == report["stream"]["length"] - 2
     assert re.search(r"group search\s+1 consumer, 0 pending, lag 4", cli("status").stdout)
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """Run newsdedup with a pseudo-terminal as stdin and stdout; what it wrote there."""
+    import os
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing else
+        os.execve(NEWSDEDUP[0], [*NEWSDEDUP, *args], env)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_long_output_goes_through_the_pager_on_a_terminal_only(ingested: Run, redis_server_url: str,  # noqa: F811
+                                                              key_prefix: str, tmp_path: Path) -> None:
+    import os
+
+    paged = tmp_path / "paged.txt"
+    pager = tmp_path / "pager"
+    pager.write_text(f"#!/bin/sh\ncat > {paged}\n")
+    pager.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSDEDUP_")}
+    env.update(PAGER=str(pager), COLUMNS="80", LINES="24", NEWSDEDUP_REDIS_URL=redis_server_url,
+               NEWSDEDUP_REDIS_PREFIX=key_prefix)
+    diff = ["show", ORIGINAL_URL, "--diff", COPY_URLS[2]]
+    screen = _on_a_terminal(diff, env)
+    assert "only in this member" in paged.read_text() and "only in this member" not in screen
+    assert len(paged.read_text().splitlines()) > 24
+    paged.unlink()
+    short = _on_a_terminal(["queue", "peek", "1"], env)
+    assert not paged.exists() and "words" in short
+    piped = ok(ingested(*diff))
+    assert "only in this member" in piped and not paged.exists()

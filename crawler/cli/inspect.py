@@ -106,13 +106,14 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
     if canonical:
         parts.append(Text(canonical.url))
     parts.append(Text("Members (* canonical, > the article asked for)", style="bold"))
+    parts.append(Text("  kind       sim  cont  published   decided   id", style="dim"))
     for m in members:
         row = member_json(m, canonical_id)
         mark = "*" if m.id == canonical_id else (">" if m.id == record.id else " ")
-        flags = f"  {','.join(row['flags'])}" if row["flags"] else ""
-        parts.append(Text(f"{mark} {row['role']:<9} sim {score(row['similarity'])} cont {score(row['containment'])}"
-                          f"  published {when(m.published)[:10]}  decided {ago(m.arrived)}  {m.id}{flags}"))
-        parts.append(Text(f"  {m.title or '(no title)'}", style="bold"))
+        flags = f" [{', '.join(row['flags'])}]" if row["flags"] else ""
+        parts.append(Text(f"{mark} {row['role']:<9} {score(row['similarity']):>4} {score(row['containment']):>5}  "
+                          f"{when(m.published)[:10]:<10}  {ago(m.arrived):>8}  {m.id}"))
+        parts.append(Text(f"  {m.title or '(no title)'}{flags}", style="bold"))
         parts.append(Text(f"  {m.url}"))
     if overrides:
         parts.append(Text("Overrides:"))

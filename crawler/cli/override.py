@@ -9,7 +9,6 @@ from rich.text import Text
 
 from crawler.cli import Context, common_options
 from crawler.cli.ops import (
-    console,
     echo_json,
     echo_tsv,
     emit,
@@ -51,9 +50,9 @@ def _report(engine: Engine, entry: Override, as_json: bool) -> None:
                              for e in entry.events]
         echo_json(payload)
         return
-    out = console()
+    lines: list[Any] = []
     after = entry.after
-    lines = {
+    actions = {
         "split": f"split {entry.urls[0] if entry.urls else ''} out of its cluster: it is alone in cluster "
                  f"{after.get('cluster')} (its own copies may join it; no decision merges it), the others "
                  f"are cluster {after.get('rest_cluster')}",
@@ -63,28 +62,29 @@ def _report(engine: Engine, entry: Override, as_json: bool) -> None:
                    f"{after.get('cluster')}",
         "undo": f"undid override #{entry.undoes} ({entry.undoes_action} of {' + '.join(entry.urls)})",
     }
-    out.print(Text(f"override #{entry.id}: {lines.get(entry.action, entry.action)}"))
+    lines.append(Text(f"override #{entry.id}: {actions.get(entry.action, entry.action)}"))
     canonical = after.get("rest_canonical") or after.get("canonical")
     if entry.action == "merge" and canonical:
         which = {entry.articles[0]: "A", entry.articles[-1]: "B"}.get(canonical) if entry.articles else None
         _, reason, _ = engine.cluster(after.get("cluster", ""))
         named = f"{which} itself" if which else "another member of the merged cluster"
-        out.print(Text(f"  canonical of the merged cluster: {named}, {urls.get(canonical, canonical)}"))
-        out.print(Text(f"  chosen because: {REASONS.get(reason, f'reason {reason}')}"))
+        lines.append(Text(f"  canonical of the merged cluster: {named}, {urls.get(canonical, canonical)}"))
+        lines.append(Text(f"  chosen because: {REASONS.get(reason, f'reason {reason}')}"))
     elif canonical:
-        out.print(Text(f"  canonical {'of the others ' if entry.action == 'split' else ''}now: "
-                       f"{urls.get(canonical, canonical)}"))
+        lines.append(Text(f"  canonical {'of the others ' if entry.action == 'split' else ''}now: "
+                          f"{urls.get(canonical, canonical)}"))
     if after.get("other_canonical"):
-        out.print(Text(f"  and, separated again: {urls.get(after['other_canonical'], after['other_canonical'])} "
-                       f"(cluster {after.get('other_cluster')})"))
+        lines.append(Text(f"  and, separated again: {urls.get(after['other_canonical'], after['other_canonical'])} "
+                          f"(cluster {after.get('other_cluster')})"))
     for event in entry.events:
         if event.get("event") == "replaced":
-            out.print(Text(f"  stream: replaced {urls.get(event['replaces'], event['replaces'])} "
-                           f"-> {urls.get(event['id'], event['id'])}"))
+            lines.append(Text(f"  stream: replaced {urls.get(event['replaces'], event['replaces'])} "
+                              f"-> {urls.get(event['id'], event['id'])}"))
         else:
-            out.print(Text(f"  stream: {event.get('event')} {urls.get(event['id'], event['id'])}"))
+            lines.append(Text(f"  stream: {event.get('event')} {urls.get(event['id'], event['id'])}"))
     if not entry.events:
-        out.print("  stream: no change to the canonical")
+        lines.append(Text("  stream: no change to the canonical"))
+    emit(*lines)
 
 
 def _apply(ctx: Context, as_json: bool, action: Any, dry_run: bool = False, plan: Any = None) -> None:

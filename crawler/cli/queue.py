@@ -13,7 +13,6 @@ from rich.text import Text
 
 from crawler.cli import Context, common_options
 from crawler.cli.ops import (
-    console,
     echo_json,
     echo_tsv,
     emit,
@@ -43,21 +42,19 @@ def _info(ctx: Context, as_json: bool) -> None:
                        for g in state.groups],
         })
         return
-    out = console()
     if not state.exists:
-        out.print(f"{state.key}: no entries yet")
+        click.echo(f"{state.key}: no entries yet")
         return
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    head.add_row("Stream", f"{state.key}: {state.length} entries")
+    parts: list[Any] = [Text(f"Stream  {state.key}: {state.length} entries", style="bold")]
     for label, entry in (("First", state.first), ("Last", state.last)):
         if entry:
-            head.add_row(label, Text(f"{entry.id} ({ago(entry.at)}) {entry.fields.get('event', '')} "
-                                     f"{entry.fields.get('url', '')}"))
-    out.print(head)
+            parts.append(Text(f"{label:<6}  {entry.id} ({ago(entry.at)}) {entry.fields.get('event', '')} "
+                              f"{entry.fields.get('id', '')}"))
+            parts.append(Text(f"        {entry.fields.get('url', '')}"))
     if not state.groups:
-        out.print("No consumer groups: `newsdedup queue consume --group NAME` creates one, reading from the start.")
+        parts.append(Text("No consumer groups: `newsdedup queue consume --group NAME` creates one, reading "
+                          "from the start."))
+        emit(*parts)
         return
     table = Table("group", "consumer", "pending", "idle", "lag", "oldest pending", title="Consumer groups",
                   title_justify="left")
@@ -68,7 +65,7 @@ def _info(ctx: Context, as_json: bool) -> None:
                       f">{stream.LAG_COUNT_LIMIT}" if group.lag is None else str(group.lag), oldest)
         for consumer in group.consumers:
             table.add_row("", consumer.name, str(consumer.pending), span(consumer.idle), "", "")
-    out.print(table)
+    emit(*parts, table)
 
 
 @click.group(invoke_without_command=True)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from crawler.cli import Context, common_options
+from crawler.cli.ingest import final_roles
 from crawler.config import Settings
 
 log = logging.getLogger(__name__)
@@ -121,12 +122,15 @@ def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None
     service = Service(settings, client, sources=[source], once=True, health=False, executor=pool)
     code = run_in_reactor(service.run)
     decisions = service.decisions
+    # As stored now: a canonical that a later page of the same crawl displaced is counted as a duplicate.
+    roles = final_roles(ctx.engine, [d.article_id for d in decisions if not d.known])
     summary = {
         "source": source,
         "outcome": service.results.get(source, "failed"),
         "decided": len(decisions),
-        "canonical": sum(1 for d in decisions if d.is_canonical and not d.known),
-        "duplicates": sum(1 for d in decisions if d.kind in ("exact", "near", "excerpt") and not d.known),
+        "canonical": roles["canonical"],
+        "duplicates": roles["duplicates"],
+        "thin": roles["thin"],
         "known": sum(1 for d in decisions if d.known),
     }
     if as_json:
@@ -134,7 +138,7 @@ def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None
     else:
         click.echo(f"{source}: {summary['outcome']}; {summary['decided']} articles decided: "
                    f"{summary['canonical']} canonical, {summary['duplicates']} duplicates, "
-                   f"{summary['known']} already known")
+                   f"{summary['thin']} with too little text, {summary['known']} already known")
     raise SystemExit(code if summary["outcome"] in ("ok", "partial") else code or 1)
 
 
