@@ -81,8 +81,8 @@ def require_embedded_store(settings: Settings) -> None:
     """Refuse (one line naming where it looked) instead of creating an empty store to read from."""
     if embedded_store_exists(settings.data_dir):
         return
-    config = str(settings.config_path) if settings.config_path else "none found (" + ", ".join(
-        ("$NEWSDEDUP_CONFIG", *DEFAULT_CONFIG_PATHS)) + ")"
+    looked = ("$NEWSDEDUP_CONFIG", *(p if os.path.isabs(p) else f"./{p}" for p in DEFAULT_CONFIG_PATHS))
+    config = str(settings.config_path) if settings.config_path else f"none found ({', '.join(looked)})"
     raise NoStore(
         f"no newsdedup data here: no Redis URL is configured (config: {config}; $NEWSDEDUP_REDIS_URL unset) "
         f"and there is no embedded store in {settings.data_dir.resolve()}. To read the service's data, "
