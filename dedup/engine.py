@@ -20,7 +20,7 @@ from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
 from dedup.junk import looks_syndicated
 from dedup.keys import Keys
 from dedup.signature import Fingerprint, fingerprint, fingerprints
-from dedup.urls import canonical_url, same_publisher, site_of, url_id
+from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class Engine:
         ensure_params(client, self.keys, self.config.params)
         self.scripts = Scripts(client)
         self._last_expiry = 0.0
+        self._resumed = False
+        """Whether this engine has completed the re-indexing an earlier process left (see forget)."""
         p, t = self.config.params, self.config.thresholds
         self._decide_config = " ".join(
             str(value)
@@ -205,6 +207,9 @@ class Engine:
 
     def decide(self, prepared: list[Prepared]) -> list[Decision]:
         """Run the decide script for each prepared article, in order, in one pipeline."""
+        if not self._resumed:  # before the first decision: a canonical left unindexed would be missed
+            self.resume_reindex()
+            self._resumed = True
         pipe = self.client.pipeline(transaction=False)
         for bucket in sorted({item.bucket for item in prepared}):
             pipe.zadd(self.keys.time_buckets, {bucket: bucket}, nx=True)
@@ -316,7 +321,12 @@ class Engine:
             found = self.get(ref.lower())
             if found:
                 return found
-        return self.get_by_url(ref) if "://" in ref or "." in ref else None
+        if "://" not in ref and "." not in ref:
+            return None
+        try:
+            return self.get_by_url(ref)
+        except BadURL:  # no page has that URL, so no stored article does
+            return None
 
     def get_many(self, article_ids: list[str]) -> list[rec.Record]:
         """The stored records of these ids, in order (missing ones left out)."""
@@ -374,7 +384,12 @@ class Engine:
     # Retention
 
     def forget(self, article_ids: list[str]) -> int:
-        """Remove articles from the index and store; their clusters re-elect a canonical quietly."""
+        """Remove articles from the index and store; their clusters re-elect a canonical quietly.
+
+        Two steps per cluster: the forget script removes the article and puts the new canonical on the
+        re-index to-do set (one atomic step), then `resume_reindex` indexes it and takes it off. A process
+        killed in between leaves the to-do, which the next expiry (or the next start) completes.
+        """
         pipe = self.client.pipeline(transaction=False)
         count = 0
         for article_id, raw in zip(article_ids, self.client.mget([self.keys.article(i) for i in article_ids]),
@@ -385,22 +400,32 @@ class Engine:
             slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
                                            stored.lead_signature, stored.content_hash,
                                            stored.second_lead_signature)
-            self.scripts.forget(keys=slot_keys, args=[self.keys.prefix, article_id, self._forget_config,
-                                                      slot_fields], client=pipe)
+            self.scripts.forget(keys=[*slot_keys, self.keys.reindex],
+                                args=[self.keys.prefix, article_id, self._forget_config, slot_fields], client=pipe)
             count += 1
         if not count:
             return 0
         results = pipe.execute()
-        survivors = {_text(survivor) for _, survivor in results if _text(survivor)} - set(article_ids)
-        for survivor in survivors:
-            stored = self.get(survivor)
-            if stored is not None:
-                slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
-                                               stored.lead_signature, stored.content_hash,
-                                           stored.second_lead_signature)
-                self.scripts.index_article(keys=slot_keys, args=[
-                    self.keys.prefix, survivor, slot_fields, self.config.thresholds.bucket_cap])
+        self.resume_reindex()
         return sum(int(removed) for removed, _ in results)
+
+    def resume_reindex(self) -> int:
+        """Index the canonicals retention elected that still await it (see forget); returns how many."""
+        done = 0
+        for chunk in _chunks(sorted(_text(raw) for raw in self.client.smembers(self.keys.reindex)), 256):
+            pipe = self.client.pipeline(transaction=False)
+            for survivor, stored in zip(chunk, self.client.mget([self.keys.article(i) for i in chunk]), strict=True):
+                slot_keys: list[str] = []
+                slot_fields = b""
+                if stored:  # gone meanwhile: the script only takes it off the to-do set
+                    record = rec.unpack(survivor, stored)
+                    slot_keys, slot_fields = slots(self.keys, self.config.params, record.signature,
+                                                   record.lead_signature, record.content_hash,
+                                                   record.second_lead_signature)
+                self.scripts.index_article(keys=[*slot_keys, self.keys.reindex], args=[
+                    self.keys.prefix, survivor, slot_fields, self.config.thresholds.bucket_cap], client=pipe)
+            done += sum(int(indexed) for indexed in pipe.execute())
+        return done
 
     def maybe_expire(self, interval: float = 60.0) -> int:
         """Expire old articles at most once per interval (cheap enough to call after every batch)."""
@@ -413,6 +438,7 @@ class Engine:
     def expire(self, now: float | None = None) -> int:
         """Remove articles older than the retention window from the index and store."""
         now = time.time() if now is None else now
+        self.resume_reindex()  # what a process killed during the last expiry left to do
         # A bucket goes once all of it is older than the window.
         span = self.config.params.time_bucket
         cutoff = int((now - self.config.retention) // span)
@@ -432,6 +458,11 @@ class Engine:
         if removed:
             log.info("retention: %d articles older than %.0f s removed", removed, self.config.retention)
         return removed
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _timestamp(value: datetime) -> float:

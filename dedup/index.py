@@ -12,6 +12,7 @@ import redis
 
 from dedup import signature
 from dedup.keys import Keys
+from dedup.urls import URL_ID_FORMAT
 
 
 class IndexParamsMismatch(RuntimeError):
@@ -37,6 +38,8 @@ class IndexParams:
     shards: int = 16384
     time_bucket: int = 60
     """Seconds per time bucket (the list of ids decided in that span; retention drops whole ones)."""
+    url_ids: int = URL_ID_FORMAT
+    """How article ids and seen-set entries are computed from URLs (dedup.urls)."""
 
     def as_strings(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items()}
@@ -134,17 +137,33 @@ class Scripts:
         self.override = client.register_script(_script("override"))
 
 
+# Fields recorded since a later version, with the value an index written before them implicitly has.
+_BEFORE_RECORDED = {"url_ids": "1"}
+# A fresh index gets every parameter at once; an existing one is only read (never completed: a field
+# it lacks was not true of the data it holds). One script, so two processes starting together agree.
+_RECORD_PARAMS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
 def ensure_params(client: redis.Redis, keys: Keys, params: IndexParams) -> None:
     """Record the parameters on first use; refuse to work on data written with other ones."""
     wanted = params.as_strings()
-    pipe = client.pipeline(transaction=True)
-    for name, value in wanted.items():
-        pipe.hsetnx(keys.params, name, value)
-    pipe.hgetall(keys.params)
-    stored = {k.decode(): v.decode() for k, v in pipe.execute()[-1].items()}
+    flat = client.eval(_RECORD_PARAMS, 1, keys.params, *(item for pair in wanted.items() for item in pair))
+    stored = {**_BEFORE_RECORDED, **{k.decode(): v.decode() for k, v in zip(flat[::2], flat[1::2], strict=True)}}
     different = {
         name: (stored.get(name), value) for name, value in wanted.items() if stored.get(name) != value
     }
+    if "url_ids" in different:
+        old, new = different["url_ids"]
+        raise IndexParamsMismatch(
+            f"Redis prefix {keys.prefix!r} holds article ids computed from URLs with format {old}, this "
+            f"newsdedup computes them with format {new}: mixing them would make known pages look new. "
+            "Start this version on a new key prefix (--key-prefix or NEWSDEDUP_REDIS_PREFIX): the service "
+            "recrawls its sources there, `newsdedup ingest` re-reads saved records; or keep running the "
+            "version that wrote this index"
+        )
     if different:
         detail = ", ".join(f"{name}: stored {old} vs ours {new}" for name, (old, new) in different.items())
         raise IndexParamsMismatch(

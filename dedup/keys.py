@@ -56,6 +56,11 @@ class Keys:
         """Hash: running service instances and their last heartbeat (JSON)."""
         return self.prefix + "instances"
 
+    @property
+    def reindex(self) -> str:
+        """Set: hex ids of articles retention made canonical that still await indexing (Engine.forget)."""
+        return self.prefix + "reindex"
+
     def article(self, article_id: str) -> str:
         """String: the packed record of one article (see dedup.record)."""
         return f"{self.prefix}a:{article_id}"

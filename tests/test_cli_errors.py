@@ -32,8 +32,8 @@ def one_error_line(result: subprocess.CompletedProcess[str], text: str) -> None:
 
 
 @pytest.mark.parametrize("args, text", [
-    (["status", "--redis-url", "notaurl"], "not a Redis URL"),
-    (["dupes", "--redis-url", "http://127.0.0.1:6379/0"], "not a Redis URL"),
+    (["status", "--redis-url", "notaurl"], "expected a redis://, rediss:// or unix:// URL"),
+    (["dupes", "--redis-url", "http://127.0.0.1:6379/0"], "expected a redis://, rediss:// or unix:// URL"),
     (["status", "--data-dir", "/dev/null/x"], "/dev/null is not a directory"),
     (["ingest", "-", "--data-dir", "/dev/null/x"], "/dev/null is not a directory"),
 ])

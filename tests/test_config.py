@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from crawler.config import ConfigError, load_settings
+from crawler.config import ConfigError, load_settings, with_flags
 
 GOOD = """
 [crawl]
@@ -90,3 +93,56 @@ def test_bad_config_names_file_key_and_problem(tmp_path: Path, text: str, messag
 def test_bad_environment_value_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NEWSDEDUP_CRAWL_TIMEOUT"):
         load_settings(_write(tmp_path, GOOD), env={"NEWSDEDUP_CRAWL_TIMEOUT": "forever"})
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"NEWSDEDUP_DEDUP_RETENTION": "0"},
+     "environment (NEWSDEDUP_DEDUP_RETENTION): dedup.retention: must be positive"),
+    ({"NEWSDEDUP_SERVICE_HEALTH_PORT": "70000"},
+     "environment (NEWSDEDUP_SERVICE_HEALTH_PORT): service.health_port: not a port number: 70000"),
+    ({"NEWSDEDUP_SERVICE_LEASE_TTL": "0s"}, "environment (NEWSDEDUP_SERVICE_LEASE_TTL): service.lease_ttl"),
+    ({"NEWSDEDUP_SERVICE_LOG_FORMAT": "xml"}, "environment (NEWSDEDUP_SERVICE_LOG_FORMAT): service.log_format"),
+    ({"NEWSDEDUP_SERVICE_DNS_SERVERS": "dns.example"}, "service.dns_servers: not a DNS server address"),
+    ({"NEWSDEDUP_CRAWL_CONCURRENCY": "0"}, "environment (NEWSDEDUP_CRAWL_CONCURRENCY): crawl.concurrency"),
+    ({"NEWSDEDUP_REDIS_PREFIX": "a b"}, "environment (NEWSDEDUP_REDIS_PREFIX): redis.prefix"),
+])
+def test_environment_values_are_validated_like_the_file(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(_write(tmp_path, GOOD), env=env)
+    assert message in str(error.value)
+
+
+def test_file_values_still_name_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[dedup]\nretention = 0\n[service]\nhealth_port = 70000\n")
+    with pytest.raises(ConfigError, match=r"dedup\.retention: must be positive") as error:
+        load_settings(path, env={})
+    assert str(error.value).startswith(f"{path}: ")
+
+
+def test_an_environment_value_can_fix_a_file_value(tmp_path: Path) -> None:
+    """The merged configuration is what is validated: the layer that wins is the one checked."""
+    path = _write(tmp_path, "[service]\nhealth_port = 70000\n")
+    assert load_settings(path, env={"NEWSDEDUP_SERVICE_HEALTH_PORT": "9000"}).service.health_port == 9000
+
+
+def test_flags_are_validated_and_named(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, GOOD), env={})
+    with pytest.raises(ConfigError, match=r"^--health-port: service\.health_port: not a port number: 70000$"):
+        with_flags(settings, {"service.health_port": ("--health-port", 70000)})
+    with pytest.raises(ConfigError, match=r"^--key-prefix: redis\.prefix"):
+        load_settings(_write(tmp_path, GOOD), env={}, key_prefix="a*b")
+    assert with_flags(settings, {"service.health_port": ("--health-port", 0)}).service.health_port == 0
+
+
+def test_run_refuses_a_bad_port_from_the_environment_before_starting(tmp_path: Path) -> None:
+    """Through the real command: one clear line and exit 1, no service started."""
+    path = _write(tmp_path, GOOD)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSDEDUP_")}
+    env.update(NEWSDEDUP_SERVICE_HEALTH_PORT="70000", NEWSDEDUP_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run([sys.executable, "-c", "from crawler.entry import main; main()", "run", "--config",
+                             str(path)], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [(
+        "Error: bad configuration: environment (NEWSDEDUP_SERVICE_HEALTH_PORT): service.health_port: "
+        "not a port number: 70000")]
+    assert not (tmp_path / "data").exists(), "the embedded Redis was started for a refused configuration"

