@@ -99,24 +99,26 @@ class CrawlResult:
 
 def record_result(client: redis.Redis, keys: Keys, source: str, result: CrawlResult,
                   failures: Mapping[str, str], now: float | None = None) -> None:
-    """Add a crawl's result and failing URLs to the source's history, trimmed to the window."""
+    """Add a crawl's result and failing URLs to the source's history, trimmed to the window.
+
+    A URL that failed before keeps its count (how many crawls it failed in) and gets this reason.
+    """
     now = time.time() if now is None else now
     results_key, failures_key = keys.source_results(source), keys.source_failures(source)
+    failed = list(failures.items())[:MAX_FAILURES]
+    earlier = client.hmget(failures_key, [url for url, _ in failed]) if failed else []
     pipe = client.pipeline(transaction=False)
     pipe.zadd(results_key, {json.dumps(result.as_json(), sort_keys=True): result.finished})
     pipe.zremrangebyscore(results_key, "-inf", now - STATUS_WINDOW)
     pipe.zremrangebyrank(results_key, 0, -MAX_RESULTS - 1)
     pipe.expire(results_key, int(STATUS_WINDOW) + 3600)
-    for url, reason in list(failures.items())[:MAX_FAILURES]:
-        pipe.hget(failures_key, url)
-    earlier = pipe.execute()[4:]
-    if failures:
-        entries = {}
-        for (url, reason), before in zip(list(failures.items())[:MAX_FAILURES], earlier, strict=True):
-            count = int(_json(before).get("count", 0)) + 1 if before else 1
-            entries[url] = json.dumps({"reason": reason[:REASON_CHARS], "at": result.finished, "count": count})
-        client.hset(failures_key, mapping=entries)
-        client.expire(failures_key, int(STATUS_WINDOW) + 3600)
+    if failed:
+        entries = {url: json.dumps({"reason": reason[:REASON_CHARS], "at": result.finished,
+                                    "count": int(_json(before).get("count", 0)) + 1 if before else 1})
+                   for (url, reason), before in zip(failed, earlier, strict=True)}
+        pipe.hset(failures_key, mapping=entries)
+        pipe.expire(failures_key, int(STATUS_WINDOW) + 3600)
+    pipe.execute()
     _trim_failures(client, failures_key, now)
 
 
