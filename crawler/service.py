@@ -90,6 +90,8 @@ class Service:
         self._attempted: set[str] = set()
         self._started = time.time()
         self._scheduler: Any = None
+        self._paused: set[str] = set()
+        """Sources an operator paused (crawler.control), as last read from Redis."""
         self._held_signals = held_signals if held_signals is not None else []
         """SIGTERM/SIGINT noted before run() handles them (see crawler.cli.service): acted on once it does."""
 
@@ -134,13 +136,18 @@ class Service:
                 self.stopping.set()
                 await asyncio.wait([decider])
             else:
+                await self._read_paused()  # before the first ticks, which come at once
                 now = datetime.now(UTC)
                 for source in self.sources:
                     scheduler.add_job(self._tick, _trigger(source), args=[source], id=source.name,
                                       name=f"crawl {source.name}", max_instances=1, coalesce=True,
                                       misfire_grace_time=None, next_run_time=now)
                 scheduler.start()
-                requests = asyncio.create_task(self._crawl_requests(), name="crawl requests")
+                try:
+                    await asyncio.to_thread(control.set_next_crawls, self.client, self.keys, self._next_crawls())
+                except redis.RedisError:
+                    pass  # the heartbeat writes them again
+                requests = asyncio.create_task(self._control(), name="control")
                 heartbeat.add_done_callback(lambda _task: requests.cancel())
                 log.info("service %s started: %d sources, health port %s", self.name, len(self.sources),
                          self.health_port)
@@ -208,13 +215,7 @@ class Service:
         ends (the ticks missed meanwhile coalesce into that one crawl). Never two crawls at once."""
         if self.stopping.is_set():
             return
-        try:
-            # Status shows the next tick from now on, not from the next heartbeat.
-            await asyncio.to_thread(control.set_next_crawls, self.client, self.keys, {source.name: _slot(source)})
-            paused = await asyncio.to_thread(control.is_paused, self.client, self.keys, source.name)
-        except redis.RedisError:
-            paused = False  # the crawl waits for Redis anyway (its lease)
-        if paused:
+        if source.name in self._paused:  # kept current by _control (no Redis round trip in a tick)
             log.debug("paused: tick skipped", extra=about(source.name))
             self.results[source.name] = "paused"
             return
@@ -244,11 +245,26 @@ class Service:
             served = missed is not None and missed[1] <= self._listed_at.get(source.name, 0.0)
             next_slot = missed[0] if missed is not None and not served else None
 
-    async def _crawl_requests(self) -> None:
-        """Start the crawls operators asked for (`newsdedup crawl-now`): one instance takes each request."""
+    async def _read_paused(self) -> None:
+        try:
+            paused = await asyncio.to_thread(control.paused, self.client, self.keys)
+        except redis.RedisError as exc:
+            log.debug("paused sources not read: %s", exc)
+            return
+        for name in set(paused) - self._paused:
+            log.info("paused by %s: %s", paused[name].get("who") or "an operator",
+                     paused[name].get("reason") or "no reason given", extra=about(name))
+        for name in self._paused - set(paused):
+            log.info("resumed", extra=about(name))
+        self._paused = set(paused)
+
+    async def _control(self) -> None:
+        """Follow the operators' requests (crawler.control): pauses and resumes, and crawls asked for with
+        `newsdedup crawl-now`, each taken by one instance."""
         mine = {source.name: source for source in self.sources}
         while not self.stopping.is_set():
             await asyncio.sleep(CONTROL_POLL)
+            await self._read_paused()
             try:
                 requests = await asyncio.to_thread(control.crawl_requests, self.client, self.keys)
                 for name, request in requests.items():

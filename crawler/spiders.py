@@ -172,13 +172,13 @@ class SourceSpider(scrapy.Spider):
             self.incomplete.add(listing_url)
             self.job.metrics.fetch_errors.labels(self.source, "truncated_listing").inc()
             self.job.count("truncated_listings")
-            log.warning("source=%s url=%s: feed or sitemap cut off mid-document; kept the %d entries closed "
-                        "before the cut", self.source, listing_url, len(listing.entries) + len(listing.sitemaps))
+            log.warning("feed or sitemap cut off mid-document; kept the %d entries closed before the cut",
+                        len(listing.entries) + len(listing.sitemaps), extra=about(self.source, listing_url))
         if listing.skipped:
             self.job.metrics.skipped.labels(self.source, "bad_entry").inc(listing.skipped)
             self.job.count("bad_entries", listing.skipped)
-            log.warning("source=%s url=%s: %d entries without a usable URL left out", self.source, listing_url,
-                        listing.skipped)
+            log.warning("%d entries without a usable URL left out", listing.skipped,
+                        extra=about(self.source, listing_url))
         etag = _header(response, b"ETag")
         modified = _header(response, b"Last-Modified")
         if etag or modified:
@@ -212,11 +212,13 @@ class SourceSpider(scrapy.Spider):
             if url not in self.queued and url not in candidates:
                 candidates[url] = (entry.title, entry.published)
         self.job.metrics.listing_entries.labels(self.source).inc(len(listing.entries))
-        # DEBUG: every tick reads every listing; the crawl's one INFO line counts them.
-        log.debug("%s with %d entries, %d child sitemaps", listing.kind, len(listing.entries), len(listing.sitemaps),
-                  extra=about(self.source, listing_url))
         urls = list(candidates)
         seen: list[bool] = await self.job.redis(self.job.inbox.seen, urls)
+        fresh = seen.count(False)
+        # INFO only when it lists something new: a quiet tick logs one INFO line per source, its crawl's result.
+        log.log(logging.INFO if fresh else logging.DEBUG,
+                "%s with %d entries (%d not seen before), %d child sitemaps", listing.kind, len(listing.entries),
+                fresh, len(listing.sitemaps), extra=about(self.source, listing_url))
         limit = self.job.crawl.max_articles
         for url, already in zip(urls, seen, strict=True):
             if already:
@@ -244,8 +246,7 @@ class SourceSpider(scrapy.Spider):
         """Count and log one feed or sitemap entry that cannot be fetched; the listing goes on."""
         self.job.metrics.skipped.labels(self.source, "bad_entry").inc()
         self.job.count("bad_entries")
-        log.warning("source=%s url=%s: entry skipped: %s (listed in %s)", self.source, url[:300], error,
-                    listing_url)
+        log.warning("entry skipped: %s (listed in %s)", error, listing_url, extra=about(self.source, url[:300]))
 
     async def parse_article(self, response: Response) -> AsyncIterator[dict[str, Any]]:
         """An article page: hand HTML on to the extraction pipeline, count anything else."""

@@ -183,6 +183,8 @@ def test_json_logs_carry_source_and_url_and_a_quiet_tick_logs_one_info_line(
     results = redis_client.zcard(keys.source_results("control"))
     assert all(line["message"].startswith("crawl ") for line in crawl_lines), crawl_lines
     assert len(crawl_lines) == results
-    # With URLs at INFO: the first crawl's decisions only (later ticks find every article seen).
-    decided = [line for line in about if line["level"] == "INFO" and "url" in line]
-    assert len(decided) == 3
+    # With URLs at INFO: what the first two crawls found new, the feed and its decisions; later ticks find every
+    # article seen and say nothing more.
+    news = [line for line in about if line["level"] == "INFO" and "url" in line]
+    assert [line["url"] for line in news if " entries " in line["message"]] == [newsroom.url("/feed.xml")] * 2
+    assert len([line for line in news if " entries " not in line["message"]]) == 3
