@@ -103,6 +103,21 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The dashboard (`newsdedup web`); [web] in the file."""
+
+    host: str = "127.0.0.1"
+    port: int = 8788
+    token: str = ""
+    """Bearer token (or ?token= once, then a cookie); required with user/password unset off loopback."""
+    user: str = ""
+    password: str = ""
+    """HTTP basic auth, instead of or besides the token."""
+    overrides: bool = False
+    """Allow split, merge, promote and undo from the dashboard (authenticated users only)."""
+
+
+@dataclass(frozen=True)
 class CrawlSettings:
     """Politeness and limits for fetching; [crawl] in the file, overridable per source."""
 
@@ -176,6 +191,7 @@ class Settings:
     sources: tuple[SourceSettings, ...] = ()
     config_path: Path | None = None
     crawl: CrawlSettings = CrawlSettings()
+    web: WebSettings = WebSettings()
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Per "section.key", the layer its value came from (the file, a variable, a flag); else the default."""
 
@@ -206,6 +222,8 @@ def load_settings(
             raise ConfigError(f"{where}: file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: not a TOML file (not UTF-8 text)") from None
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read: {exc}") from None
     settings = _from_mapping(raw, where)
@@ -269,7 +287,23 @@ def validate(settings: Settings) -> Settings:
     problem = _crawl_problem(settings.crawl)
     if problem is not None:
         raise fail(f"crawl.{problem[0]}", problem[1])
+    web = settings.web
+    if not 0 <= web.port <= 65535:
+        raise fail("web.port", f"not a port number: {web.port}")
+    if web.token and len(web.token) < MIN_TOKEN_LENGTH:
+        raise fail("web.token", f"too short to be a secret (at least {MIN_TOKEN_LENGTH} characters; "
+                                "e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    if web.user and not web.password:
+        raise fail("web.user", "basic auth needs web.password as well")
+    if web.password and not web.user:
+        raise fail("web.password", "basic auth needs web.user as well")
+    if ":" in web.user:
+        raise fail("web.user", "must not contain ':' (basic auth separates user and password with it)")
     return settings
+
+
+MIN_TOKEN_LENGTH = 16
+"""Shortest [web] token accepted: a secret, not a word."""
 
 
 def _crawl_problem(crawl: CrawlSettings) -> tuple[str, str] | None:
@@ -348,14 +382,14 @@ def _kind(annotation: object) -> type:
 
 
 def _from_mapping(raw: Mapping[str, Any], where: str) -> Settings:
-    allowed = {"data_dir", "redis", "dedup", "service", "crawl", "sources"}
+    allowed = {"data_dir", "redis", "dedup", "service", "crawl", "sources", "web"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(sorted(allowed))})")
     origins: dict[str, str] = {}
     built: dict[str, Any] = {}
     for name, cls in (("redis", RedisSettings), ("dedup", DedupSettings), ("service", ServiceSettings),
-                      ("crawl", CrawlSettings)):
+                      ("crawl", CrawlSettings), ("web", WebSettings)):
         section = _section(raw, name, where)
         built[name] = _build(cls, name, section, where)
         origins.update({f"{name}.{key}": where for key in section})
@@ -466,7 +500,7 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
         settings = replace(settings, data_dir=Path(env[ENV_PREFIX + "DATA_DIR"]))
         origins["data_dir"] = f"{where} ({ENV_PREFIX}DATA_DIR)"
     sections = (("redis", RedisSettings), ("dedup", DedupSettings), ("service", ServiceSettings),
-                ("crawl", CrawlSettings))
+                ("crawl", CrawlSettings), ("web", WebSettings))
     for section_name, cls in sections:
         section = getattr(settings, section_name)
         updates: dict[str, Any] = {}

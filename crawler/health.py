@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -43,7 +44,23 @@ class Metrics:
         self.inbox_length = Gauge("newsdedup_inbox_length", "Articles waiting for a decision", registry=r)
         self.crawls_running = Gauge("newsdedup_crawls_running", "Crawls in progress", registry=r)
         self.last_crawl = Gauge("newsdedup_last_crawl_timestamp", "End of the last crawl", ["source"], registry=r)
+        self.consumer_lag = Gauge("newsdedup_consumer_lag", "Canonical stream entries not yet delivered to a "
+                                  "consumer group (Redis 7 and later)", ["group"], registry=r)
+        self.consumer_pending = Gauge("newsdedup_consumer_pending", "Canonical stream entries delivered to a "
+                                      "consumer group and not acknowledged", ["group"], registry=r)
         self.redis_up.set(0)
+
+    def observe_groups(self, client: redis.Redis, stream_key: str) -> None:
+        """Set the lag and pending gauges from the stream's consumer groups (none before it exists)."""
+        try:
+            groups = client.xinfo_groups(stream_key)
+        except redis.ResponseError:  # no such key yet
+            return
+        for group in groups:
+            name = group["name"].decode("utf-8", "replace") if isinstance(group["name"], bytes) else str(group["name"])
+            self.consumer_pending.labels(name).set(int(group["pending"]))
+            if group.get("lag") is not None:
+                self.consumer_lag.labels(name).set(int(group["lag"]))
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (for tests and the CLI)."""

@@ -184,8 +184,8 @@ def _marked(words: list[str], keep: set[int], style: str) -> Text:
     return text
 
 
-def _word_marks(a: str, b: str) -> tuple[Text, Text]:
-    words_a, words_b = a.split(), b.split()
+def matching_words(words_a: list[str], words_b: list[str]) -> tuple[set[int], set[int]]:
+    """Indexes of the words each side shares with the other (as the engine compares words)."""
     matcher = difflib.SequenceMatcher(None, [_key(w) for w in words_a], [_key(w) for w in words_b],
                                       autojunk=False)
     keep_a: set[int] = set()
@@ -193,6 +193,12 @@ def _word_marks(a: str, b: str) -> tuple[Text, Text]:
     for block in matcher.get_matching_blocks():
         keep_a.update(range(block.a, block.a + block.size))
         keep_b.update(range(block.b, block.b + block.size))
+    return keep_a, keep_b
+
+
+def _word_marks(a: str, b: str) -> tuple[Text, Text]:
+    words_a, words_b = a.split(), b.split()
+    keep_a, keep_b = matching_words(words_a, words_b)
     return _marked(words_a, keep_a, "bold red"), _marked(words_b, keep_b, "bold green")
 
 

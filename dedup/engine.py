@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from dedup import hourly
 from dedup import record as rec
 from dedup.article import Article, Decision
 from dedup.boilerplate import CAPACITY as BOILERPLATE_CAPACITY
@@ -258,11 +259,26 @@ class Engine:
             )
         results = pipe.execute()[-len(prepared):]
         decisions = [self._decision(item, result) for item, result in zip(prepared, results, strict=True)]
+        self._count_hourly(prepared, decisions)
         # An event whose canonical is an older member waits for its stored text: complete it now.
         if any(len(result) > 9 and int(result[9]) > 0 for result in results):
             self.emit_pending()
         self.maybe_expire()
         return decisions
+
+    def _count_hourly(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
+        """Decisions per hour for charts (dedup.hourly); a retried article is not counted again."""
+        span = self.config.params.time_bucket
+        decided = [(item.bucket * span, decision.kind or "canonical", item.article.source)
+                   for item, decision in zip(prepared, decisions, strict=True) if not decision.known]
+        if not decided:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        hourly.count(pipe, self.keys, decided)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:  # the decisions stand; only the chart misses them
+            log.warning("decisions per hour: %d decisions not counted: %s", len(decided), exc)
 
     def _decision(self, item: Prepared, result: list) -> Decision:
         status = _text(result[0])

@@ -143,12 +143,14 @@ class Overrides:
         engine.emit_pending()
         return _override(result["entry"])
 
-    def log(self) -> list[Override]:
-        """Every override, oldest first, each with the id of the undo that reversed it (if any)."""
-        raw_entries = [json.loads(raw) for raw in self.engine.client.lrange(self.engine.keys.overrides_log, 0, -1)]
+    def log(self, latest: int | None = None) -> list[Override]:
+        """Every override (or the `latest` ones), oldest first, each with the id of the undo that
+        reversed it (if any: an undo always comes after what it reverses, so the newest entries know)."""
+        start = -latest if latest else 0
+        raw_entries = [json.loads(raw) for raw in self.engine.client.lrange(self.engine.keys.overrides_log, start, -1)]
         undone = {int(e["undoes"]): int(e["id"]) for e in raw_entries if e.get("action") == "undo"}
         return [_override(e, undone.get(int(e["id"]))) for e in raw_entries]
 
-    def about(self, article_ids: set[str]) -> list[Override]:
-        """The overrides that named any of these articles, oldest first."""
-        return [o for o in self.log() if article_ids.intersection(o.articles)]
+    def about(self, article_ids: set[str], latest: int | None = None) -> list[Override]:
+        """The overrides (of the `latest` ones, if given) that named any of these articles, oldest first."""
+        return [o for o in self.log(latest) if article_ids.intersection(o.articles)]

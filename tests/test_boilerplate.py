@@ -189,6 +189,8 @@ def test_show_and_explain_say_the_boilerplate_was_discounted(redis_client: redis
     shown = CliRunner().invoke(main, ["show", items[0].url, *connection], catch_exceptions=False)
     assert shown.exit_code == 0
     assert "1 line of its site's boilerplate discounted" in shown.output
+    member = CliRunner().invoke(main, ["show", site_articles[-1].url, *connection], catch_exceptions=False)
+    assert "1 line of its site's boilerplate discounted" in member.output
     as_json = CliRunner().invoke(main, ["show", site_articles[-1].url, "--json", *connection],
                                  catch_exceptions=False)
     member = json.loads(as_json.output)["members"][0]

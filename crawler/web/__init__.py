@@ -1,0 +1,1 @@
+"""The web dashboard (`newsdedup web`): Starlette + Jinja2 + vendored htmx, read-only by default."""
