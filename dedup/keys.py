@@ -94,6 +94,10 @@ class Keys:
         """Hash: a source's last crawl (when, outcome, counts) and conditional-GET validators."""
         return f"{self.prefix}source:{source}"
 
+    def boilerplate(self, site: str) -> str:
+        """Hash: on how many of a site's pages each line (8-byte hash) appeared, and b"#pages"."""
+        return f"{self.prefix}bp:{site}"
+
     def source_results(self, source: str) -> str:
         """Sorted set: a source's recent crawl results (JSON, score = end time), kept for a window."""
         return f"{self.prefix}results:{source}"

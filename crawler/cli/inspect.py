@@ -53,7 +53,16 @@ def member_json(record: rec.Record, canonical_id: str | None) -> dict[str, Any]:
         "containment": None if is_canonical else record.containment,
         "published": iso(record.published), "decided": iso(record.arrived), "words": record.n_tokens,
         "flags": [f for f in flags_text(record).split(",") if f], "duplicate_of": record.duplicate_of,
+        "boilerplate_lines": record.boilerplate_lines,
     }
+
+
+def boilerplate_note(record: rec.Record | None) -> str:
+    """What `show` and `explain` say when the site's learned boilerplate was taken out of a text."""
+    if record is None or not record.boilerplate_lines:
+        return ""
+    lines = record.boilerplate_lines
+    return f"{lines} line{'s' if lines != 1 else ''} of its site's boilerplate discounted before comparing"
 
 
 def override_line(entry: Override) -> str:
@@ -79,8 +88,9 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
         if as_json:
             echo_json({"cluster": None, "thin": True, "article": member_json(record, None)})
         else:
-            click.echo(f"{record.url}: too little text to compare ({record.n_tokens} words); "
-                       "recorded, never clustered")
+            note = boilerplate_note(record)
+            click.echo(f"{record.url}: too little text to compare ({record.n_tokens} words"
+                       f"{'; ' + note if note else ''}); recorded, never clustered")
         return
     canonical, reason, members = engine.cluster_records(record.cluster)
     canonical_id = canonical.id if canonical else None
@@ -116,6 +126,8 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
                           f"{when(m.published)[:10]:<10}  {ago(m.arrived):>8}  {m.id}"))
         parts.append(Text(f"  {m.title or '(no title)'}{flags}", style="bold"))
         parts.append(Text(f"  {m.url}"))
+        if m.boilerplate_lines:
+            parts.append(Text(f"  {boilerplate_note(m)}", style="dim"))
     if overrides:
         parts.append(Text("Overrides:"))
         parts.extend(Text("  " + override_line(entry)) for entry in overrides)
@@ -430,6 +442,8 @@ def explain(ctx: Context, a: str, b: str, full: bool, passages: int, as_json: bo
         "containment_a_in_b": round(exact.containment_a, 4), "containment_b_in_a": round(exact.containment_b, 4),
         "passages_cover_a": round(exact.covered_a, 4), "passages_cover_b": round(exact.covered_b, 4),
         "same_cluster": same_cluster,
+        "boilerplate_lines_a": side_a.record.boilerplate_lines if side_a.record else 0,
+        "boilerplate_lines_b": side_b.record.boilerplate_lines if side_b.record else 0,
         "passages": [{"words": p.words, "a": p.text_a, "b": p.text_b} for p in exact.passages],
     }
     if as_json:
@@ -448,6 +462,9 @@ def explain(ctx: Context, a: str, b: str, full: bool, passages: int, as_json: bo
     metrics.add_row("Shared passages cover", f"{exact.covered_a:.0%} of A, {exact.covered_b:.0%} of B")
     if same_cluster is not None:
         metrics.add_row("Clusters", "the same" if same_cluster else "different")
+    for label, side in (("A", side_a), ("B", side_b)):
+        if boilerplate_note(side.record):
+            metrics.add_row(f"Site boilerplate of {label}", boilerplate_note(side.record))
     out.print(metrics)
     for label, side in (("A", side_a), ("B", side_b)):
         out.print(Panel(Text(_opening(side.clean_text, full)), title=f"{label}, normalised", title_align="left"))

@@ -173,7 +173,8 @@ def forward_options(ctx: click.Context) -> None:
 def flags_text(record: rec.Record) -> str:
     names = []
     for flag, name in ((rec.PINNED, "pinned"), (rec.SPLIT, "split"), (rec.SYNDICATED, "syndicated"),
-                       (rec.CANONICAL_ELSEWHERE, "canonical-elsewhere")):
+                       (rec.CANONICAL_ELSEWHERE, "canonical-elsewhere"), (rec.BOILERPLATE, "boilerplate-discounted"),
+                       (rec.LIST_ARTICLE, "list-article")):
         if record.flags & flag:
             names.append(name)
     return ",".join(names)
