@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 OUT_DIR = ROOT / "benchmarks" / "out"
 DEFAULT_CORPUS = OUT_DIR / "corpus"
-COPY_KINDS = ("full_copy", "excerpt", "edited", "typography", "redatelined")
+COPY_KINDS = ("full_copy", "excerpt", "edited", "typography", "redatelined", "spun")
 NEGATIVE_KINDS = ("negative_same_event", "negative_quote", "negative_short_boilerplate")
 TARGETS = {
     "precision": 0.995,

@@ -35,6 +35,7 @@ import gzip
 import hashlib
 import html as htmllib
 import json
+import os
 import random
 import re
 import unicodedata
@@ -45,11 +46,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; NEWSDEDUP_SHARED_DATA names it for a checkout elsewhere (a worktree).
+SHARED_DATA = Path(os.environ.get("NEWSDEDUP_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 BENCHMARK_DIR = SHARED_DATA / "extraction-benchmark"
 SEED_REPOST = SHARED_DATA / "seed" / "repost-read-full-article.txt"
 
-COPY_KINDS = ("full_copy", "excerpt", "edited", "typography", "redatelined")
+COPY_KINDS = ("full_copy", "excerpt", "edited", "typography", "redatelined", "spun")
+"""spun: run through a spinner (benchmarks/spinners.py, A or B in turn), no link back; only made
+when asked for (CorpusOptions.copies["spun"], make_corpus.py --spun)."""
 NEGATIVE_KINDS = (
     "negative_same_event",
     "negative_quote",
@@ -1425,8 +1429,8 @@ class CorpusBuilder:
         if date_roll < 0.45 or (paper and date_roll < 0.8):
             own_date = article.published + timedelta(minutes=rng.randint(20, 60 * 24 * 6))
         link_roll = rng.random()
-        names_original = link_roll < 0.3
-        source_link = not as_text and (rng.random() < (0.6 if kind == "excerpt" else 0.35))
+        names_original = link_roll < 0.3 and kind != "spun"
+        source_link = not as_text and (rng.random() < (0.6 if kind == "excerpt" else 0.35)) and kind != "spun"
         if date_roll >= 0.9 and not as_text and not paper:
             own_date = article.published  # feed pubDate copied verbatim: needs a link to decide
             source_link = True
@@ -1474,6 +1478,14 @@ class CorpusBuilder:
             entities = rng.random() < 0.5
             if rng.random() < 0.4:
                 head, tail = junk_blocks(article, self.titles, host, rng, source_link=source_link)
+        elif kind == "spun":
+            from benchmarks.spinners import SPINNER_A, SPINNER_B
+
+            spinner = SPINNER_A if index % 2 == 0 else SPINNER_B
+            title, spun = spinner.spin(article.title, paragraphs, rng)
+            body = [Block(p) for p in spun]
+            if rng.random() < 0.4:
+                head, tail = junk_blocks(article, self.titles, host, rng, source_link=False)
         else:  # redatelined
             if rng.random() < 0.4:
                 title = rng.choice(("UPDATE 1-", "UPDATE 2-", "", "")) + title

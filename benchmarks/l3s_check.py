@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import re
 import sys
 import tempfile
@@ -26,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.accuracy import delete_prefix, run_cli
 
-L3S_DIR = ROOT.parent / "shared" / "data" / "l3s-gn1"
+# NEWSDEDUP_SHARED_DATA names ../shared/data for a checkout elsewhere (a worktree).
+L3S_DIR = Path(os.environ.get("NEWSDEDUP_SHARED_DATA") or ROOT.parent / "shared" / "data") / "l3s-gn1"
 
 # Found by hand: word 5-shingle overlap between extracted texts, then reading the pages.
 EXPECTED_CLUSTERS: dict[str, tuple[str, ...]] = {

@@ -3,6 +3,7 @@
 python benchmarks/make_corpus.py                       # benchmarks/out/corpus
 python benchmarks/make_corpus.py --seed 7 --scale 2    # more copies per story
 python benchmarks/make_corpus.py --fixture             # tests/data/corpus (committed)
+python benchmarks/make_corpus.py --spun 2 --out benchmarks/out/spun   # plus spun copies per story
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         help="serve every original on a synthetic publisher template",
     )
     parser.add_argument("--fixture", action="store_true", help="write the small test fixture")
+    parser.add_argument("--spun", type=float, default=0.0, help="mean spun copies per story (default none)")
     args = parser.parse_args(argv)
 
     if args.fixture:
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         options = CorpusOptions()
         options = replace(options, copies={k: v * args.scale for k, v in options.copies.items()})
+        if args.spun:
+            options = replace(options, copies={**options.copies, "spun": args.spun})
         if args.seed is not None:
             options = replace(options, seed=args.seed)
         if args.no_real_pages:

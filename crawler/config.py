@@ -222,6 +222,8 @@ def load_settings(
             raise ConfigError(f"{where}: file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: not a TOML file (not UTF-8 text)") from None
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read: {exc}") from None
     settings = _from_mapping(raw, where)

@@ -109,6 +109,11 @@ def warc_records(stream: IO[bytes]) -> Iterator[RawRecord]:
             content_type = (headers.get_header("Content-Type") if headers else "") or ""
             if "html" not in content_type.lower():
                 continue
+            status = headers.get_statuscode() if headers else ""
+            if not (status or "").startswith("2"):
+                # A 404 page or a redirect stub is the site's, not an article: skipped and counted.
+                yield RawRecord(number, url=url, problem=f"HTTP {status or '(no status)'} response, not an article")
+                continue
             body = entry.content_stream().read(MAX_RECORD_BYTES + 1)
             if len(body) > MAX_RECORD_BYTES:
                 yield RawRecord(number, url=url, problem="response larger than the record limit")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import redis
 
+from crawler.logs import about
 from dedup.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Leases:
         status = _text(status)
         if status == "ok":
             if stale:
-                log.info("source=%s: took over the lease of dead process %s", source, stale)
+                log.info("took over the lease of dead process %s", stale, extra=about(source))
             return token, "ok"
         return None, f"{status} {_text(detail)}".strip()
 

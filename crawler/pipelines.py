@@ -12,6 +12,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from crawler.extract import extract_article
+from crawler.logs import about
 from dedup.article import Article
 
 log = logging.getLogger(__name__)
@@ -61,25 +62,25 @@ class ExtractPipeline:
             # A worker died (out of memory, a crash in a parser); the page is tried again next crawl.
             job.metrics.extraction_failures.labels(source, "worker_died").inc()
             job.count("extraction_failures")
-            log.error("source=%s url=%s: extraction worker died", source, url)
+            log.error("extraction worker died", extra=about(source, url))
             return {"url": url, "outcome": "extraction_failed"}
         except Exception as exc:  # one page never stops a crawl
             job.metrics.extraction_failures.labels(source, "error").inc()
             job.count("extraction_failures")
-            log.warning("source=%s url=%s: extraction failed: %s: %s", source, url, type(exc).__name__, exc)
+            log.warning("extraction failed: %s: %s", type(exc).__name__, exc, extra=about(source, url))
             await job.redis(job.inbox.mark_seen, [url])
             return {"url": url, "outcome": "extraction_failed"}
         if article is None:
             job.metrics.extraction_failures.labels(source, "no_article").inc()
             job.count("no_article")
-            log.info("source=%s url=%s: no article text", source, url)
+            log.info("no article text", extra=about(source, url))
             await job.redis(job.inbox.mark_seen, [url])
             return {"url": url, "outcome": "no_article"}
         await self._wait_for_room(job)
         await job.hand_over(article, url)
         job.metrics.extracted.labels(source).inc()
         job.count("extracted")
-        log.debug("source=%s url=%s: extracted, queued for a decision", source, url)
+        log.debug("extracted, queued for a decision", extra=about(source, url))
         return {"url": url, "outcome": "queued"}
 
     async def _wait_for_room(self, job: Any) -> None:

@@ -18,10 +18,12 @@ from typing import Any
 
 import redis
 
+from crawler import control
 from crawler.config import Settings, SourceSettings
 from crawler.health import HealthServer, Metrics
 from crawler.inbox import GROUP, Entry, Inbox, Stopped, instance_name, redis_retry
 from crawler.lease import Leases
+from crawler.logs import about, configure_logging  # noqa: F401 - configure_logging: callers import it here
 from crawler.settings import ASYNCIO_REACTOR, scrapy_settings
 from crawler.spiders import CrawlJob, SourceSpider, stop_crawl
 from dedup.article import Article, Decision
@@ -33,6 +35,17 @@ from dedup.validate import InvalidArticle, shown, validate
 
 log = logging.getLogger(__name__)
 
+
+def _package_version() -> str:
+    """This package's version, shown per instance by `newsdedup status`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("newsdedup")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 STARTUP_GAP = 5.0
 """At start, a crawl of the source that completed this recently (on any instance) is not repeated."""
 LEASE_LOST = "lease_lost"
@@ -40,6 +53,9 @@ LEASE_LOST = "lease_lost"
 HEARTBEAT = 5.0
 MAX_DELIVERIES = 5
 """An inbox entry handed out this often without a decision goes to the dead letters (see Service._claimed)."""
+VERSION = _package_version()
+CONTROL_POLL = 1.0
+"""Seconds between two looks at the operators' crawl-now requests (crawler.control)."""
 DECIDE_BATCH = 64
 """Inbox entries the decider takes at once."""
 DECIDE_GATHER = 0.25
@@ -82,6 +98,9 @@ class Service:
         self._decider_alive = False
         self._attempted: set[str] = set()
         self._started = time.time()
+        self._scheduler: Any = None
+        self._paused: set[str] = set()
+        """Sources an operator paused (crawler.control), as last read from Redis."""
         self._held_signals = held_signals if held_signals is not None else []
         """SIGTERM/SIGINT noted before run() handles them (see crawler.cli.service): acted on once it does."""
 
@@ -102,7 +121,14 @@ class Service:
         if self.health_enabled:
             health = HealthServer(self.metrics, self.status, self.settings.service.health_host,
                                   self.settings.service.health_port)
-            self.health_port = await health.start()
+            try:
+                self.health_port = await health.start()
+            except OSError as exc:  # the port is taken (another instance?) or not ours to bind
+                log.error("cannot serve /healthz on %s:%s: %s", self.settings.service.health_host,
+                          self.settings.service.health_port, exc.strerror or exc)
+                for signum in before:
+                    loop.remove_signal_handler(signum)
+                return 1
         if self._executor is None:
             self._executor = await asyncio.to_thread(extraction_pool, self.settings.service.extract_workers)
         install_resolver(self.settings.service.dns_servers)
@@ -111,7 +137,7 @@ class Service:
         self.runner = AsyncCrawlerRunner({"TWISTED_REACTOR": ASYNCIO_REACTOR})
         decider = asyncio.create_task(self._decide_forever(), name="decider")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
-        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        scheduler = self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         try:
             if self.once:
                 await asyncio.gather(*(self.crawl(source, min_gap=0.0) for source in self.sources))
@@ -119,12 +145,19 @@ class Service:
                 self.stopping.set()
                 await asyncio.wait([decider])
             else:
+                await self._read_paused()  # before the first ticks, which come at once
                 now = datetime.now(UTC)
                 for source in self.sources:
                     scheduler.add_job(self._tick, _trigger(source), args=[source], id=source.name,
                                       name=f"crawl {source.name}", max_instances=1, coalesce=True,
                                       misfire_grace_time=None, next_run_time=now)
                 scheduler.start()
+                try:
+                    await asyncio.to_thread(control.set_next_crawls, self.client, self.keys, self._next_crawls())
+                except redis.RedisError:
+                    pass  # the heartbeat writes them again
+                requests = asyncio.create_task(self._control(), name="control")
+                heartbeat.add_done_callback(lambda _task: requests.cancel())
                 log.info("service %s started: %d sources, health port %s", self.name, len(self.sources),
                          self.health_port)
                 await self.stopping.wait()
@@ -145,7 +178,7 @@ class Service:
     def stop(self, signum: int | None = None) -> None:
         if not self.stopping.is_set():
             name = signal.Signals(signum).name if signum else "stop"
-            log.warning("%s received: stopping scheduling, finishing in-flight work (at most %.0fs)", name,
+            log.info("%s received: stopping scheduling, finishing in-flight work (at most %.0fs)", name,
                         self.settings.service.shutdown_timeout)
             self.stopping.set()
         elif signum == signal.SIGINT:
@@ -191,12 +224,16 @@ class Service:
         ends (the ticks missed meanwhile coalesce into that one crawl). Never two crawls at once."""
         if self.stopping.is_set():
             return
+        if source.name in self._paused:  # kept current by _control (no Redis round trip in a tick)
+            log.debug("paused: tick skipped", extra=about(source.name))
+            self.results[source.name] = "paused"
+            return
         slot = _slot(source)
         loop = self._crawl_loops.get(source.name)
         if loop is not None and not loop.done():
             if source.name not in self._missed:
-                log.info("source=%s: still crawling at its tick; crawling again when this crawl ends, unless "
-                         "it had not requested its feeds yet", source.name)
+                log.debug("still crawling at its tick; crawling again when this crawl ends, unless it had not "
+                          "requested its feeds yet", extra=about(source.name))
             self._missed[source.name] = (slot, time.time())
             return
         self._crawl_loops[source.name] = asyncio.create_task(self._crawl_ticks(source, slot),
@@ -212,10 +249,54 @@ class Service:
             try:
                 await self.crawl(source, slot=next_slot)
             except Exception:  # one source's failure never stops the service
-                log.exception("source=%s: crawl failed", source.name)
+                log.exception("crawl failed", extra=about(source.name))
             missed = self._missed.pop(source.name, None)
             served = missed is not None and missed[1] <= self._listed_at.get(source.name, 0.0)
             next_slot = missed[0] if missed is not None and not served else None
+
+    async def _read_paused(self) -> None:
+        try:
+            paused = await asyncio.to_thread(control.paused, self.client, self.keys)
+        except redis.RedisError as exc:
+            log.debug("paused sources not read: %s", exc)
+            return
+        for name in set(paused) - self._paused:
+            log.info("paused by %s: %s", paused[name].get("who") or "an operator",
+                     paused[name].get("reason") or "no reason given", extra=about(name))
+        for name in self._paused - set(paused):
+            log.info("resumed", extra=about(name))
+        self._paused = set(paused)
+
+    async def _control(self) -> None:
+        """Follow the operators' requests (crawler.control): pauses and resumes, and crawls asked for with
+        `newsdedup crawl-now`, each taken by one instance."""
+        mine = {source.name: source for source in self.sources}
+        while not self.stopping.is_set():
+            await asyncio.sleep(CONTROL_POLL)
+            await self._read_paused()
+            try:
+                requests = await asyncio.to_thread(control.crawl_requests, self.client, self.keys)
+                for name, request in requests.items():
+                    running = self._crawl_loops.get(name)
+                    if name not in mine or (running is not None and not running.done()):
+                        continue  # another instance's source, or ours still crawling: taken when it ends
+                    if not await asyncio.to_thread(control.take_crawl_request, self.client, self.keys, name):
+                        continue  # another instance took it
+                    log.info("crawl requested by %s", request.get("who") or "an operator", extra=about(name))
+                    self._crawl_loops[name] = asyncio.create_task(self._requested_crawl(mine[name], request),
+                                                                  name=f"crawl:{name}")
+            except redis.RedisError as exc:
+                log.debug("crawl requests not read: %s", exc)
+
+    async def _requested_crawl(self, source: SourceSettings, request: dict[str, Any]) -> None:
+        """A crawl now, outside the schedule; when another instance is crawling the source, after that one."""
+        try:
+            outcome = await self.crawl(source, min_gap=0.0)
+            if outcome == "skipped_busy":
+                await asyncio.to_thread(control.put_back_crawl_request, self.client, self.keys, source.name,
+                                        request)
+        except Exception:  # one source's failure never stops the service
+            log.exception("crawl failed", extra=about(source.name))
 
     async def crawl(self, source: SourceSettings, *, min_gap: float | None = None, slot: float | None = None) -> str:
         """One crawl of one source, if this instance holds its lease; returns the outcome.
@@ -237,7 +318,8 @@ class Service:
             return "stopped"
         if token is None:
             outcome = "skipped_" + status.split()[0]
-            log.info("source=%s: crawl skipped (%s)", source.name, status)
+            # Every other instance skips each tick: not worth an INFO line each.
+            log.debug("crawl skipped (%s)", status, extra=about(source.name))
             self.metrics.crawls.labels(source.name, outcome).inc()
             self.results[source.name] = outcome
             return outcome
@@ -250,7 +332,7 @@ class Service:
         started = time.time()
         self._listed_at[source.name] = 0.0
         self.metrics.crawls_running.inc()
-        log.info("source=%s: crawl started", source.name)
+        log.debug("crawl started", extra=about(source.name))
         outcome = "failed"
         spider: SourceSpider | None = None
         try:
@@ -264,21 +346,22 @@ class Service:
             spider = crawler.spider  # type: ignore[assignment]
             outcome = LEASE_LOST if lost.is_set() else _outcome(job, self.stopping.is_set())
         except Exception:  # one source's failure never stops the service
-            log.exception("source=%s: crawl failed", source.name)
+            log.exception("crawl failed", extra=about(source.name))
         finally:
             self._running.pop(source.name, None)
             self._listed_at[source.name] = job.listed_at or 0.0
             self.metrics.crawls_running.dec()
             renew.cancel()
         if not await self._record(source, token, outcome, job, spider, started) and outcome != LEASE_LOST:
-            log.warning("source=%s: lease taken by another instance as the crawl ended: result not recorded",
-                        source.name)
+            log.warning("lease taken by another instance as the crawl ended: result not recorded",
+                        extra=about(source.name))
             outcome = LEASE_LOST
         self.metrics.crawls.labels(source.name, outcome).inc()
         self.metrics.last_crawl.labels(source.name).set(time.time())
         self.results[source.name] = outcome
-        log.info("source=%s: crawl %s in %.1fs: %s", source.name, outcome, time.time() - started,
-                 json.dumps({k: v for k, v in job.counts.items() if k != "close_reason"}, sort_keys=True))
+        log.info("crawl %s in %.1fs: %s", outcome, time.time() - started,
+                 json.dumps({k: v for k, v in job.counts.items() if k != "close_reason"}, sort_keys=True),
+                 extra=about(source.name))
         return outcome
 
     async def _record(self, source: SourceSettings, token: str, outcome: str, job: CrawlJob,
@@ -293,11 +376,18 @@ class Service:
             if spider is not None:
                 state.update(job.validator_state({url: v for url, v in spider.new_validators.items()
                                                   if url not in spider.incomplete}))
+        result = control.CrawlResult(started, time.time(), outcome, self.name,
+                                     {k: v for k, v in job.counts.items() if k != "close_reason"},
+                                     len(job.failures))
         try:
-            return await redis_retry(self.leases.release, source.name, token, state, stage="record",
-                                     metrics=self.metrics, stopping=self.stopping)
+            released = await redis_retry(self.leases.release, source.name, token, state, stage="record",
+                                         metrics=self.metrics, stopping=self.stopping)
+            if released:  # kept apart from last_outcome: the next crawl's result does not hide this one's
+                await redis_retry(control.record_result, self.client, self.keys, source.name, result,
+                                  job.failures, stage="record", metrics=self.metrics, stopping=self.stopping)
+            return bool(released)
         except Stopped:
-            log.warning("source=%s: crawl result not recorded (Redis unreachable at shutdown)", source.name)
+            log.warning("crawl result not recorded (Redis unreachable at shutdown)", extra=about(source.name))
             return True
 
     async def _renew(self, source: str, token: str, lost: asyncio.Event) -> None:
@@ -309,15 +399,15 @@ class Service:
                 if not await asyncio.to_thread(self.leases.renew, source, token):
                     break
             except redis.RedisError as exc:
-                log.warning("source=%s: lease renewal failed: %s", source, exc)
+                log.warning("lease renewal failed: %s", exc, extra=about(source))
         lost.set()
         try:
             holder = await asyncio.to_thread(self.leases.holder, source)
         except redis.RedisError:
             holder = None
-        log.warning("source=%s: lease lost to %s (ours expired, e.g. while Redis was away): stopping this crawl; "
-                    "what it fetched is still decided, the rest is left to that instance", source,
-                    holder or "another instance")
+        log.warning("lease lost to %s (ours expired, e.g. while Redis was away): stopping this crawl; what it "
+                    "fetched is still decided, the rest is left to that instance", holder or "another instance",
+                    extra=about(source))
         running = self._running.get(source)
         if running is not None:
             await stop_crawl(*running, LEASE_LOST)
@@ -394,6 +484,8 @@ class Service:
         usable, letters = await asyncio.to_thread(_validated, entries)
         # Stopped (the service stops while Redis is away) leaves the batch pending for the next start.
         results = await self._through_trouble(decide_each, self.engine, [article for _, article in usable])
+        decided = [result for result in results if not isinstance(result, Exception)]
+        canonical_urls = await redis_retry(self._canonical_urls, decided, **retry)
         decisions: list[Decision] = []
         for (entry, article), result in zip(usable, results, strict=True):
             if isinstance(result, Exception):
@@ -403,10 +495,13 @@ class Service:
             kind = "duplicate" if label in ("exact", "near", "excerpt") else label
             self.metrics.decisions.labels(article.source, kind).inc()
             if result.kind in ("exact", "near", "excerpt"):
-                log.info("source=%s url=%s: %s duplicate of %s (similarity %.2f)", article.source,
-                         article.url, result.kind, result.duplicate_of, result.similarity or 0)
+                canonical_url = canonical_urls.get(result.duplicate_of or "", "")
+                log.info("%s duplicate of %s %s (similarity %.2f)", result.kind, result.duplicate_of,
+                         canonical_url, result.similarity or 0,
+                         extra=about(article.source, article.url, canonical_id=result.duplicate_of,
+                                     canonical_url=canonical_url, kind=result.kind))
             else:
-                log.info("source=%s url=%s: %s", article.source, article.url, label)
+                log.info("%s", label, extra=about(article.source, article.url))
             decisions.append(result)
         self.decisions.extend(decisions)
         if letters:
@@ -468,6 +563,11 @@ class Service:
         dead = {entry.entry_id for entry, _ in poison}
         return [entry for entry in entries if entry.entry_id not in dead]
 
+    def _canonical_urls(self, decisions: list[Decision]) -> dict[str, str]:
+        """The URLs of the canonicals the duplicates among `decisions` were matched to (for their log lines)."""
+        ids = sorted({d.duplicate_of for d in decisions if d.duplicate_of and d.kind in ("exact", "near", "excerpt")})
+        return {record.id: record.url for record in self.engine.get_many(ids)} if ids else {}
+
     # Health
 
     def inbox_length(self) -> int:
@@ -475,22 +575,30 @@ class Service:
 
     async def _heartbeat(self) -> None:
         while True:
-            def beat() -> None:
+            def beat(next_crawls: dict[str, float | None]) -> None:
                 self.client.hset(self.keys.instances, self.name, json.dumps({
                     "host": socket.gethostname(), "pid": os.getpid(), "started": self._started,
-                    "seen": time.time(), "crawling": sorted(self._running)}))
+                    "seen": time.time(), "crawling": sorted(self._running), "version": VERSION}))
+                control.set_next_crawls(self.client, self.keys, next_crawls)
                 self.metrics.stream_length.set(self.client.xlen(self.keys.canonical_stream))
                 self.metrics.inbox_length.set(self.inbox.length())
                 self.metrics.dead_letters_waiting.set(self.client.xlen(self.keys.dead_letters))
                 self.metrics.observe_groups(self.client, self.keys.canonical_stream)
 
             try:
-                await asyncio.to_thread(beat)
+                await asyncio.to_thread(beat, self._next_crawls())
                 self.metrics.redis_up.set(1)
             except redis.RedisError as exc:
                 self.metrics.redis_up.set(0)
                 log.warning("Redis unreachable (heartbeat): %s", exc)
             await asyncio.sleep(HEARTBEAT)
+
+    def _next_crawls(self) -> dict[str, float | None]:
+        """When each source's next tick comes (every instance ticks at the same moments); empty until the
+        scheduler runs (never with once=True)."""
+        if self._scheduler is None or not self._scheduler.running:
+            return {}
+        return {source.name: _slot(source) for source in self.sources}
 
     def status(self) -> dict[str, object]:
         redis_up = self.metrics.value("newsdedup_redis_up") == 1
@@ -498,34 +606,6 @@ class Service:
         return {"status": "ok" if ok else "degraded", "instance": self.name, "redis": redis_up,
                 "decider": self._decider_alive, "stopping": self.stopping.is_set(),
                 "crawling": sorted(self._running), "last_results": self.results}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(), "level": record.levelname,
-                 "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def configure_logging(log_format: str, level: int = logging.INFO) -> None:
-    """Service logs on stderr, text or JSON; Scrapy's own chatter only from WARNING up."""
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    quiet = logging.WARNING if level > logging.DEBUG else logging.INFO
-    for name in ("scrapy", "twisted", "apscheduler", "trafilatura", "htmldate", "charset_normalizer"):
-        logging.getLogger(name).setLevel(quiet)
 
 
 def extraction_pool(workers: int) -> Executor:

@@ -22,9 +22,11 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.python.failure import Failure
 
 from crawler.config import CrawlSettings, SourceSettings
+from crawler.control import MAX_FAILURES
 from crawler.feeds import FeedError, parse_listing
 from crawler.health import Metrics
 from crawler.inbox import Inbox, InboxWriter, redis_retry
+from crawler.logs import about
 from dedup.article import Article
 from dedup.keys import Keys
 from dedup.urls import canonical_url
@@ -60,10 +62,17 @@ class CrawlJob:
     """Set by stop_crawl(): from then on no request of this crawl is sent."""
     listed_at: float | None = None
     """When the crawl's first feed or sitemap request went out: it sees the sources as of then."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """URL -> why it failed in this crawl (for the source's status; at most MAX_FAILURES kept)."""
     _writer: InboxWriter | None = field(default=None, init=False, repr=False)
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + amount
+
+    def failed(self, url: str, reason: str) -> None:
+        """Note a URL this crawl failed on, for the source's status."""
+        if len(self.failures) < MAX_FAILURES or url in self.failures:
+            self.failures[url] = reason
 
     async def hand_over(self, article: Article, seen_url: str) -> None:
         """Put an extracted article in the inbox and mark its URL seen (batched with its neighbours)."""
@@ -148,27 +157,28 @@ class SourceSpider(scrapy.Spider):
         if response.status == 304:
             self.job.metrics.skipped.labels(self.source, "not_modified").inc()
             self.job.count("not_modified")
-            log.info("source=%s url=%s: listing not modified", self.source, listing_url)
+            log.debug("listing not modified", extra=about(self.source, listing_url))
             return
         try:
             listing = await asyncio.to_thread(parse_listing, response.body, response.url)
         except FeedError as exc:
             self.job.metrics.fetch_errors.labels(self.source, "bad_listing").inc()
             self.job.count("bad_listings")
-            log.warning("source=%s url=%s: unreadable feed or sitemap: %s", self.source, listing_url, exc)
+            self.job.failed(listing_url, f"unreadable feed or sitemap: {exc}")
+            log.warning("unreadable feed or sitemap: %s", exc, extra=about(self.source, listing_url))
             return
         if listing.truncated:
             # Its validators are not kept, so the next crawl fetches it whole rather than "not modified".
             self.incomplete.add(listing_url)
             self.job.metrics.fetch_errors.labels(self.source, "truncated_listing").inc()
             self.job.count("truncated_listings")
-            log.warning("source=%s url=%s: feed or sitemap cut off mid-document; kept the %d entries closed "
-                        "before the cut", self.source, listing_url, len(listing.entries) + len(listing.sitemaps))
+            log.warning("feed or sitemap cut off mid-document; kept the %d entries closed before the cut",
+                        len(listing.entries) + len(listing.sitemaps), extra=about(self.source, listing_url))
         if listing.skipped:
             self.job.metrics.skipped.labels(self.source, "bad_entry").inc(listing.skipped)
             self.job.count("bad_entries", listing.skipped)
-            log.warning("source=%s url=%s: %d entries without a usable URL left out", self.source, listing_url,
-                        listing.skipped)
+            log.warning("%d entries without a usable URL left out", listing.skipped,
+                        extra=about(self.source, listing_url))
         etag = _header(response, b"ETag")
         modified = _header(response, b"Last-Modified")
         if etag or modified:
@@ -178,7 +188,7 @@ class SourceSpider(scrapy.Spider):
             known: dict[str, tuple[str, str]] = await self.job.redis(self.job.validators)
             for child in listing.sitemaps:
                 if depth + 1 > MAX_SITEMAP_DEPTH:
-                    log.warning("source=%s url=%s: sitemap index nested too deep", self.source, child)
+                    log.warning("sitemap index nested too deep", extra=about(self.source, child))
                     break
                 try:
                     canonical_url(child)  # only checked: validators stay keyed by the URL as listed
@@ -202,10 +212,13 @@ class SourceSpider(scrapy.Spider):
             if url not in self.queued and url not in candidates:
                 candidates[url] = (entry.title, entry.published)
         self.job.metrics.listing_entries.labels(self.source).inc(len(listing.entries))
-        log.info("source=%s url=%s: %s with %d entries, %d child sitemaps", self.source, listing_url,
-                 listing.kind, len(listing.entries), len(listing.sitemaps))
         urls = list(candidates)
         seen: list[bool] = await self.job.redis(self.job.inbox.seen, urls)
+        fresh = seen.count(False)
+        # INFO only when it lists something new: a quiet tick logs one INFO line per source, its crawl's result.
+        log.log(logging.INFO if fresh else logging.DEBUG,
+                "%s with %d entries (%d not seen before), %d child sitemaps", listing.kind, len(listing.entries),
+                fresh, len(listing.sitemaps), extra=about(self.source, listing_url))
         limit = self.job.crawl.max_articles
         for url, already in zip(urls, seen, strict=True):
             if already:
@@ -233,8 +246,7 @@ class SourceSpider(scrapy.Spider):
         """Count and log one feed or sitemap entry that cannot be fetched; the listing goes on."""
         self.job.metrics.skipped.labels(self.source, "bad_entry").inc()
         self.job.count("bad_entries")
-        log.warning("source=%s url=%s: entry skipped: %s (listed in %s)", self.source, url[:300], error,
-                    listing_url)
+        log.warning("entry skipped: %s (listed in %s)", error, listing_url, extra=about(self.source, url[:300]))
 
     async def parse_article(self, response: Response) -> AsyncIterator[dict[str, Any]]:
         """An article page: hand HTML on to the extraction pipeline, count anything else."""
@@ -245,7 +257,7 @@ class SourceSpider(scrapy.Spider):
         if content_type and not content_type.split(";")[0].strip() in _HTML_TYPES:
             self.job.metrics.skipped.labels(self.source, "not_html").inc()
             self.job.count("not_html")
-            log.info("source=%s url=%s: skipped, not HTML (%s)", self.source, url, content_type)
+            log.info("skipped, not HTML (%s)", content_type, extra=about(self.source, url))
             await self.job.redis(self.job.inbox.mark_seen, [url])
             return
         yield {
@@ -266,17 +278,18 @@ class SourceSpider(scrapy.Spider):
         listing = request.meta.get("listing", "")
         if failure.check(CrawlStopped):
             self.incomplete.add(listing)
-            log.debug("source=%s url=%s: not fetched: %s", self.source, url, failure.value)
+            log.debug("not fetched: %s", failure.value, extra=about(self.source, url))
             return
         reason = _failure_reason(failure)
         if reason in ("robots", "ignored"):
             self.job.metrics.skipped.labels(self.source, reason).inc()
             self.job.count(reason)
-            log.info("source=%s url=%s: not fetched: %s", self.source, url, failure.value)
+            log.info("not fetched: %s", failure.value, extra=about(self.source, url))
             return
         self.job.metrics.fetch_errors.labels(self.source, reason).inc()
         self.job.count("fetch_errors")
-        log.warning("source=%s url=%s: fetch failed: %s", self.source, url, _failure_text(failure))
+        self.job.failed(url, _failure_text(failure))
+        log.warning("fetch failed: %s", _failure_text(failure), extra=about(self.source, url))
         if (failure.check(HttpError) and failure.value.response.status in _GONE) or reason in _REMEMBERED:
             # Gone pages stay gone, a page over the size limit will not shrink, and a redirect loop
             # or endless chain is a broken URL: none is fetched again on the next crawl (a gzip bomb
@@ -288,20 +301,21 @@ class SourceSpider(scrapy.Spider):
     def listing_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
         if failure.check(CrawlStopped):
-            log.debug("source=%s url=%s: not fetched: %s", self.source, request.url, failure.value)
+            log.debug("not fetched: %s", failure.value, extra=about(self.source, request.url))
             return
         self.job.metrics.fetch_errors.labels(self.source, "listing_" + _failure_reason(failure)).inc()
         self.job.count("bad_listings")
-        log.warning("source=%s url=%s: feed or sitemap fetch failed: %s", self.source, request.url,
-                    _failure_text(failure))
+        self.job.failed(request.url, "feed or sitemap fetch failed: " + _failure_text(failure))
+        log.warning("feed or sitemap fetch failed: %s", _failure_text(failure),
+                    extra=about(self.source, request.url))
 
     def redirected_to_requested(self, request: Request) -> None:
         """Count a redirect Scrapy's duplicate filter dropped (a loop, or an alias of a listed page)."""
         url = request.meta.get("article") or request.meta.get("listing") or request.url
         self.job.metrics.skipped.labels(self.source, "redirect_repeat").inc()
         self.job.count("redirect_repeat")
-        log.info("source=%s url=%s: not fetched: redirected to %s, already requested in this crawl "
-                 "(a redirect loop, or another URL of a listed page)", self.source, url, request.url)
+        log.info("not fetched: redirected to %s, already requested in this crawl (a redirect loop, or another URL "
+                 "of a listed page)", request.url, extra=about(self.source, url))
 
     def closed(self, reason: str) -> None:
         self.job.counts["close_reason"] = reason  # type: ignore[assignment]
@@ -467,8 +481,8 @@ class RobotsTxtErrorMiddleware:
         if isinstance(spider, SourceSpider):
             spider.job.metrics.fetch_errors.labels(spider.source, f"robots_{reason}").inc()
             spider.job.count("robots_unreachable")
-        log.warning("source=%s url=%s: robots.txt unreachable (%s: %s); crawling the host as if it had none",
-                    getattr(spider, "source", "?"), request.url, type(exception).__name__, exception)
+        log.warning("robots.txt unreachable (%s: %s); crawling the host as if it had none",
+                    type(exception).__name__, exception, extra=about(getattr(spider, "source", "?"), request.url))
         raise IgnoreRequest(f"robots.txt unreachable: {exception}")
 
 

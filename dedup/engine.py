@@ -17,10 +17,13 @@ import redis
 from dedup import hourly
 from dedup import record as rec
 from dedup.article import Article, Decision
+from dedup.boilerplate import CAPACITY as BOILERPLATE_CAPACITY
+from dedup.boilerplate import BoilerplateLearner, discount
 from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
-from dedup.junk import looks_syndicated
+from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
-from dedup.signature import Fingerprint, fingerprint, fingerprints
+from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
+from dedup.thin import is_list_article
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 from dedup.validate import validate
 
@@ -53,6 +56,8 @@ class EngineConfig:
     overrides_maxlen: int = 10_000
     """Entries the overrides audit log keeps, the newest (0: no cap)."""
     batch_size: int = 64
+    boilerplate_capacity: int = BOILERPLATE_CAPACITY
+    """Lines counted per site for boilerplate learning before the counts halve (0: no learning)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class Prepared:
     article: Article
     id: str
     fingerprint: Fingerprint
+    """Of the text without its site's boilerplate lines."""
     packed: bytes
     bucket: int
     """The time bucket (arrival // IndexParams.time_bucket) the article is listed under."""
@@ -120,6 +126,10 @@ class Engine:
         self.config = config or EngineConfig()
         ensure_params(client, self.keys, self.config.params)
         self.scripts = Scripts(client)
+        self.boilerplate = (
+            BoilerplateLearner(client, self.keys, self.config.retention, self.config.boilerplate_capacity)
+            if self.config.boilerplate_capacity > 0 else None
+        )
         self._last_expiry = 0.0
         self._resumed = False
         """Whether this engine has completed the re-indexing an earlier process left (see forget)."""
@@ -137,23 +147,42 @@ class Engine:
 
     # Deciding
 
-    def prepare(self, article: Article, now: float | None = None) -> Prepared:
-        """Fingerprint and pack one article (CPU only; may run in any process); raises InvalidArticle."""
-        article = validate(article).article
-        return self._pack(article, fingerprint(article.text, article.title), now)
+    def prepare(self, article: Article, now: float | None = None, learn: bool = True) -> Prepared:
+        """Fingerprint and pack one article (learn=False: read the site's boilerplate, count nothing);
+        raises InvalidArticle."""
+        return self.prepare_many([article], now, learn)[0]
 
-    def prepare_many(self, articles: list[Article], now: float | None = None) -> list[Prepared]:
-        """prepare() for a batch: the same results, with the hashing done in a few array operations."""
+    def prepare_many(self, articles: list[Article], now: float | None = None, learn: bool = True) -> list[Prepared]:
+        """prepare() for a batch: the same results, with the hashing done in a few array operations
+        and the site boilerplate counted in one round trip."""
         articles = [validate(article).article for article in articles]
-        prints = fingerprints([(article.text, article.title) for article in articles])
-        return [self._pack(article, fp, now) for article, fp in zip(articles, prints, strict=True)]
+        cleans = [strip_junk(article.text, article.title) for article in articles]
+        found = [frozenset[bytes]()] * len(articles)
+        if self.boilerplate is not None:
+            pages = [(_site(article), clean) for article, clean in zip(articles, cleans, strict=True)]
+            if learn:
+                found = self.boilerplate.observe(pages)
+            else:
+                found = [self.boilerplate.known(site, clean) for site, clean in pages]
+        discounted = [discount(clean, lines) for clean, lines in zip(cleans, found, strict=True)]
+        prints = fingerprints_of_clean([d.text for d in discounted])
+        return [self._pack(article, fp, now, d.lines)
+                for article, fp, d in zip(articles, prints, discounted, strict=True)]
 
-    def _pack(self, article: Article, fp: Fingerprint, now: float | None) -> Prepared:
+    def _pack(self, article: Article, fp: Fingerprint, now: float | None, boilerplate_lines: int = 0) -> Prepared:
         now = time.time() if now is None else now
         own_url = article.final_url or article.url
-        site = article.site or site_of(own_url)
+        site = _site(article)
         own_id = url_id(article.url)
-        flags = rec.THIN if fp.thin else 0
+        thin = fp.thin
+        flags = rec.BOILERPLATE if boilerplate_lines else 0
+        # A dated article page whose body is a list has little running text but is an article.
+        if thin and fp.n_tokens >= MIN_TOKENS and is_list_article(own_url, article.title or "", fp.clean_text,
+                                                                 article.published):
+            thin = False
+            flags |= rec.LIST_ARTICLE
+        if thin:
+            flags |= rec.THIN
         canonical_link = None
         if article.canonical_link:
             linked = url_id(article.canonical_link)
@@ -173,13 +202,14 @@ class Engine:
                 published = int(stamp)
         record = rec.Record(
             id=own_id, url=article.url, title=article.title or "", site=site, source=article.source,
-            flags=flags, kind="thin" if fp.thin else None, arrived=int(now), published=published,
+            flags=flags, kind="thin" if thin else None, arrived=int(now), published=published,
             n_shingles=fp.n_shingles, n_tokens=fp.n_tokens, similarity=None, containment=None,
             cluster=own_id, duplicate_of=None, canonical_link=canonical_link, source_link=source_link,
             content_hash=fp.content_hash, site_hash=hashlib.sha256(site.encode()).digest()[:8],
             signature=fp.signature, lead_signature=fp.lead_signature,
             second_lead_signature=fp.second_lead_signature,
             text_z=zlib.compress(fp.clean_text.encode("utf-8", "replace"), 1),
+            boilerplate_lines=boilerplate_lines,
         )
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
         slot_keys, slot_fields = slots(self.keys, self.config.params, fp.signature, fp.lead_signature,
@@ -273,7 +303,7 @@ class Engine:
 
     def peek(self, article: Article, limit: int = 10) -> Peek:
         """The decision `add` would make now and the nearest candidates, without changing anything."""
-        item = self.prepare(article)
+        item = self.prepare(article, learn=False)
         raw = self.scripts.peek(
             keys=item.slot_keys,
             args=[self.keys.prefix, item.id, item.packed, self._decide_config, item.slot_fields, limit],
@@ -477,6 +507,10 @@ class Engine:
         if removed:
             log.info("retention: %d articles older than %.0f s removed", removed, self.config.retention)
         return removed
+
+
+def _site(article: Article) -> str:
+    return article.site or site_of(article.final_url or article.url)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

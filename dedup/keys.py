@@ -1,4 +1,17 @@
-"""Every Redis key newsdedup uses, under one prefix."""
+"""Every Redis key newsdedup uses, under one prefix.
+
+Source status and control (written by the service and `newsdedup pause|resume|crawl-now`, read by
+`newsdedup status` and the dashboard; crawler.control reads and writes them):
+- `source:{name}` hash: last_started, last_finished, last_outcome, last_counts (JSON), last_instance,
+  next_crawl (when the scheduler ticks next, epoch seconds), plus lease and conditional-GET fields.
+- `results:{name}` sorted set, score = when the crawl ended: one JSON member per crawl that ran
+  ({"finished", "started", "outcome", "instance", "counts", "failures"}), kept for the status window.
+- `failures:{name}` hash: URL -> JSON {"reason", "at", "count"} for pages and listings that failed,
+  kept for the status window (at most a few hundred, the newest).
+- `control:paused` hash: source -> JSON {"at", "who", "reason"}; a paused source is not crawled.
+- `control:crawl-now` hash: source -> JSON {"at", "who"}; a running instance takes the request
+  (HDEL decides which one) and starts a crawl within about a second.
+"""
 
 from __future__ import annotations
 
@@ -80,6 +93,28 @@ class Keys:
     def source_state(self, source: str) -> str:
         """Hash: a source's last crawl (when, outcome, counts) and conditional-GET validators."""
         return f"{self.prefix}source:{source}"
+
+    def boilerplate(self, site: str) -> str:
+        """Hash: on how many of a site's pages each line (8-byte hash) appeared, and b"#pages"."""
+        return f"{self.prefix}bp:{site}"
+
+    def source_results(self, source: str) -> str:
+        """Sorted set: a source's recent crawl results (JSON, score = end time), kept for a window."""
+        return f"{self.prefix}results:{source}"
+
+    def source_failures(self, source: str) -> str:
+        """Hash: URLs a source's recent crawls failed on -> JSON {reason, at, count}, kept for a window."""
+        return f"{self.prefix}failures:{source}"
+
+    @property
+    def paused_sources(self) -> str:
+        """Hash: paused sources -> JSON {at, who, reason}; kept across restarts until resumed."""
+        return self.prefix + "control:paused"
+
+    @property
+    def crawl_requests(self) -> str:
+        """Hash: sources an operator asked to crawl now -> JSON {at, who}; one instance takes each."""
+        return self.prefix + "control:crawl-now"
 
     def seen(self, day: int) -> str:
         """Set: canonicalised article URLs already fetched on one day (the crawler's seen-set)."""

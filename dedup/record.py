@@ -3,7 +3,7 @@
 Layout (little-endian; the Lua scripts in dedup/lua/ read the same offsets):
 
     header  <BBBB I i I I H H 8s 8s 8s 8s 8s 8s>  = 72 bytes
-            version, flags, kind, spare, arrived, published, n_shingles, n_tokens,
+            version, flags, kind, boilerplate lines (was spare, 0), arrived, published, n_shingles, n_tokens,
             similarity*10000, containment*10000, cluster, duplicate_of,
             canonical_link id, source_link id, content hash, site hash
     then    <H> + LeanMinHash bytes (full text), <H> + LeanMinHash bytes (lead),
@@ -34,6 +34,11 @@ SPLIT = 8
 """An operator split this article out: it is never merged by the engine."""
 SYNDICATED = 16
 """The text carried a "Source: ... / Read Full Article" line: the page says it republishes."""
+BOILERPLATE = 32
+"""Lines of the site's learned boilerplate were taken out before fingerprinting (how many: the
+header's spare byte, Record.boilerplate_lines)."""
+LIST_ARTICLE = 64
+"""Too little running text, but a dated article whose body is a list: decided like any article."""
 
 KINDS = {0: None, 1: "exact", 2: "near", 3: "excerpt", 4: "thin"}
 KIND_CODES = {name: code for code, name in KINDS.items()}
@@ -82,6 +87,8 @@ class Record:
     lead_signature: bytes
     text_z: bytes
     second_lead_signature: bytes = b""
+    boilerplate_lines: int = 0
+    """Lines of site boilerplate discounted before fingerprinting (0-255)."""
 
     @property
     def text(self) -> str:
@@ -109,7 +116,8 @@ def _pack_str(value: str) -> bytes:
 def pack(record: Record) -> bytes:
     """The bytes stored in Redis for this record."""
     header = HEADER.pack(
-        VERSION, record.flags, KIND_CODES[record.kind], 0, record.arrived, record.published,
+        VERSION, record.flags, KIND_CODES[record.kind], max(0, min(255, record.boilerplate_lines)),
+        record.arrived, record.published,
         record.n_shingles, record.n_tokens,
         _score(record.similarity), _score(record.containment),
         to_bin(record.cluster), to_bin(record.duplicate_of) if record.duplicate_of else NO_ID,
@@ -136,7 +144,7 @@ def unpack(article_id: str, data: bytes) -> Record:
     """Decode a stored record; raises ValueError on anything malformed."""
     if len(data) < HEADER.size or data[0] != VERSION:
         raise ValueError(f"article {article_id}: not a version-{VERSION} record")
-    (_, flags, kind, _, arrived, published, n_shingles, n_tokens, similarity, containment,
+    (_, flags, kind, boilerplate_lines, arrived, published, n_shingles, n_tokens, similarity, containment,
      cluster, duplicate_of, canonical_link, source_link, content_hash, site_hash) = HEADER.unpack_from(data)
     pos = HEADER.size
     chunks: list[bytes] = []
@@ -159,7 +167,7 @@ def unpack(article_id: str, data: bytes) -> Record:
         canonical_link=to_hex(canonical_link), source_link=to_hex(source_link),
         content_hash=content_hash, site_hash=site_hash, signature=signature, lead_signature=lead,
         second_lead_signature=second_lead,
-        text_z=text_z,
+        text_z=text_z, boilerplate_lines=boilerplate_lines,
     )
 
 

@@ -193,7 +193,12 @@ def _second_paragraph_start(clean: str, n_words: int) -> int | None:
 def fingerprints(items: list[tuple[str, str]]) -> list[Fingerprint]:
     """Strip junk, normalise, shingle and sign many (text, title) pairs, with the hashing and
     MinHash arithmetic done for the whole batch in a few array operations."""
-    cleans = [strip_junk(text, title) for text, title in items]
+    return fingerprints_of_clean([strip_junk(text, title) for text, title in items])
+
+
+def fingerprints_of_clean(cleans: list[str]) -> list[Fingerprint]:
+    """fingerprints() of texts already stripped of junk (and of their site's boilerplate)."""
+    items = cleans
     word_lists = [tokenize(clean, folded=True) for clean in cleans]
     sizes = np.array([len(words) for words in word_lists], dtype=np.int64)
     all_words = [word for words in word_lists for word in words]

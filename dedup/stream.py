@@ -46,7 +46,8 @@ class GroupState:
     pending: int
     last_delivered: str
     lag: int | None
-    """Entries not yet delivered to the group (None when Redis cannot tell, e.g. after trimming)."""
+    """Entries not yet delivered to the group: Redis 7's own figure, or counted (see LAG_COUNT_LIMIT);
+    None when there are more than that to count."""
     oldest_pending: str | None = None
     oldest_pending_age: float | None = None
     """Seconds since the oldest unacknowledged entry was added to the stream."""
@@ -64,6 +65,17 @@ class StreamState:
     first: Entry | None = None
     last: Entry | None = None
     groups: tuple[GroupState, ...] = field(default_factory=tuple)
+
+
+LAG_COUNT_LIMIT = 1000
+"""Redis before 7.0 reports no lag (nor 7.x after some deletions): the entries after the group's last
+delivered one are counted instead, up to this many (reading them costs their size)."""
+
+
+def _count_after(client: redis.Redis, key: str, last_delivered: str) -> int | None:
+    """Entries after last_delivered, or None when more than LAG_COUNT_LIMIT."""
+    entries: Any = client.xrange(key, min="(" + last_delivered, max="+", count=LAG_COUNT_LIMIT + 1)
+    return len(entries) if len(entries) <= LAG_COUNT_LIMIT else None
 
 
 def entry_time(entry_id: str) -> float:
@@ -96,6 +108,8 @@ def state(client: redis.Redis, key: str, now: float | None = None) -> StreamStat
         )
         oldest = client.xpending_range(key, name, min="-", max="+", count=1) if group["pending"] else []
         lag = group.get("lag")
+        if lag is None:  # Redis 6.2 has no lag field; 7.x may not know it: count
+            lag = _count_after(client, key, _text(group["last-delivered-id"]))
         groups.append(GroupState(
             name=name, consumers=consumers, pending=int(group["pending"]),
             last_delivered=_text(group["last-delivered-id"]), lag=None if lag is None else int(lag),
@@ -110,15 +124,19 @@ def state(client: redis.Redis, key: str, now: float | None = None) -> StreamStat
     )
 
 
-def latest(client: redis.Redis, key: str, count: int) -> list[Entry]:
-    """The newest `count` entries, newest first."""
-    entries: Any = client.xrevrange(key, count=count)
+def _since_id(since: float | None) -> str:
+    return "-" if since is None else f"{int(since * 1000)}-0"
+
+
+def latest(client: redis.Redis, key: str, count: int, since: float | None = None) -> list[Entry]:
+    """The newest `count` entries (added at or after `since`, a timestamp, if given), newest first."""
+    entries: Any = client.xrevrange(key, max="+", min=_since_id(since), count=count)
     return [_entry(i, f) for i, f in entries]
 
 
-def oldest(client: redis.Redis, key: str, count: int) -> list[Entry]:
-    """The oldest `count` entries still in the stream, oldest first."""
-    entries: Any = client.xrange(key, count=count)
+def oldest(client: redis.Redis, key: str, count: int, since: float | None = None) -> list[Entry]:
+    """The oldest `count` entries still in the stream (added at or after `since`, if given), oldest first."""
+    entries: Any = client.xrange(key, min=_since_id(since), max="+", count=count)
     return [_entry(i, f) for i, f in entries]
 
 

@@ -93,7 +93,7 @@ def test_status_shows_totals_stream_index_and_memory(ingested: Run, redis_client
     assert report["stream"]["length"] == 6 and report["instances"] == []
     assert report["index"]["buckets"] > 0 and report["redis"]["used_memory"] > 0
     text = ok(ingested("status"))
-    assert "no running instances" in text and "Decisions" in text and "6 entries" in text
+    assert "Instances: none has a heartbeat" in text and "Decisions" in text and "6 entries" in text
 
 
 def test_status_lists_an_instance_and_a_source_from_the_service_keys(ingested: Run, redis_client: redis.Redis,
@@ -352,22 +352,22 @@ def test_override_split_is_respected_by_later_ingests_and_on_the_stream(ingested
 
 
 def test_override_promote_merge_undo_and_log(ingested: Run) -> None:
-    promoted = ok(ingested("override", "promote", "https://farm.example/0"))
+    promoted = ok(ingested("override", "promote", "https://farm.example/0", "--reason", "the farm ran it first"))
     assert "promoted https://farm.example/0" in promoted and "stream: replaced" in promoted
     assert json.loads(ok(ingested("show", ORIGINAL_URL, "--json")))["canonical"]["url"] == "https://farm.example/0"
-    merged = json.loads(ok(ingested("override", "--json", "merge", ORIGINAL_URL, SECOND_URL)))
+    merged = json.loads(ok(ingested("override", "--json", "merge", ORIGINAL_URL, SECOND_URL, "--reason", "one story")))
     assert merged["action"] == "merge"
     assert len(json.loads(ok(ingested("show", SECOND_URL, "--json")))["members"]) == 6
-    undone = ok(ingested("override", "undo"))
+    undone = ok(ingested("override", "undo", "--reason", "wrong call"))
     assert f"undid override #{merged['id']} (merge" in undone
     assert len(json.loads(ok(ingested("show", SECOND_URL, "--json")))["members"]) == 2
-    ok(ingested("override", "undo", "1"))
+    ok(ingested("override", "undo", "1", "--reason", "wrong call"))
     assert json.loads(ok(ingested("show", ORIGINAL_URL, "--json")))["canonical"]["url"] == ORIGINAL_URL
     log = json_lines(ingested("override", "log", "--json"))
     assert [(e["action"], e["undone_by"]) for e in log] == [("promote", 4), ("merge", 3), ("undo", None),
                                                             ("undo", None)]
     assert "undo #1 (promote)" in ok(ingested("override"))
-    again = ingested("override", "undo", "1")
+    again = ingested("override", "undo", "1", "--reason", "again")
     assert again.exit_code == 1 and "already undone" in again.output
 
 
@@ -375,14 +375,14 @@ def test_override_log_is_bounded_by_the_dedup_config(ingested: Run, tmp_path: Pa
     config = tmp_path / "bounded.toml"
     config.write_text("[dedup]\noverrides_maxlen = 2\n", "utf-8")
     bounded = ("--config", str(config))
-    ok(ingested("override", "promote", "https://farm.example/0", *bounded))
-    ok(ingested("override", "undo", *bounded))
-    ok(ingested("override", "promote", "https://edit.example/0", *bounded))
+    ok(ingested("override", "promote", "https://farm.example/0", "--reason", "r", *bounded))
+    ok(ingested("override", "undo", "--reason", "r", *bounded))
+    ok(ingested("override", "promote", "https://edit.example/0", "--reason", "r", *bounded))
     assert [e["id"] for e in json_lines(ingested("override", "log", "--json", *bounded))] == [2, 3]
-    trimmed = ingested("override", "undo", "1", *bounded)
+    trimmed = ingested("override", "undo", "1", "--reason", "r", *bounded)
     assert trimmed.exit_code == 1 and trimmed.output.count("\n") == 1
     assert "override #1 was trimmed from the log (it keeps the newest 2 entries)" in trimmed.output
-    assert "undid override #3 (promote" in ok(ingested("override", "undo", "3", *bounded))
+    assert "undid override #3 (promote" in ok(ingested("override", "undo", "3", "--reason", "r", *bounded))
     assert [e["id"] for e in json_lines(ingested("override", "log", "--json", *bounded))] == [3, 4]
 
 
@@ -417,7 +417,8 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("args", [
     ["status"], ["dupes"], ["show", ORIGINAL_URL], ["check", "-"], ["explain", ORIGINAL_URL, SECOND_URL],
-    ["override", "split", ORIGINAL_URL], ["override", "undo"], ["queue"], ["queue", "peek"],
+    ["override", "split", ORIGINAL_URL, "--reason", "r"], ["override", "undo", "--reason", "r"], ["queue"],
+    ["queue", "peek"],
     ["queue", "consume", "--group", "g"],
 ])
 def test_unreachable_redis_is_one_line_without_credentials(args: list[str]) -> None:
@@ -430,7 +431,7 @@ def test_unreachable_redis_is_one_line_without_credentials(args: list[str]) -> N
 
 @pytest.mark.parametrize("args", [
     ["dupes"], ["show", ORIGINAL_URL], ["check", "-"], ["explain", ORIGINAL_URL, SECOND_URL],
-    ["override", "split", ORIGINAL_URL], ["override"], ["queue"], ["queue", "peek", "3"],
+    ["override", "split", ORIGINAL_URL, "--reason", "r"], ["override"], ["queue"], ["queue", "peek", "3"],
     ["queue", "consume", "--group", "g"],
 ])
 def test_empty_index_is_one_line_and_nonzero(run: Run, args: list[str], redis_client: redis.Redis,
@@ -453,10 +454,10 @@ def test_empty_index_is_one_line_and_nonzero(run: Run, args: list[str], redis_cl
     (["check", "http://127.0.0.1:9/x", "--allow-network", "127.0.0.256/8"], "not a CIDR network"),
     (["check", "http://127.0.0.1:9/x", "--source", "nowhere"], "no source 'nowhere'"),
     (["dupes", "--since", "soon"], "not a duration"),
-    (["override", "split", "https://nowhere.example/x"], "no such article"),
-    (["override", "split", articles()[2][0]], "nothing to split"),
-    (["override", "promote", "https://brief.example/thin"], "too little text"),
-    (["override", "undo", "7"], "no override #7"),
+    (["override", "split", "https://nowhere.example/x", "--reason", "r"], "no such article"),
+    (["override", "split", articles()[2][0], "--reason", "r"], "nothing to split"),
+    (["override", "promote", "https://brief.example/thin", "--reason", "r"], "too little text"),
+    (["override", "undo", "7", "--reason", "r"], "no override #7"),
 ])
 def test_user_mistakes_are_one_clear_line(ingested: Run, args: list[str], message: str) -> None:
     result = ingested(*args)

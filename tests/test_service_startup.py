@@ -56,7 +56,8 @@ def test_sigterm_early_in_start_up_exits_0_without_traceback(
 ) -> None:
     config = tmp_path / "sources.toml"
     config.write_text(config_text(web))
-    service = ServiceProcess(["run", "--config", str(config)], service_env(redis_server_url, key_prefix))
+    # -vv: the crawl's start and its listings are DEBUG lines, the moments some cases wait for.
+    service = ServiceProcess(["-vv", "run", "--config", str(config)], service_env(redis_server_url, key_prefix))
     try:
         moment(service)
         assert service.alive(), f"exited before the signal: {service.proc.returncode}\n{service.log[-3000:]}"

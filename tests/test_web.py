@@ -359,3 +359,31 @@ def test_web_settings_are_validated(tmp_path: Path) -> None:
     config.write_text('[web]\nuser = "admin"\n')
     result = CliRunner().invoke(main, ["web", "--config", str(config)])
     assert result.exit_code == 1 and f"{config}: web.user: basic auth needs web.password as well" in result.output
+
+
+def test_source_rows_read_pause_failures_and_the_recorded_next_crawl(redis_client: redis.Redis,
+                                                                     key_prefix: str) -> None:
+    """The overview's sources come from the keys the service and `newsdedup pause` write."""
+    import dataclasses
+    import time
+
+    from crawler import control
+    from crawler.config import Settings, SourceSettings
+    from crawler.web.overview import source_rows
+
+    keys = Keys(key_prefix)
+    now = time.time()
+    settings = dataclasses.replace(Settings(), sources=(
+        SourceSettings(name="wire", feeds=("https://wire.example/rss",), every=600.0),))
+    control.pause(redis_client, keys, "wire", who="ops", reason="publisher asked")
+    control.record_result(redis_client, keys, "wire", control.CrawlResult(
+        started=now - 5, finished=now - 1, outcome="partial", instance="a", counts={"fetched": 3}, failures=1),
+        {"https://wire.example/gone": "HTTP 404"}, now=now)
+    control.set_next_crawls(redis_client, keys, {"wire": now + 42})
+    [row] = source_rows(redis_client, keys, settings, now)
+    assert row.paused
+    assert row.failed_urls == (("https://wire.example/gone", "HTTP 404"),)
+    assert row.next_crawl == pytest.approx(now + 42, abs=0.01)
+    control.resume(redis_client, keys, "wire")
+    [row] = source_rows(redis_client, keys, settings, now)
+    assert not row.paused

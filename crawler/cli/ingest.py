@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from crawler.cli import Context, common_options
+from crawler.cli.ops import index_exists, parse_since, since_option, where
 from crawler.ingest import RawRecord, open_records, to_article
 from dedup.article import Article
 from dedup.deadletter import DeadLetters, decide_each, error_text
 from dedup.validate import InvalidArticle, shown, validate
+from dedup.engine import Engine
 
 _SOURCE = "ingest"
 EXIT_FAILED = 3
@@ -44,13 +46,34 @@ def _extracted(records: Iterator[RawRecord], workers: int) -> Iterator[tuple[Raw
         yield from pool.imap(_extract, records, chunksize=4)
 
 
+def final_roles(engine: Engine, article_ids: list[str]) -> Counter[str]:
+    """What the articles are in the store now (as `export` and `status` see them): canonical, thin, or
+    the kind of copy; an early canonical that a better copy displaced is a duplicate, not a canonical."""
+    roles: Counter[str] = Counter()
+    canonicals: dict[str, str] = {}
+    for start in range(0, len(article_ids), 500):
+        for record in engine.get_many(article_ids[start : start + 500]):
+            if record.kind == "thin":
+                roles["thin"] += 1
+                continue
+            if record.cluster not in canonicals:
+                canonicals[record.cluster] = engine.cluster(record.cluster)[0]
+            if canonicals[record.cluster] == record.id:
+                roles["canonical"] += 1
+            else:
+                roles["duplicates"] += 1
+                if record.kind in ("exact", "near", "excerpt"):
+                    roles[record.kind] += 1
+    return roles
+
+
 @click.command()
 @click.argument("path", type=click.Path(allow_dash=True))
 @click.option("--workers", type=int, default=0, show_default=True,
               help="Extraction processes for HTML records (0: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per decision.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@common_options
+@common_options(creates_store=True)
 def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) -> None:
     """Decide JSON Lines records ({"url","html"} or {"url","text"}) or WARC responses; '-' is stdin.
 
@@ -80,6 +103,8 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
             click.echo(json.dumps({"line": raw.line, "url": article.url, "failed": True, "stage": stage,
                                    "error": error}))
 
+    decided_ids: list[str] = []
+
     def decide_pending() -> None:
         results = decide_each(engine, [article for _, article in pending])
         for (raw, article), result in zip(pending, results, strict=True):
@@ -87,7 +112,10 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
                 fail(raw, article, error_text(result), "decide")
                 continue
             counts["articles"] += 1
-            counts["known" if result.known else result.kind or "canonical"] += 1
+            if result.known:
+                counts["known"] += 1
+            else:
+                decided_ids.append(result.article_id)
             if as_json:
                 click.echo(json.dumps({
                     "url": result.url, "id": result.article_id, "cluster": result.cluster,
@@ -123,7 +151,8 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
     except redis.ResponseError as exc:  # out of memory, a read-only replica: no record's fault, stop here
         raise click.ClickException(f"Redis refused a write: {exc} ({counts['articles']} articles decided "
                                    "before it; ingesting the file again decides the rest)") from None
-    duplicates = counts["exact"] + counts["near"] + counts["excerpt"]
+    counts.update(final_roles(engine, decided_ids))
+    duplicates = counts["duplicates"]
     summary = (
         f"{counts['articles']} articles decided: {counts['canonical']} canonical, {duplicates} duplicates "
         f"(exact {counts['exact']}, near {counts['near']}, excerpt {counts['excerpt']}), "
@@ -132,19 +161,28 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
         + (" (on the dead-letter stream: `newsdedup dead list`)" if counts["failed"] else "")
         + (f"; {counts['dropped']} unusable fields dropped" if counts["dropped"] else "")
     )
-    err.print(summary, markup=False, highlight=False)
+    err.print(summary + " (as stored now: a canonical displaced by a better copy counts as its duplicate)",
+              markup=False, highlight=False)
     if counts["failed"]:
         sys.exit(EXIT_FAILED)
 
 
 @click.command()
 @click.option("--duplicates-only", is_flag=True, help="Only articles that are copies of another.")
+@since_option
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (the default and only format of export).")
 @common_options
-def export(ctx: Context, duplicates_only: bool) -> None:
+def export(ctx: Context, duplicates_only: bool, since: str | None, as_json: bool) -> None:
     """Print one JSON line per stored article: its cluster, canonical and how it was matched."""
+    cutoff = parse_since(since) if since else None
+    if not index_exists(ctx):  # nothing to export is no error; where it looked is worth a line
+        click.echo(f"nothing decided yet under key prefix {ctx.keys.prefix!r} on {where(ctx)}", err=True)
+        return
     engine = ctx.engine
     canonical_urls: dict[str, tuple[str, str]] = {}
     for record in engine.records():
+        if cutoff is not None and record.arrived < cutoff:
+            continue
         if record.cluster not in canonical_urls:
             canonical_id, _, _ = engine.cluster(record.cluster)
             canonical = record if canonical_id == record.id else engine.get(canonical_id)

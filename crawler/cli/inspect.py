@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from crawler.cli import Context, common_options
-from crawler.cli.ops import console, echo_json, flags_text, require_index, resolve
+from crawler.cli.ops import console, echo_json, emit, flags_text, require_index, resolve
 from crawler.netguard import check_url, parse_networks
 from crawler.render import (
     DIFF_LEGEND,
@@ -53,7 +53,16 @@ def member_json(record: rec.Record, canonical_id: str | None) -> dict[str, Any]:
         "containment": None if is_canonical else record.containment,
         "published": iso(record.published), "decided": iso(record.arrived), "words": record.n_tokens,
         "flags": [f for f in flags_text(record).split(",") if f], "duplicate_of": record.duplicate_of,
+        "boilerplate_lines": record.boilerplate_lines,
     }
+
+
+def boilerplate_note(record: rec.Record | None) -> str:
+    """What `show` and `explain` say when the site's learned boilerplate was taken out of a text."""
+    if record is None or not record.boilerplate_lines:
+        return ""
+    lines = record.boilerplate_lines
+    return f"{lines} line{'s' if lines != 1 else ''} of its site's boilerplate discounted before comparing"
 
 
 def override_line(entry: Override) -> str:
@@ -79,8 +88,9 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
         if as_json:
             echo_json({"cluster": None, "thin": True, "article": member_json(record, None)})
         else:
-            click.echo(f"{record.url}: too little text to compare ({record.n_tokens} words); "
-                       "recorded, never clustered")
+            note = boilerplate_note(record)
+            click.echo(f"{record.url}: too little text to compare ({record.n_tokens} words"
+                       f"{'; ' + note if note else ''}); recorded, never clustered")
         return
     canonical, reason, members = engine.cluster_records(record.cluster)
     canonical_id = canonical.id if canonical else None
@@ -96,28 +106,32 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
             "overrides": [o.as_json() for o in overrides],
         })
         return
-    out = console()
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
     head.add_row("Cluster", f"{record.cluster} ({len(members)} article{'s' if len(members) != 1 else ''})")
     if canonical:
-        head.add_row("Canonical", Text(f"{canonical.title or '(no title)'}\n{canonical.url}"))
+        head.add_row("Canonical", Text(f"{canonical.title or '(no title)'}\n{canonical.id}"))
     head.add_row("Why", REASONS.get(reason, f"reason {reason}"))
-    out.print(head)
-    table = Table("", "kind", "sim", "cont", "published", "decided", "flags",
-                  caption="* canonical   > the article asked for", caption_justify="left")
-    table.add_column("url", overflow="fold", ratio=1, min_width=40)
+    parts: list[Any] = [head]
+    if canonical:
+        parts.append(Text(canonical.url))
+    parts.append(Text("Members (* canonical, > the article asked for)", style="bold"))
+    parts.append(Text("  kind       sim  cont  published   decided   id", style="dim"))
     for m in members:
         row = member_json(m, canonical_id)
-        mark = "*" if m.id == canonical_id else (">" if m.id == record.id else "")
-        table.add_row(mark, row["role"], score(row["similarity"]), score(row["containment"]),
-                      when(m.published)[:10], ago(m.arrived), ",".join(row["flags"]), m.url)
-    out.print(table)
+        mark = "*" if m.id == canonical_id else (">" if m.id == record.id else " ")
+        flags = f" [{', '.join(row['flags'])}]" if row["flags"] else ""
+        parts.append(Text(f"{mark} {row['role']:<9} {score(row['similarity']):>4} {score(row['containment']):>5}  "
+                          f"{when(m.published)[:10]:<10}  {ago(m.arrived):>8}  {m.id}"))
+        parts.append(Text(f"  {m.title or '(no title)'}{flags}", style="bold"))
+        parts.append(Text(f"  {m.url}"))
+        if m.boilerplate_lines:
+            parts.append(Text(f"  {boilerplate_note(m)}", style="dim"))
     if overrides:
-        out.print("Overrides:")
-        for entry in overrides:
-            out.print(Text("  " + override_line(entry)))
+        parts.append(Text("Overrides:"))
+        parts.extend(Text("  " + override_line(entry)) for entry in overrides)
+    emit(*parts)
 
 
 def _show_diff(engine: Engine, cluster: str, canonical: rec.Record | None, member_ref: str, as_json: bool) -> None:
@@ -133,13 +147,11 @@ def _show_diff(engine: Engine, cluster: str, canonical: rec.Record | None, membe
                    "kind": member.kind, "similarity": member.similarity, "containment": member.containment,
                    "rows": [{"op": r.op, "canonical": r.text_a, "member": r.text_b} for r in rows]})
         return
-    out = console()
     role = "the canonical itself" if member.id == canonical.id else f"{member.kind} copy, " \
         f"similarity {score(member.similarity)}, containment {score(member.containment)}"
-    out.print(Text(f"{member.url}: {role}"))
-    out.print(Text("Texts as the engine compared them (syndication junk already stripped).", style="italic"))
-    out.print(diff_table(rows, f"canonical: {canonical.url}", f"member: {member.url}"))
-    out.print(Text(DIFF_LEGEND))
+    emit(Text(f"{member.url}: {role}"), Text(f"canonical: {canonical.url}"),
+         Text("Texts as the engine compared them (syndication junk already stripped).", style="italic"),
+         diff_table(rows, f"canonical {canonical.id}", f"member {member.id}"), Text(DIFF_LEGEND))
 
 
 # check
@@ -151,16 +163,27 @@ class _Refused(Exception):
     """The crawler's SSRF guard refuses a URL `check` was about to fetch (a redirect target)."""
 
 
+def _refusal(url: str, allow_networks: Sequence[str], feed_urls: Sequence[str]) -> str | None:
+    """The crawler's SSRF verdict: allowed in allow_networks, or on the host of one of the source's
+    feeds or sitemaps (any port), as the crawler allows an article its listing names."""
+    reason = check_url(url, feed_url=None, allow_networks=allow_networks)
+    if reason is None or any(check_url(url, feed_url=feed, allow_networks=allow_networks) is None
+                             for feed in feed_urls):
+        return None
+    return reason
+
+
 class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
     """Follows a redirect only to a URL the crawler's SSRF guard allows, at most max_redirects times."""
 
-    def __init__(self, allow_networks: Sequence[str], max_redirects: int) -> None:
+    def __init__(self, allow_networks: Sequence[str], max_redirects: int, feed_urls: Sequence[str] = ()) -> None:
         self.allow_networks = allow_networks
+        self.feed_urls = feed_urls
         self.max_redirections = max_redirects
 
     def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
                          headers: Message, newurl: str) -> urllib.request.Request | None:
-        reason = check_url(newurl, feed_url=None, allow_networks=self.allow_networks)
+        reason = _refusal(newurl, self.allow_networks, self.feed_urls)
         if reason is not None:
             fp.close()
             raise _Refused(f"redirected to {newurl}: {reason}")
@@ -168,18 +191,19 @@ class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def fetch_page(url: str, timeout: float, max_bytes: int, user_agent: str, *,
-               allow_networks: Sequence[str] = (), max_redirects: int = 5) -> tuple[bytes, str, str]:
+               allow_networks: Sequence[str] = (), max_redirects: int = 5,
+               feed_urls: Sequence[str] = ()) -> tuple[bytes, str, str]:
     """(body, final URL, content type) of one page the SSRF guard allows; one clear line on failure.
 
     The guard is the crawler's (crawler.netguard.check_url), applied to the URL and to every redirect.
     It resolves the host itself and urllib resolves it again to connect: like check_url in the crawler,
     a policy check, not a barrier against DNS rebinding.
     """
-    reason = check_url(url, feed_url=None, allow_networks=allow_networks)
+    reason = _refusal(url, allow_networks, feed_urls)
     if reason is not None:
         raise click.ClickException(f"{url}: refused: {reason} ({ALLOW_HINT})")
     request = urllib.request.Request(url, headers={"User-Agent": user_agent, "Accept": "text/html,text/plain,*/*"})
-    opener = urllib.request.build_opener(_GuardedRedirects(allow_networks, max_redirects))
+    opener = urllib.request.build_opener(_GuardedRedirects(allow_networks, max_redirects, feed_urls))
     try:
         with opener.open(request, timeout=timeout) as response:
             body = response.read(max_bytes + 1)
@@ -198,14 +222,15 @@ def fetch_page(url: str, timeout: float, max_bytes: int, user_agent: str, *,
         raise click.ClickException(f"{url}: cannot fetch: {exc}") from None
 
 
-def read_page(target: str, page_url: str | None, ctx: Context,
-              allow_networks: Sequence[str] = ()) -> tuple[bytes, str, str | None, str]:
+def read_page(target: str, page_url: str | None, ctx: Context, allow_networks: Sequence[str] = (),
+              feed_urls: Sequence[str] = ()) -> tuple[bytes, str, str | None, str]:
     """(body, URL, final URL, content type) of a URL, a file, or stdin ('-')."""
     if target.startswith(("http://", "https://")):
         crawl = ctx.settings.crawl
         body, final_url, content_type = fetch_page(target, crawl.timeout, crawl.max_response_size,
                                                    crawl.user_agent or ctx.settings.service.user_agent,
-                                                   allow_networks=allow_networks, max_redirects=crawl.max_redirects)
+                                                   allow_networks=allow_networks, max_redirects=crawl.max_redirects,
+                                                   feed_urls=feed_urls)
         return body, target, final_url if final_url != target else None, content_type
     if target == "-":
         return sys.stdin.buffer.read(), page_url or "file:///dev/stdin", None, ""
@@ -269,16 +294,18 @@ def _cidrs(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...])
     return value
 
 
-def _allow_networks(ctx: Context, source: str | None, flags: tuple[str, ...]) -> tuple[str, ...]:
-    """The networks `check` may fetch from although internal: the flags' and the named source's."""
+def _allow_networks(ctx: Context, source: str | None,
+                    flags: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The networks `check` may fetch from although internal (the flags' and the named source's), and
+    the source's feeds and sitemaps, whose hosts its articles may be on (the crawler's rule)."""
     if source is None:
-        return flags
+        return flags, ()
     configured = ctx.settings.source(source)
     if configured is None:
         names = ", ".join(s.name for s in ctx.settings.sources) or "none configured"
         raise click.ClickException(f"--source: no source {source!r} in the configuration (sources: {names})")
     # Its allow_networks were checked when the configuration was loaded.
-    return (*configured.allow_networks, *flags)
+    return (*configured.allow_networks, *flags), (*configured.feeds, *configured.sitemaps)
 
 
 @click.command()
@@ -299,9 +326,9 @@ def check(ctx: Context, target: str, page_url: str | None, allow_network: tuple[
     A URL is fetched under the crawler's SSRF guard: loopback, private, link-local and metadata
     addresses (the URL's and every redirect's) are refused unless allowed.
     """
-    allow_networks = _allow_networks(ctx, source, allow_network)
+    allow_networks, feed_urls = _allow_networks(ctx, source, allow_network)
     engine = require_index(ctx)
-    body, url, final_url, content_type = read_page(target, page_url, ctx, allow_networks)
+    body, url, final_url, content_type = read_page(target, page_url, ctx, allow_networks, feed_urls)
     article = page_article(body, url, final_url, content_type, source="check")
     try:
         peek = engine.peek(article, limit)
@@ -415,6 +442,8 @@ def explain(ctx: Context, a: str, b: str, full: bool, passages: int, as_json: bo
         "containment_a_in_b": round(exact.containment_a, 4), "containment_b_in_a": round(exact.containment_b, 4),
         "passages_cover_a": round(exact.covered_a, 4), "passages_cover_b": round(exact.covered_b, 4),
         "same_cluster": same_cluster,
+        "boilerplate_lines_a": side_a.record.boilerplate_lines if side_a.record else 0,
+        "boilerplate_lines_b": side_b.record.boilerplate_lines if side_b.record else 0,
         "passages": [{"words": p.words, "a": p.text_a, "b": p.text_b} for p in exact.passages],
     }
     if as_json:
@@ -433,6 +462,9 @@ def explain(ctx: Context, a: str, b: str, full: bool, passages: int, as_json: bo
     metrics.add_row("Shared passages cover", f"{exact.covered_a:.0%} of A, {exact.covered_b:.0%} of B")
     if same_cluster is not None:
         metrics.add_row("Clusters", "the same" if same_cluster else "different")
+    for label, side in (("A", side_a), ("B", side_b)):
+        if boilerplate_note(side.record):
+            metrics.add_row(f"Site boilerplate of {label}", boilerplate_note(side.record))
     out.print(metrics)
     for label, side in (("A", side_a), ("B", side_b)):
         out.print(Panel(Text(_opening(side.clean_text, full)), title=f"{label}, normalised", title_align="left"))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -14,10 +16,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from crawler import control
 from crawler.cli import Context, common_options
 from crawler.config import parse_duration
 from crawler.redis_conn import redact_url
-from crawler.render import ago, byte_size, iso, score, span
+from crawler.render import ago, byte_size, iso, score, span, when
 from dedup import record as rec
 from dedup import stream
 from dedup.engine import Engine
@@ -37,6 +40,86 @@ def where(ctx: Context) -> str:
 
 def index_exists(ctx: Context) -> bool:
     return bool(ctx.client.exists(ctx.keys.params))
+
+
+def live_instances(ctx: Context) -> list[str]:
+    """Names of the service instances whose heartbeat is fresh."""
+    return [row["name"] for row in _instances(ctx, time.time()) if row["alive"]]
+
+
+def require_index_or_service(ctx: Context) -> None:
+    """One clear line when this Redis holds neither decisions nor a service's traces (the wrong Redis?)."""
+    if index_exists(ctx) or ctx.client.exists(ctx.keys.instances):
+        return
+    raise click.ClickException(
+        f"no newsdedup index and no service under key prefix {ctx.keys.prefix!r} on {where(ctx)}: "
+        "point at the service's Redis with --redis-url or --config (or check --key-prefix)")
+
+
+def parse_since(value: str, now: float | None = None) -> float:
+    """A cut-off time: relative ("30m", "2h", "1d": that long ago) or absolute ISO ("2026-11-28",
+    "2026-11-28T03:12", with an offset or UTC)."""
+    try:
+        return (time.time() if now is None else now) - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip().replace(" ", "T", 1) if " " in value.strip() else value.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a duration (30m, 2h, 1d) or an ISO date/time (2026-11-28, "
+                                 f"2026-11-28T03:12Z): {value!r}", param_hint="--since") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def since_option(command: Any) -> Any:
+    return click.option("--since", default=None, metavar="WHEN",
+                        help="Only entries this recent: 30m, 2h, 1d, or an ISO date/time (UTC unless "
+                             "given): 2026-11-28, 2026-11-28T03:12.")(command)
+
+
+OUTPUTS = ("table", "wide", "tsv", "json")
+
+
+def output_option(command: Any) -> Any:
+    """--output table|wide|tsv|json and --json (the same as --output json)."""
+    command = click.option("--json", "as_json", is_flag=True, help="JSON (the same as --output json).")(command)
+    return click.option("--output", "-o", "output", type=click.Choice(OUTPUTS), default="table", show_default=True,
+                        help="table: fits the terminal, ids and URLs whole on their own lines; wide: one row "
+                             "per entry, nothing wrapped; tsv: tab-separated with a header; json: one object "
+                             "per line.")(command)
+
+
+def emit(*renderables: Any, wide: bool = False) -> None:
+    """Print rich output; on a terminal, through the pager when it is longer than the screen."""
+    out = console()
+    if wide:
+        out = Console(highlight=False, width=100_000 if not out.is_terminal else max(out.width, 400),
+                      soft_wrap=True)
+    if not sys.stdout.isatty():
+        for item in renderables:
+            out.print(item, soft_wrap=isinstance(item, Text))
+        return
+    with out.capture() as captured:
+        for item in renderables:
+            # A line of text is never cut: the terminal wraps it, and a URL in it copies whole.
+            out.print(item, soft_wrap=isinstance(item, Text))
+    text = captured.get()
+    if text.count("\n") > out.height - 2:
+        click.echo_via_pager(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def echo_tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Tab-separated values with a header; tabs and newlines inside a value become spaces."""
+    def cell(value: Any) -> str:
+        return "" if value is None else " ".join(str(value).split())
+
+    click.echo("\t".join(header))
+    for row in rows:
+        click.echo("\t".join(cell(value) for value in row))
 
 
 def require_index(ctx: Context) -> Engine:
@@ -90,7 +173,8 @@ def forward_options(ctx: click.Context) -> None:
 def flags_text(record: rec.Record) -> str:
     names = []
     for flag, name in ((rec.PINNED, "pinned"), (rec.SPLIT, "split"), (rec.SYNDICATED, "syndicated"),
-                       (rec.CANONICAL_ELSEWHERE, "canonical-elsewhere")):
+                       (rec.CANONICAL_ELSEWHERE, "canonical-elsewhere"), (rec.BOILERPLATE, "boilerplate-discounted"),
+                       (rec.LIST_ARTICLE, "list-article")):
         if record.flags & flag:
             names.append(name)
     return ",".join(names)
@@ -138,9 +222,16 @@ def _source_names(ctx: Context, cache: dict[str, list[str]]) -> list[str]:
     return cache["scanned"]
 
 
-def _sources(ctx: Context, cache: dict[str, list[str]]) -> list[dict[str, Any]]:
+def _sources(ctx: Context, cache: dict[str, list[str]], now: float) -> list[dict[str, Any]]:
+    return source_rows(ctx, _source_names(ctx, cache), now)
+
+
+def source_rows(ctx: Context, names: list[str], now: float) -> list[dict[str, Any]]:
+    """Each source: schedule, next crawl, paused, the last crawl's result, recent results, failing URLs."""
+    paused = control.paused(ctx.client, ctx.keys)
+    requested = control.crawl_requests(ctx.client, ctx.keys)
     rows = []
-    for name in _source_names(ctx, cache):
+    for name in names:
         state = {k: v for k, v in _decode_map(ctx.client.hgetall(ctx.keys.source_state(name))).items()
                  if not k.startswith(("etag:", "modified:"))}
         finished = float(state["last_finished"]) if state.get("last_finished") else None
@@ -148,9 +239,20 @@ def _sources(ctx: Context, cache: dict[str, list[str]]) -> list[dict[str, Any]]:
             counts = json.loads(state.get("last_counts") or "{}")
         except ValueError:
             counts = {}
-        rows.append({"name": name, "last_crawl": iso(finished), "finished": finished,
+        configured = ctx.settings.source(name)
+        next_crawl = float(state["next_crawl"]) if state.get("next_crawl") else None
+        recent = control.results(ctx.client, ctx.keys, name, now, limit=10)
+        failing = control.failures(ctx.client, ctx.keys, name, now)
+        rows.append({"name": name, "schedule": configured.schedule if configured else None,
+                     "paused": paused.get(name), "crawl_requested": requested.get(name),
+                     "next_crawl": iso(next_crawl) if next_crawl and next_crawl > now - 60 else None,
+                     "next_crawl_at": next_crawl,
+                     "last_crawl": iso(finished), "finished": finished,
                      "last_outcome": state.get("last_outcome"), "last_instance": state.get("last_instance"),
-                     "last_counts": counts})
+                     "last_counts": counts,
+                     "recent_results": [{**r, "finished": iso(r.get("finished")), "started": iso(r.get("started"))}
+                                        for r in recent],
+                     "failing_urls": [{**f, "at": iso(f.get("at"))} for f in failing]})
     return rows
 
 
@@ -188,7 +290,7 @@ def status_report(ctx: Context, cache: dict[str, list[str]] | None = None) -> di
                   "maxmemory": memory.get("maxmemory"), "maxmemory_policy": memory.get("maxmemory_policy")},
         "empty": not client.exists(keys.params),
         "instances": _instances(ctx, now),
-        "sources": _sources(ctx, cache),
+        "sources": _sources(ctx, cache, now),
         "totals": {
             "articles": sum(v for k, v in counts.items() if k != "clusters"),
             "clusters": counts.get("clusters", 0), "canonicals": counts.get("canonicals", 0),
@@ -201,6 +303,7 @@ def status_report(ctx: Context, cache: dict[str, list[str]] | None = None) -> di
             "first": canonical.first.as_json()["added"] if canonical.first else None,
             "last": canonical.last.as_json()["added"] if canonical.last else None,
             "groups": [{"name": g.name, "consumers": len(g.consumers), "pending": g.pending, "lag": g.lag,
+                        "lag_note": None if g.lag is not None else f"more than {stream.LAG_COUNT_LIMIT}",
                         "oldest_pending_age": g.oldest_pending_age} for g in canonical.groups],
             "events_waiting": int(client.hlen(keys.pending_events)),
         },
@@ -220,8 +323,52 @@ def _grid(*rows: tuple[str, str]) -> Table:
     return table
 
 
+def source_lines(row: dict[str, Any], now: float) -> list[Text]:
+    """A source as lines that fit 80 columns: the URLs that failed each on a line of its own."""
+    head = Text(row["name"], style="bold")
+    if row["schedule"]:
+        head.append(f"  {row['schedule']}")
+    if row["paused"]:
+        pause = row["paused"]
+        why = f": {pause['reason']}" if pause.get("reason") else ""
+        head.append(f"  PAUSED by {pause.get('who')} {ago(pause.get('at'), now)}{why}", style="yellow")
+    elif row["next_crawl_at"] and row["next_crawl_at"] > now - 60:
+        wait = span(max(0, row["next_crawl_at"] - now))
+        head.append(f"  next crawl {when(row['next_crawl_at'])[11:]} UTC (in {wait})")
+    if row["crawl_requested"]:
+        head.append("  crawl requested", style="cyan")
+    lines = [head]
+    counts = row["last_counts"]
+    if row["last_outcome"]:
+        style = "" if row["last_outcome"] == "ok" else "yellow"
+        last = Text("  last crawl ")
+        last.append(row["last_outcome"], style=style)
+        last.append(f" {ago(row['finished'], now)} on {row['last_instance'] or '-'}: "
+                    f"{counts.get('articles_fetched', 0)} fetched, {counts.get('extracted', 0)} extracted")
+        lines.append(last)
+    else:
+        lines.append(Text("  never crawled"))
+    earlier = [r for r in row["recent_results"][1:6]]
+    if earlier:
+        lines.append(Text("  before: " + ", ".join(f"{r.get('outcome')} {when_iso(r.get('finished'))[11:]}"
+                                                  for r in earlier)))
+    failing = row["failing_urls"]
+    if failing:
+        lines.append(Text(f"  failing URLs ({len(failing)} in the last {span(control.STATUS_WINDOW)}):",
+                          style="red"))
+        for failure in failing[:5]:
+            times = f" x{failure['count']}" if failure.get("count", 1) > 1 else ""
+            lines.append(Text(f"    {failure['url']}"))
+            lines.append(Text(f"      {failure.get('reason', '')}{times}, {when_iso(failure.get('at'))}",
+                              style="dim"))
+        if len(failing) > 5:
+            lines.append(Text(f"    ... and {len(failing) - 5} more (`newsdedup status --json`)"))
+    return lines
+
+
 def render_status(report: dict[str, Any]) -> Group:
-    """The status report as rich tables."""
+    """The status report as lines and label/value grids that fit 80 columns."""
+    now = time.time()
     r, totals, strm, index = report["redis"], report["totals"], report["stream"], report["index"]
     parts: list[Any] = []
     maxmemory = f" of {byte_size(r['maxmemory'])}" if r.get("maxmemory") else ""
@@ -230,39 +377,39 @@ def render_status(report: dict[str, Any]) -> Group:
         ("Memory", f"{byte_size(r['used_memory'] or 0)} used{maxmemory}, peak {byte_size(r['peak_memory'] or 0)}"),
     ))
     if report["empty"]:
-        parts.append(Text("Nothing decided yet under this prefix: run `newsdedup ingest FILE` or `newsdedup run`.",
+        parts.append(Text(f"Nothing decided yet under this prefix on {r['where']}: run `newsdedup ingest FILE` "
+                          "or `newsdedup run`, or point at the service's Redis with --redis-url or --config.",
                           style="yellow"))
     if report["instances"]:
-        table = Table("instance", "host", "pid", "version", "up", "heartbeat", "crawling", title="Instances",
-                      title_justify="left")
+        parts.append(Text("Instances", style="bold"))
         for row in report["instances"]:
             beat = f"{span(row['heartbeat_age'])} ago" if row["heartbeat_age"] is not None else "never"
-            table.add_row(row["name"], str(row["host"] or "-"), str(row["pid"] or "-"), row["version"] or "-",
-                          span(row["uptime"]) if row["uptime"] is not None else "-",
-                          Text(beat, style="" if row["alive"] else "red"), ", ".join(row["crawling"]) or "-")
-        parts.append(table)
+            line = Text(f"  {row['name']}", style="bold")
+            line.append(f"  {row['host'] or '-'} pid {row['pid'] or '-'}, version {row['version'] or 'unknown'}, "
+                        f"up {span(row['uptime']) if row['uptime'] is not None else '-'}, heartbeat ")
+            line.append(beat, style="" if row["alive"] else "red")
+            if row["crawling"]:
+                line.append(f", crawling {', '.join(row['crawling'])}")
+            parts.append(line)
     else:
-        parts.append(Text("Instances: no running instances"))
+        parts.append(Text(f"Instances: none has a heartbeat in {r['where']} under prefix {r['prefix']!r} "
+                          "(is the service pointed at another Redis or prefix?)"))
     if report["sources"]:
-        table = Table("source", "last crawl", "outcome", "on", "fetched", "extracted", title="Sources",
-                      title_justify="left")
+        parts.append(Text("Sources", style="bold"))
         for row in report["sources"]:
-            counts = row["last_counts"]
-            table.add_row(row["name"], ago(row["finished"]), row["last_outcome"] or "never crawled",
-                          row["last_instance"] or "-",
-                          str(counts.get("articles_fetched", "-")), str(counts.get("extracted", "-")))
-        parts.append(table)
+            parts.extend(source_lines(row, now))
     dups = totals["duplicates"]
-    table = Table("articles", "clusters", "canonical", "exact", "near", "excerpt", "thin", "dup rate",
-                  "overrides", title="Decisions", title_justify="left")
-    table.add_row(*(str(v) for v in (totals["articles"], totals["clusters"], totals["canonicals"], dups["exact"],
-                                      dups["near"], dups["excerpt"], totals["thin"])),
-                  f"{totals['duplicate_rate']:.1%}", str(totals["overrides"]))
-    parts.append(table)
+    parts.append(_grid(
+        ("Decisions", (f"{totals['articles']} articles in {totals['clusters']} clusters: "
+                       f"{totals['canonicals']} canonical, {sum(dups.values())} duplicates "
+                       f"({totals['duplicate_rate']:.1%}), {totals['thin']} too short")),
+        ("  duplicates", f"exact {dups['exact']}, near {dups['near']}, excerpt {dups['excerpt']}"),
+        ("  overrides", str(totals["overrides"])),
+    ))
     lines = [("Canonical stream", f"{strm['key']}: {strm['length']} entries"
               + (f", {when_iso(strm['first'])} .. {when_iso(strm['last'])}" if strm["first"] else ""))]
     for group in strm["groups"]:
-        lag = "?" if group["lag"] is None else str(group["lag"])
+        lag = group["lag_note"] if group["lag"] is None else str(group["lag"])
         oldest = f", oldest pending {span(group['oldest_pending_age'])} old" if group["oldest_pending_age"] else ""
         consumers = f"{group['consumers']} consumer{'' if group['consumers'] == 1 else 's'}"
         lines.append((f"  group {group['name']}", f"{consumers}, {group['pending']} pending, lag {lag}{oldest}"))
@@ -301,7 +448,7 @@ def status(ctx: Context, as_json: bool, watch: bool, interval: float, times: int
         if as_json:
             echo_json(report)
         else:
-            console().print(render_status(report))
+            emit(render_status(report))
         return
     count = 0
     try:
@@ -324,13 +471,12 @@ def status(ctx: Context, as_json: bool, watch: bool, interval: float, times: int
 
 # dupes
 
-def duplicate_rows(engine: Engine, since: float | None, sources: tuple[str, ...], kinds: tuple[str, ...],
+def duplicate_rows(engine: Engine, cutoff: float | None, sources: tuple[str, ...], kinds: tuple[str, ...],
                    min_similarity: float | None, limit: int) -> list[dict[str, Any]]:
     """The most recent duplicate decisions that pass the filters, newest first."""
-    now = time.time()
-    cutoff = now - since if since else None
     wanted_kinds = set(kinds or DUPLICATE_KINDS)
     canonical_urls: dict[str, str] = {}
+    canonical_titles: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
     for record in engine.records(newest_first=True, batch=200):
         if cutoff is not None and record.arrived < cutoff:
@@ -347,11 +493,13 @@ def duplicate_rows(engine: Engine, since: float | None, sources: tuple[str, ...]
         if target and target not in canonical_urls:
             canonical = engine.get(target)
             canonical_urls[target] = canonical.url if canonical else ""
+            canonical_titles[target] = canonical.title if canonical else ""
         rows.append({
             "when": iso(record.arrived), "arrived": record.arrived, "kind": record.kind,
             "similarity": record.similarity,
             "containment": record.containment, "url": record.url, "id": record.id,
             "canonical_url": canonical_urls.get(target, ""), "canonical_id": target or None,
+            "canonical_title": canonical_titles.get(target, ""),
             "cluster": record.cluster, "source": record.source, "site": record.site, "title": record.title,
         })
         if len(rows) >= limit:
@@ -359,40 +507,52 @@ def duplicate_rows(engine: Engine, since: float | None, sources: tuple[str, ...]
     return rows
 
 
+DUPES_COLUMNS = ("decided", "kind", "similarity", "containment", "id", "url", "title", "canonical_id",
+                 "canonical_url", "cluster", "source")
+
+
 @click.command()
-@click.option("--since", default=None, help="Only decisions this recent: 30m, 2h, 1d.")
+@since_option
 @click.option("--source", "sources", multiple=True, help="Only copies from this source name or site (repeatable).")
 @click.option("--kind", "kinds", type=click.Choice(DUPLICATE_KINDS), multiple=True,
               help="Only this kind of copy (repeatable).")
 @click.option("--min-similarity", type=click.FloatRange(0, 1), default=None,
               help="Only copies at least this similar (estimated Jaccard, 0..1).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@output_option
 @common_options
 def dupes(ctx: Context, since: str | None, sources: tuple[str, ...], kinds: tuple[str, ...],
-          min_similarity: float | None, limit: int, as_json: bool) -> None:
+          min_similarity: float | None, limit: int, output: str, as_json: bool) -> None:
     """The most recent duplicate decisions, newest first: copy, canonical, kind and scores."""
-    try:
-        window = parse_duration(since) if since else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
+    cutoff = parse_since(since) if since else None
     engine = require_index(ctx)
-    rows = duplicate_rows(engine, window, sources, kinds, min_similarity, limit)
-    if as_json:
+    rows = duplicate_rows(engine, cutoff, sources, kinds, min_similarity, limit)
+    if as_json or output == "json":
         for row in rows:
             echo_json(row)
         return
-    if not rows:
-        click.echo("no duplicate decisions match" + (f" in the last {since}" if since else ""))
+    if output == "tsv":
+        echo_tsv(DUPES_COLUMNS, ([row["when"], *(row[c] for c in DUPES_COLUMNS[1:])] for row in rows))
         return
-    table = Table("decided", "kind", "sim", "cont", "copy", "canonical", "source",
-                  caption="sim: estimated Jaccard; cont: share of the smaller text found in the larger")
+    if not rows:
+        click.echo("no duplicate decisions match" + (f" since {since}" if since else ""))
+        return
+    if output == "wide":
+        table = Table("decided", "kind", "sim", "cont", "id", "copy", "canonical", "source", "title")
+        for row in rows:
+            table.add_row(ago(row["arrived"]), row["kind"], score(row["similarity"]), score(row["containment"]),
+                          row["id"], row["url"], row["canonical_url"], row["source"] or row["site"], row["title"])
+        emit(table, wide=True)
+        return
+    lines: list[Any] = []
     for row in rows:
-        table.add_row(ago(row["arrived"]),
-                      row["kind"], score(row["similarity"]), score(row["containment"]),
-                      Text(row["url"], overflow="fold"), Text(row["canonical_url"], overflow="fold"),
-                      row["source"] or row["site"])
-    console().print(table)
+        head = Text(f"{ago(row['arrived'])}  {row['kind']}  sim {score(row['similarity'])}  "
+                    f"cont {score(row['containment'])}  {row['source'] or row['site']}  ")
+        head.append(row["title"] or row["canonical_title"] or "(no title)", style="bold")
+        lines += [head, Text(f"  copy {row['id']}  {row['url']}"),
+                  Text(f"  of   {row['canonical_id'] or '-'}  {row['canonical_url']}")]
+    lines.append(Text("sim: estimated Jaccard; cont: share of the smaller text found in the larger", style="italic"))
+    emit(*lines)
 
 
 COMMANDS = [status, dupes]

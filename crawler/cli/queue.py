@@ -5,14 +5,24 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
 from crawler.cli import Context, common_options
-from crawler.cli.ops import console, echo_json, forward_options, require_index
-from crawler.render import ago, span, when
+from crawler.cli.ops import (
+    echo_json,
+    echo_tsv,
+    emit,
+    forward_options,
+    output_option,
+    parse_since,
+    require_index,
+    since_option,
+)
+from crawler.render import ago, iso, span, when
 from dedup import stream
 
 
@@ -25,27 +35,26 @@ def _info(ctx: Context, as_json: bool) -> None:
             "first": state.first.as_json() | {"text": None} if state.first else None,
             "last": state.last.as_json() | {"text": None} if state.last else None,
             "groups": [{"name": g.name, "pending": g.pending, "lag": g.lag, "last_delivered": g.last_delivered,
+                        "lag_note": None if g.lag is not None else f"more than {stream.LAG_COUNT_LIMIT}",
                         "oldest_pending": g.oldest_pending, "oldest_pending_age": g.oldest_pending_age,
                         "oldest_pending_idle": g.oldest_pending_idle,
                         "consumers": [{"name": c.name, "pending": c.pending, "idle": c.idle} for c in g.consumers]}
                        for g in state.groups],
         })
         return
-    out = console()
     if not state.exists:
-        out.print(f"{state.key}: no entries yet")
+        click.echo(f"{state.key}: no entries yet")
         return
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    head.add_row("Stream", f"{state.key}: {state.length} entries")
+    parts: list[Any] = [Text(f"Stream  {state.key}: {state.length} entries", style="bold")]
     for label, entry in (("First", state.first), ("Last", state.last)):
         if entry:
-            head.add_row(label, Text(f"{entry.id} ({ago(entry.at)}) {entry.fields.get('event', '')} "
-                                     f"{entry.fields.get('url', '')}"))
-    out.print(head)
+            parts.append(Text(f"{label:<6}  {entry.id} ({ago(entry.at)}) {entry.fields.get('event', '')} "
+                              f"{entry.fields.get('id', '')}"))
+            parts.append(Text(f"        {entry.fields.get('url', '')}"))
     if not state.groups:
-        out.print("No consumer groups: `newsdedup queue consume --group NAME` creates one, reading from the start.")
+        parts.append(Text("No consumer groups: `newsdedup queue consume --group NAME` creates one, reading "
+                          "from the start."))
+        emit(*parts)
         return
     table = Table("group", "consumer", "pending", "idle", "lag", "oldest pending", title="Consumer groups",
                   title_justify="left")
@@ -53,10 +62,10 @@ def _info(ctx: Context, as_json: bool) -> None:
         oldest = (f"{group.oldest_pending} ({span(group.oldest_pending_age or 0)} old, "
                   f"delivered {span(group.oldest_pending_idle or 0)} ago)" if group.oldest_pending else "-")
         table.add_row(group.name, f"({len(group.consumers)})", str(group.pending), "",
-                      "?" if group.lag is None else str(group.lag), oldest)
+                      f">{stream.LAG_COUNT_LIMIT}" if group.lag is None else str(group.lag), oldest)
         for consumer in group.consumers:
             table.add_row("", consumer.name, str(consumer.pending), span(consumer.idle), "", "")
-    out.print(table)
+    emit(*parts, table)
 
 
 @click.group(invoke_without_command=True)
@@ -82,27 +91,48 @@ def info(ctx: Context, as_json: bool) -> None:
 @queue.command()
 @click.argument("count", type=click.IntRange(min=1), default=10, required=False)
 @click.option("--oldest", is_flag=True, help="The oldest entries instead of the newest.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry, text included.")
+@since_option
+@output_option
 @common_options
-def peek(ctx: Context, count: int, oldest: bool, as_json: bool) -> None:
+def peek(ctx: Context, count: int, oldest: bool, since: str | None, output: str, as_json: bool) -> None:
     """Show the newest COUNT entries (default 10) without consuming them."""
+    cutoff = parse_since(since) if since else None
     require_index(ctx)
     key = ctx.keys.canonical_stream
-    entries = stream.oldest(ctx.client, key, count) if oldest else stream.latest(ctx.client, key, count)
-    if as_json:
+    entries = (stream.oldest(ctx.client, key, count, cutoff) if oldest
+               else stream.latest(ctx.client, key, count, cutoff))
+    if as_json or output == "json":
         for entry in entries:
             echo_json(entry.as_json())
         return
-    if not entries:
-        click.echo(f"{key}: no entries yet")
+    columns = ("entry", "added", "event", "id", "url", "title", "replaces", "words")
+
+    def values(entry: stream.Entry) -> list[Any]:
+        fields = entry.fields
+        return [entry.id, iso(entry.at), fields.get("event", ""), fields.get("id", ""), fields.get("url", ""),
+                fields.get("title", ""), fields.get("replaces", ""), len(fields.get("text", "").split())]
+
+    if output == "tsv":
+        echo_tsv(columns, (values(entry) for entry in entries))
         return
-    table = Table("entry", "added", "event", "url", "replaces", "words")
+    if not entries:
+        click.echo(f"{key}: no entries" + (f" since {since}" if since else " yet"))
+        return
+    if output == "wide":
+        table = Table(*columns)
+        for entry in entries:
+            table.add_row(*(str(v) for v in values(entry)))
+        emit(table, wide=True)
+        return
+    lines: list[Any] = []
     for entry in entries:
         fields = entry.fields
-        table.add_row(entry.id, when(entry.at), fields.get("event", ""),
-                      Text(fields.get("url", ""), overflow="fold"), fields.get("replaces", ""),
-                      str(len(fields.get("text", "").split())))
-    console().print(table)
+        replaces = f"  replaces {fields['replaces']}" if fields.get("replaces") else ""
+        lines.append(Text(f"{entry.id}  {when(entry.at)}  {fields.get('event', '')}  {fields.get('id', '')}"
+                          f"{replaces}  {len(fields.get('text', '').split())} words", style="bold"))
+        lines.append(Text(f"  {fields.get('title') or '(no title)'}"))
+        lines.append(Text(f"  {fields.get('url', '')}"))
+    emit(*lines)
 
 
 @queue.command()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from crawler.cli import Context, common_options
+from crawler.cli.ingest import final_roles
 from crawler.config import ConfigError, Settings, with_flags
 
 log = logging.getLogger(__name__)
@@ -54,22 +57,39 @@ def _log_level(verbose: int) -> int:
     return logging.DEBUG if root <= logging.DEBUG or verbose > 1 else logging.INFO
 
 
+def _check_health_port(host: str, port: int) -> None:
+    """One line, before anything starts, when the health port is taken (by another `run`, most likely)."""
+    if port == 0:
+        return
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve /healthz on {host}:{port}: {exc.strerror or exc} (another `newsdedup run`? "
+            "choose another with --health-port or [service] health_port)") from None
+
+
 @click.command()
 @click.option("--health-host", default=None, help="Address for /healthz and /metrics (default 127.0.0.1).")
 @click.option("--health-port", type=int, default=None, help="Port for /healthz and /metrics (0: any free port).")
 @click.option("--shutdown-timeout", type=float, default=None, help="Seconds to finish in-flight work on SIGTERM.")
 @click.option("--workers", type=int, default=None, help="Extraction processes (0: one per core).")
-@common_options
+@common_options(creates_store=True)
 def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown_timeout: float | None,
         workers: int | None) -> None:
     """Run the crawler service: crawl every source on its schedule until SIGTERM or Ctrl-C."""
     held = _hold_signals_while_starting()  # first: importing the service (Scrapy) alone takes a while
-    from crawler.service import Service, configure_logging, extraction_pool, run_in_reactor
+    from crawler.logs import configure_logging
+    from crawler.service import Service, extraction_pool, run_in_reactor
 
     settings = _with_flags(ctx.settings, health_host, health_port, shutdown_timeout, workers)
     if not settings.sources:
         where = settings.config_path or "the configuration (no --config given)"
         raise click.ClickException(f"{where}: no [[sources]] to crawl")
+    _check_health_port(settings.service.health_host, settings.service.health_port)
     configure_logging(settings.service.log_format, _log_level(0))
     pool = extraction_pool(settings.service.extract_workers)
     from crawler.redis_conn import connect
@@ -85,10 +105,11 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
 @click.argument("source")
 @click.option("--workers", type=int, default=None, help="Extraction processes (0: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@common_options
+@common_options(creates_store=True)
 def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None:
     """Crawl one source once, in the foreground, and decide everything it fetched."""
-    from crawler.service import Service, configure_logging, extraction_pool, run_in_reactor
+    from crawler.logs import configure_logging
+    from crawler.service import Service, extraction_pool, run_in_reactor
 
     settings = _with_flags(ctx.settings, None, None, None, workers)
     if settings.source(source) is None:
@@ -100,12 +121,15 @@ def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None
     service = Service(settings, client, sources=[source], once=True, health=False, executor=pool)
     code = run_in_reactor(service.run)
     decisions = service.decisions
+    # As stored now: a canonical that a later page of the same crawl displaced is counted as a duplicate.
+    roles = final_roles(ctx.engine, [d.article_id for d in decisions if not d.known])
     summary = {
         "source": source,
         "outcome": service.results.get(source, "failed"),
         "decided": len(decisions),
-        "canonical": sum(1 for d in decisions if d.is_canonical and not d.known),
-        "duplicates": sum(1 for d in decisions if d.kind in ("exact", "near", "excerpt") and not d.known),
+        "canonical": roles["canonical"],
+        "duplicates": roles["duplicates"],
+        "thin": roles["thin"],
         "known": sum(1 for d in decisions if d.known),
     }
     if as_json:
@@ -113,7 +137,7 @@ def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None
     else:
         click.echo(f"{source}: {summary['outcome']}; {summary['decided']} articles decided: "
                    f"{summary['canonical']} canonical, {summary['duplicates']} duplicates, "
-                   f"{summary['known']} already known")
+                   f"{summary['thin']} with too little text, {summary['known']} already known")
     raise SystemExit(code if summary["outcome"] in ("ok", "partial") else code or 1)
 
 
@@ -121,116 +145,167 @@ def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
 @common_options
 def sources(ctx: Context, as_json: bool) -> None:
-    """List the configured sources with their schedule and last crawl."""
-    keys = ctx.keys
-    rows = []
-    for source in ctx.settings.sources:
-        state = {k.decode(): v.decode("utf-8", "replace")
-                 for k, v in ctx.client.hgetall(keys.source_state(source.name)).items()
-                 if not k.startswith((b"etag:", b"modified:"))}
-        lease = ctx.client.get(keys.source_lease(source.name))
-        finished = float(state["last_finished"]) if state.get("last_finished") else None
-        rows.append({
-            "name": source.name,
-            "schedule": source.schedule,
-            "feeds": list(source.feeds),
-            "sitemaps": list(source.sitemaps),
-            "last_crawl": datetime.fromtimestamp(finished, UTC).isoformat() if finished else None,
-            "last_result": state.get("last_outcome"),
-            "last_counts": json.loads(state["last_counts"]) if state.get("last_counts") else {},
-            "crawling_on": lease.decode().rsplit(":", 1)[0] if lease else None,
-        })
+    """List the configured sources: schedule, feeds, next crawl, paused, last results, failing URLs."""
+    from crawler.cli.ops import emit, source_lines, source_rows
+
+    if not ctx.settings.sources:
+        raise click.ClickException("no sources configured: pass --config FILE (looked in $NEWSDEDUP_CONFIG, "
+                                   "./sources.toml and /etc/newsdedup/sources.toml)")
+    now = time.time()
+    rows = source_rows(ctx, [source.name for source in ctx.settings.sources], now)
+    for row in rows:
+        configured = ctx.settings.source(row["name"])
+        assert configured is not None
+        lease = ctx.client.get(ctx.keys.source_lease(configured.name))
+        row.update(feeds=list(configured.feeds), sitemaps=list(configured.sitemaps),
+                   last_result=row["last_outcome"],
+                   crawling_on=lease.decode().rsplit(":", 2)[0] if lease else None)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
         return
-    table = Table("source", "schedule", "feeds+sitemaps", "last crawl", "result", "fetched", "extracted")
+    lines = []
     for row in rows:
-        counts = row["last_counts"]
-        ago = ""
-        if row["last_crawl"]:
-            ago = _ago(datetime.fromisoformat(row["last_crawl"]).timestamp())
-        result = row["last_result"] or "never crawled"
+        lines.extend(source_lines(row, now))
+        for url in (*row["feeds"], *row["sitemaps"]):
+            lines.append(Text(f"  listing {url}", style="dim"))
         if row["crawling_on"]:
-            result += f" (crawling on {row['crawling_on']})"
-        table.add_row(row["name"], row["schedule"], str(len(row["feeds"]) + len(row["sitemaps"])), ago, result,
-                      str(counts.get("articles_fetched", "")), str(counts.get("extracted", "")))
-    Console().print(table)
+            lines.append(Text(f"  crawling now on {row['crawling_on']}", style="cyan"))
+    emit(*lines)
+
+
+DEMO_PREFIX = "newsdedup-demo:"
+"""The demo's key prefix on a configured Redis (unless --key-prefix names one): it never mixes with real data."""
+DEMO_DATA_DIR = "newsdedup-demo"
+"""Where the demo keeps its embedded Redis when no Redis or data directory is given (left for a look around)."""
 
 
 @click.command()
 @click.option("--seconds", type=float, default=60.0, show_default=True, help="Run the service at most this long.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per duplicate found.")
-@common_options
+@common_options(creates_store=True)
 def demo(ctx: Context, seconds: float, as_json: bool) -> None:
-    """Serve a small local news web, crawl it with the service, and print the duplicates found."""
-    import tempfile
-    from pathlib import Path
+    """Serve a small local news web, crawl it with the service, and print the stories and their copies.
 
-    from crawler.config import DEFAULT_DATA_DIR
+    With no Redis configured its data stays in ./newsdedup-demo (or --data-dir) for `status` and `show`.
+    """
+    from crawler.config import DEFAULT_DATA_DIR, DEFAULT_PREFIX
     from crawler.demo.runner import build_demo_web, demo_settings, run_demo
+    from crawler.logs import configure_logging
     from crawler.redis_conn import connect
-    from crawler.service import Service, configure_logging, extraction_pool, run_in_reactor
+    from crawler.service import Service, extraction_pool, run_in_reactor
 
-    configure_logging(ctx.settings.service.log_format, logging.WARNING if as_json else _log_level(0))
+    # The result is the demo's output; the service's INFO lines only with -v.
+    verbose = logging.getLogger().level < logging.WARNING
+    configure_logging(ctx.settings.service.log_format, _log_level(0) if verbose else logging.WARNING)
+    settings = ctx.settings
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if settings.redis.url is None and settings.data_dir == Path(DEFAULT_DATA_DIR):
+        # Its own store, never the user's: a run replaces the last demo's data (its pages get new ports).
+        settings = replace(settings, data_dir=Path(DEMO_DATA_DIR))
+        _clear_demo_store(settings.data_dir, err)
+    elif settings.redis.url is not None and settings.redis.prefix == DEFAULT_PREFIX:
+        settings = replace(settings, redis=replace(settings.redis, prefix=DEMO_PREFIX))
     pool = extraction_pool(0)
     server, demo_sources = build_demo_web()
-    settings = demo_settings(ctx.settings, demo_sources)
-    temporary = None
-    if settings.redis.url is None and settings.data_dir == Path(DEFAULT_DATA_DIR):
-        temporary = tempfile.TemporaryDirectory(prefix="newsdedup-demo-")
-        settings = replace(settings, data_dir=Path(temporary.name))
+    settings = demo_settings(settings, demo_sources)
     client = connect(settings.redis.url, settings.data_dir)
-    err = Console(stderr=True)
-    where = settings.redis.url or f"embedded Redis in {settings.data_dir}"
-    err.print(f"demo: {len(server.sites)} local sites, {len(demo_sources)} sources; Redis: {where}", markup=False)
+    where = _demo_where(settings)
+    err.print(f"demo: {len(server.sites)} local news sites on 127.0.0.x, {len(demo_sources)} sources; "
+              f"data in {where}", markup=False)
     service = Service(settings, client, executor=pool)
-    try:
-        code = run_in_reactor(lambda: run_demo(service, seconds))
-    finally:
-        server.stop()
+    with err.status("starting the service", spinner="dots") as progress:
+        def report(crawled: int, decided: int, waiting: int) -> None:
+            line = (f"crawled {crawled} of {len(demo_sources)} sources, {decided} articles decided, "
+                    f"{waiting} waiting for a decision")
+            if err.is_terminal:
+                progress.update(line)
+            else:
+                err.print("demo: " + line, markup=False)
+
+        try:
+            code = run_in_reactor(lambda: run_demo(service, seconds, report))
+        finally:
+            server.stop()
     ctx._client = client
-    _print_duplicates(ctx, as_json)
-    if temporary is not None:
-        if hasattr(client, "shutdown"):
-            client.shutdown()
-        temporary.cleanup()
+    _print_stories(ctx, as_json)
+    if not as_json:
+        flags = _demo_flags(settings)
+        err.print(f"\nThe demo's data stays in {where}. Look around:\n"
+                  f"  newsdedup status{flags}              instances, sources, totals, the stream\n"
+                  f"  newsdedup dupes{flags}               the copies found, newest first\n"
+                  f"  newsdedup show URL{flags}            one story: its canonical, copies and why\n"
+                  f"  newsdedup web{flags}                 the same in a browser (http://127.0.0.1)",
+                  markup=False)
     raise SystemExit(code)
 
 
-def _print_duplicates(ctx: Context, as_json: bool) -> None:
+def _clear_demo_store(data_dir: Path, err: Console) -> None:
+    """Remove the embedded store an earlier demo left in its own directory."""
+    from crawler.embedded_redis import DB_FILENAME
+
+    old = [path for path in (data_dir / DB_FILENAME, *data_dir.glob("appendonly*")) if path.exists()]
+    if old:
+        err.print(f"demo: replacing the previous demo's data in {data_dir}", markup=False)
+    for path in old:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _demo_where(settings: Settings) -> str:
+    from crawler.redis_conn import redact_url
+
+    if settings.redis.url:
+        return f"{redact_url(settings.redis.url)} under key prefix {settings.redis.prefix!r}"
+    return f"an embedded Redis in {settings.data_dir.resolve()}"
+
+
+def _demo_flags(settings: Settings) -> str:
+    """The options that point a command at the demo's data."""
+    from crawler.config import DEFAULT_PREFIX
+    from crawler.redis_conn import redact_url
+
+    prefix = f" --key-prefix {settings.redis.prefix}" if settings.redis.prefix != DEFAULT_PREFIX else ""
+    if settings.redis.url:
+        return f" --redis-url {redact_url(settings.redis.url)}{prefix}"
+    return f" --data-dir {settings.data_dir}{prefix}"
+
+
+def _print_stories(ctx: Context, as_json: bool) -> None:
+    """Each story that has copies: its title, the canonical kept, and every copy with its kind."""
     engine = ctx.engine
     records = list(engine.records())
-    by_id = {record.id: record for record in records}
-    stream = ctx.client.xlen(ctx.keys.canonical_stream)
-    console = Console(soft_wrap=True)
-    found = 0
+    clusters: dict[str, list[Any]] = {}
     for record in records:
-        canonical_id, _, _ = engine.cluster(record.cluster)
-        if record.id == canonical_id or record.kind in (None, "thin"):
+        clusters.setdefault(record.cluster, []).append(record)
+    stream_length = ctx.client.xlen(ctx.keys.canonical_stream)
+    console = Console(soft_wrap=True, highlight=False)
+    stories = copies = 0
+    for cluster, members in sorted(clusters.items(), key=lambda item: -len(item[1])):
+        canonical_id, _, _ = engine.cluster(cluster)
+        canonical = next((m for m in members if m.id == canonical_id), None) or engine.get(canonical_id)
+        found = [m for m in members if m.id != canonical_id and m.kind not in (None, "thin")]
+        if not found or canonical is None:
             continue
-        canonical = by_id.get(canonical_id) or engine.get(canonical_id)
-        found += 1
-        row = {"url": record.url, "kind": record.kind, "similarity": record.similarity,
-               "canonical_url": canonical.url if canonical else canonical_id, "title": record.title}
+        stories += 1
+        copies += len(found)
         if as_json:
-            click.echo(json.dumps(row))
-        else:
-            console.print(f"[bold]{record.title[:70]}[/bold]", highlight=False)
-            console.print(f"  copy ({record.kind}, similarity {record.similarity or 0:.2f}): {record.url}",
-                          markup=False, highlight=False)
-            console.print(f"  original, kept as canonical: {row['canonical_url']}", markup=False, highlight=False)
+            for record in found:
+                click.echo(json.dumps({"story": canonical.title, "url": record.url, "kind": record.kind,
+                                       "similarity": record.similarity, "canonical_url": canonical.url,
+                                       "title": record.title}))
+            continue
+        console.print(Text(canonical.title or "(no title)", style="bold"))
+        console.print(Text(f"  kept as canonical: {canonical.url}"))
+        for record in found:
+            console.print(Text(f"  {record.kind} copy, similarity {record.similarity or 0:.2f}: {record.url}"))
     if not as_json:
-        console.print(f"\n{len(records)} articles decided: {len(records) - found} canonical, {found} duplicates; "
-                      f"{stream} entries on the canonical stream", markup=False, highlight=False)
-
-
-def _ago(stamp: float) -> str:
-    seconds = max(0, int(time.time() - stamp))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+        thin = sum(1 for record in records if record.kind == "thin")
+        console.print(Text(f"\n{len(records)} articles decided: {stories} stories found copied, {copies} copies; "
+                           f"{len(records) - copies - thin} canonical, {thin} too short to compare; "
+                           f"{stream_length} entries on the canonical stream"))
 
 
 COMMANDS = [run, crawl, sources, demo]

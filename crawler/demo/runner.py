@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from crawler.config import CrawlSettings, ServiceSettings, Settings, SourceSettings
 from crawler.demo.site import (
-    HERE, Site, SiteServer, Story, aggregator_page, atom, load_stories, news_sitemap, publisher_page, rss,
+    HERE,
+    Site,
+    SiteServer,
+    Story,
+    aggregator_page,
+    atom,
+    load_stories,
+    news_sitemap,
+    publisher_page,
+    rss,
 )
 
 SEED_TITLE = "US says aiming for second Trump-Kim summit early next year as Kim lashes out at sanctions"
@@ -92,17 +102,27 @@ def demo_settings(settings: Settings, sources: list[SourceSettings]) -> Settings
     return replace(settings, sources=tuple(sources), crawl=crawl, service=service)
 
 
-async def run_demo(service: object, seconds: float) -> int:
-    """Run the service until every source was crawled and decided (or `seconds` pass), then stop."""
+async def run_demo(service: object, seconds: float,
+                   progress: Callable[[int, int, int], None] | None = None) -> int:
+    """Run the service until every source was crawled and decided (or `seconds` pass), then stop.
+
+    progress(sources crawled, articles decided, articles waiting) is called about once a second.
+    """
     from crawler.service import Service
 
     assert isinstance(service, Service)
     task = asyncio.ensure_future(service.run())
     deadline = asyncio.get_running_loop().time() + seconds
     names = {source.name for source in service.sources}
+    reported = None
     while asyncio.get_running_loop().time() < deadline and not task.done():
         await asyncio.sleep(0.5)
-        if names <= set(service.results) and await asyncio.to_thread(service.inbox_length) == 0:
+        waiting = await asyncio.to_thread(service.inbox_length)
+        state = (len(names & set(service.results)), len(service.decisions), waiting)
+        if progress is not None and state != reported:
+            progress(*state)
+            reported = state
+        if names <= set(service.results) and waiting == 0:
             await asyncio.sleep(1.0)
             break
     service.stop()

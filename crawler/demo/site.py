@@ -127,7 +127,7 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             reply = site.respond(self.path, {k.lower(): v for k, v in self.headers.items()})
             if reply.delay:
                 time.sleep(reply.delay)
@@ -143,7 +143,7 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - silence access logs
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     return Handler
@@ -246,11 +246,12 @@ def sitemap_index(urls: list[str]) -> str:
 
 
 def load_stories(path: Path, *, start: datetime | None = None) -> list[Story]:
-    """Stories from an articles.json ({"articles": [{"id", "url", "text"}]}), titled by their first words."""
+    """Stories from an articles.json ({"articles": [{"id", "url", "text", "title"?}]}); one without a title
+    is named by its first words."""
     start = start or datetime.now(UTC) - timedelta(days=1)
     stories = []
     for number, item in enumerate(json.loads(path.read_text(encoding="utf-8"))["articles"]):
         first = item["text"].split("\n", 1)[0].split(". ", 1)[0]
-        title = " ".join(first.split()[:12]).rstrip(".,;:")
+        title = item.get("title") or " ".join(first.split()[:12]).rstrip(".,;:")
         stories.append(Story(f"story-{item['id']}", title, item["text"], start + timedelta(minutes=7 * number)))
     return stories

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from crawler import control
 from crawler.config import Settings, SourceSettings
 from crawler.redis_conn import redact_url
 from dedup import hourly, stream
@@ -43,6 +44,10 @@ class Instance:
     seen: float
     crawling: tuple[str, ...]
     alive: bool
+
+
+FAILED_URLS_SHOWN = 5
+"""Failed URLs the overview lists per source (the newest; `newsdedup status` lists them all)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ def source_rows(client: redis.Redis, keys: Keys, settings: Settings, now: float,
         pipe.hgetall(keys.source_state(name))
         pipe.get(keys.source_lease(name))
     replies = pipe.execute() if names else []
+    paused = control.paused(client, keys)
     rows = []
     for index, name in enumerate(names):
         state = {_text(k): _text(v) for k, v in replies[2 * index].items()}
@@ -178,10 +184,26 @@ def source_rows(client: redis.Redis, keys: Keys, settings: Settings, now: float,
             last_finished=finished, last_outcome=state.get("last_outcome"),
             last_instance=state.get("last_instance"),
             counts={k: v for k, v in counts.items() if isinstance(v, int)} if isinstance(counts, dict) else {},
-            next_crawl=next_crawl(source, now) if source else None,
+            next_crawl=_next_crawl(state, source, now),
             crawling_on=_text(lease).rsplit(":", 1)[0] if lease else None,
+            paused=name in paused,
+            failed_urls=tuple((str(row["url"]), str(row.get("reason") or ""))
+                              for row in control.failures(client, keys, name, now)[:FAILED_URLS_SHOWN]),
         ))
     return rows
+
+
+def _next_crawl(state: dict[str, str], source: SourceSettings | None, now: float) -> float | None:
+    """The next tick the running service recorded, else the one the configured schedule gives."""
+    recorded = state.get("next_crawl")
+    if recorded:
+        try:
+            when = float(recorded)
+        except ValueError:
+            when = 0.0
+        if when >= now:
+            return when
+    return next_crawl(source, now) if source else None
 
 
 def source_rates(hours: list[hourly.HourCounts]) -> list[SourceRate]:

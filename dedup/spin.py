@@ -1,0 +1,226 @@
+"""Spin-robust comparison: what a spinner keeps when it rewrites every common word.
+
+Spinners swap common words for synonyms, put quotes into reported speech and swap adjacent
+sentences, but keep names, numbers, the order of facts and sentences, their lengths and most
+function words. Four views of a text are built here, each measured in benchmarks/spin.py:
+
+- anchors: names and figures (capitalised words inside a sentence, tokens with digits) in order,
+  shingled in runs of ANCHOR_RUN;
+- skeleton: the function words and anchors in order, every run of other words one placeholder,
+  shingled in runs of SKELETON_RUN (the grammar a synonym swap leaves standing);
+- spots: SpotSigs (Theobald et al., SIGIR 2008): a chain of the next SPOT_CHAIN content words after
+  each antecedent function word;
+- sentences: per sentence its anchors and length, aligned in order between two texts.
+
+`SpinProfile.compare` gives the scores; `is_spun_copy` is the verdict chosen by measurement.
+Everything here is pure.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dedup.normalize import fold
+
+ANCHOR_RUN = 3
+SKELETON_RUN = 8
+SPOT_CHAIN = 2
+MIN_ANCHORED_SENTENCES = 4
+"""Texts with fewer sentences holding a name or figure are not judged (too little to align)."""
+
+# English function words: the grammar spinners leave alone. Capitalised, they are not names.
+FUNCTION_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves also its it's he's she's they're
+    we're i'm don't can't won't didn't doesn't isn't wasn't weren't hasn't haven't hadn't may might
+    must shall one two since though although whether yet""".split()
+)
+# SpotSigs antecedents: frequent function words whose following words make a spot.
+SPOT_ANTECEDENTS = frozenset("a an the is was were are be been has had have there this that".split())
+
+_TOKEN = re.compile(r"[\"“‘(\[]?[\w][\w'’.,%$-]*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)\]]*\s+|\n+")
+_HAS_DIGIT = re.compile(r"\d")
+_TRAILING = ".,'’-"
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence as the aligner sees it: its anchors and its length in words."""
+
+    anchors: frozenset[str]
+    words: int
+
+
+@dataclass(frozen=True)
+class SpinScores:
+    """How alike two texts are in each spin-robust view (each in [0, 1])."""
+
+    anchors: float
+    """Containment of the smaller text's anchor runs in the other's."""
+    skeleton: float
+    """Containment of the smaller text's skeleton runs in the other's."""
+    spots: float
+    """Containment of the smaller text's spot signatures in the other's."""
+    aligned: float
+    """Share of the shorter text's anchored sentences aligned, in order, with the other's."""
+    judged: bool
+    """False when either text has too few anchored sentences to judge."""
+
+
+@dataclass(frozen=True)
+class SpinProfile:
+    """The spin-robust views of one text."""
+
+    sentences: tuple[Sentence, ...]
+    anchor_runs: frozenset[int]
+    skeleton_runs: frozenset[int]
+    spots: frozenset[int]
+
+    @property
+    def anchored_sentences(self) -> int:
+        return sum(1 for s in self.sentences if s.anchors)
+
+    def compare(self, other: SpinProfile) -> SpinScores:
+        """The scores of this text against another."""
+        judged = min(self.anchored_sentences, other.anchored_sentences) >= MIN_ANCHORED_SENTENCES
+        return SpinScores(
+            anchors=containment(self.anchor_runs, other.anchor_runs),
+            skeleton=containment(self.skeleton_runs, other.skeleton_runs),
+            spots=containment(self.spots, other.spots),
+            aligned=aligned_share(self.sentences, other.sentences),
+            judged=judged,
+        )
+
+
+def containment(first: frozenset[int], second: frozenset[int]) -> float:
+    """Shared items over the smaller set's size (0 when either is empty)."""
+    if not first or not second:
+        return 0.0
+    return len(first & second) / min(len(first), len(second))
+
+
+def _hash_runs(items: list[str], size: int) -> frozenset[int]:
+    if len(items) < size:
+        return frozenset({zlib.crc32(" ".join(items).encode())}) if items else frozenset()
+    return frozenset(zlib.crc32("\x1f".join(items[i : i + size]).encode()) for i in range(len(items) - size + 1))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a text (paragraph breaks end a sentence too)."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+
+
+def _words(sentence: str) -> list[tuple[str, bool, bool]]:
+    """(folded word, capitalised, opens the sentence or a quote) for each word."""
+    out = []
+    for index, match in enumerate(_TOKEN.finditer(sentence)):
+        raw = match.group(0)
+        opens = index == 0 or raw[0] in "\"“‘(["
+        raw = raw.lstrip("\"“‘([").rstrip(_TRAILING)
+        if not raw:
+            continue
+        out.append((raw.casefold().replace("’", "'"), raw[0].isupper(), opens))
+    return out
+
+
+def _is_anchor(word: str, capital: bool, opens: bool, names: set[str]) -> bool:
+    if _HAS_DIGIT.search(word):
+        return True
+    if word in FUNCTION_WORDS or len(word) < 2:
+        return False
+    # A capital at the start of a sentence is grammar; there it counts only for a word the text
+    # also capitalises mid-sentence.
+    return capital and (not opens or word in names)
+
+
+def profile(text: str) -> SpinProfile:
+    """The spin-robust views of a text (clean text, one paragraph per line)."""
+    sentences = [_words(s) for s in split_sentences(fold(text))]
+    names = {w for words in sentences for w, capital, opens in words if capital and not opens}
+    anchor_seq: list[str] = []
+    skeleton: list[str] = []
+    spots: list[str] = []
+    aligned: list[Sentence] = []
+    for words in sentences:
+        found = []
+        for position, (word, capital, opens) in enumerate(words):
+            if _is_anchor(word, capital, opens, names):
+                found.append(word.replace(",", ""))
+                skeleton.append(found[-1])
+            elif word in FUNCTION_WORDS:
+                skeleton.append(word)
+            elif not skeleton or skeleton[-1] != "*":
+                skeleton.append("*")
+            if word in SPOT_ANTECEDENTS:
+                chain = [w for w, _, _ in words[position + 1 :] if w not in FUNCTION_WORDS][:SPOT_CHAIN]
+                if len(chain) == SPOT_CHAIN:
+                    spots.append(word + ":" + " ".join(chain))
+        anchor_seq.extend(found)
+        # A sentence boundary is a skeleton token too: it is something spinners keep.
+        skeleton.append("|")
+        aligned.append(Sentence(frozenset(found), len(words)))
+    return SpinProfile(
+        sentences=tuple(aligned),
+        anchor_runs=_hash_runs(anchor_seq, ANCHOR_RUN),
+        skeleton_runs=_hash_runs(skeleton, SKELETON_RUN),
+        spots=frozenset(zlib.crc32(spot.encode()) for spot in spots),
+    )
+
+
+def _sentences_match(first: Sentence, second: Sentence) -> bool:
+    """Two sentences that say the same: most anchors shared, length within a spinner's reach."""
+    if not first.anchors or not second.anchors:
+        return False
+    shared = len(first.anchors & second.anchors)
+    if shared * 2 < max(len(first.anchors), len(second.anchors)) or shared == 0:
+        return False
+    # A lone shared anchor (a name both mention) is not a sentence said twice unless the
+    # lengths agree closely.
+    ratio = min(first.words, second.words) / max(first.words, second.words, 1)
+    return ratio >= (0.75 if shared == 1 else 0.55)
+
+
+def aligned_share(first: Iterable[Sentence], second: Iterable[Sentence]) -> float:
+    """Longest in-order alignment of anchored sentences over the shorter text's anchored ones."""
+    a = [s for s in first if s.anchors]
+    b = [s for s in second if s.anchors]
+    if not a or not b:
+        return 0.0
+    # Longest common subsequence under _sentences_match: a swapped pair costs one sentence.
+    previous = [0] * (len(b) + 1)
+    for sa in a:
+        current = [0] * (len(b) + 1)
+        for j, sb in enumerate(b, start=1):
+            if _sentences_match(sa, sb):
+                current[j] = previous[j - 1] + 1
+            else:
+                current[j] = max(previous[j], current[j - 1])
+        previous = current
+    return previous[-1] / min(len(a), len(b))
+
+
+# Capitalised words not opening a sentence, and figures: the anchors, found by one pattern.
+_FAST_ANCHOR = re.compile(r"(?<![.!?\"\n])(?<![.!?\"] )\b(?:[A-Z][\w'.-]+|\d[\d,.]*)")
+SKETCH_SIZE = 16
+
+
+def anchor_sketch(text: str, size: int = SKETCH_SIZE) -> list[int]:
+    """The `size` smallest hashes of a text's anchor runs (bottom-k sketch): keys under which to
+    index and look up candidate spun copies cheaply, before any profile is built."""
+    found = [a.rstrip(".,'-").casefold() for a in _FAST_ANCHOR.findall(fold(text))]
+    anchors = [a for a in found if a and a not in FUNCTION_WORDS]
+    return sorted(_hash_runs(anchors, ANCHOR_RUN))[:size]
+
+
+def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: float = 0.2) -> bool:
+    """The verdict: enough sentences aligned in order and the grammar of the text kept."""
+    return scores.judged and scores.aligned >= aligned_min and scores.skeleton >= skeleton_min

@@ -1,0 +1,109 @@
+"""dedup.spin: spun copies of real articles are recognised, other outlets' reports are not."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report, split_sentences
+from dedup.junk import strip_junk
+from dedup.normalize import tokens
+from dedup.spin import SKETCH_SIZE, aligned_share, anchor_sketch, is_spun_copy, profile
+from tests.conftest import DATA_DIR
+
+ARTICLES = json.loads((DATA_DIR / "texts" / "articles.json").read_text("utf-8"))
+# The English articles long enough to spin (the set holds one Italian page).
+BODIES = [
+    [p.strip() for p in entry["articleBody"].split("\n") if p.strip()]
+    for entry in ARTICLES.values()
+    if not entry["url"].endswith(".it/black-friday-per-nostalgici-le-occasioni-da-non-perdere/")
+]
+
+
+def _text(paragraphs: list[str]) -> str:
+    return strip_junk("\n".join(paragraphs))
+
+
+def _word4_jaccard(first: str, second: str) -> float:
+    a, b = tokens(first), tokens(second)
+    sa = {tuple(a[i : i + 4]) for i in range(len(a) - 3)}
+    sb = {tuple(b[i : i + 4]) for i in range(len(b) - 3)}
+    return len(sa & sb) / len(sa | sb)
+
+
+@pytest.mark.parametrize("spinner", [SPINNER_A, SPINNER_B], ids=["A", "B"])
+def test_spinners_rewrite_most_shingles_but_keep_names(spinner) -> None:
+    rng = random.Random(3)
+    for paragraphs in BODIES:
+        title, spun = spinner.spin("Officials said talks will start", paragraphs, rng)
+        assert title != "Officials said talks will start"
+        original, copy = _text(paragraphs), _text(spun)
+        # A spun copy defeats word shingles: most 4-grams are gone.
+        assert _word4_jaccard(original, copy) < 0.7
+        names = {w for w in original.split() if w[:1].isupper()}
+        kept = {w for w in copy.split() if w[:1].isupper()}
+        assert len(names & kept) >= 0.5 * len(names)
+
+
+def test_spinner_turns_a_quote_into_reported_speech() -> None:
+    sentence = '"We will win this election," Smith said.'
+    _, spun = SPINNER_A.spin("t", [sentence], random.Random(0))
+    assert '"' not in spun[0]
+    assert "they would" in spun[0].lower()
+    assert "Smith" in spun[0]
+
+
+@pytest.mark.parametrize("spinner", [SPINNER_A, SPINNER_B], ids=["A", "B"])
+def test_spun_copies_of_real_articles_are_recognised(spinner) -> None:
+    found = 0
+    for index, paragraphs in enumerate(BODIES):
+        _, spun = spinner.spin("headline", paragraphs, random.Random(index))
+        scores = profile(_text(paragraphs)).compare(profile(_text(spun)))
+        found += is_spun_copy(scores)
+    assert found >= len(BODIES) - 1
+
+
+def test_same_event_reports_and_unrelated_articles_are_not_spun_copies() -> None:
+    profiles = [profile(_text(p)) for p in BODIES]
+    for i, paragraphs in enumerate(BODIES):
+        skeleton = BODIES[(i + 1) % len(BODIES)]
+        _, report = same_event_report("A headline", paragraphs, skeleton, random.Random(i))
+        assert not is_spun_copy(profiles[i].compare(profile(_text(report))))
+        for j in range(i + 1, len(BODIES)):
+            assert not is_spun_copy(profiles[i].compare(profiles[j]))
+
+
+def test_same_event_report_carries_the_originals_names_and_quotes() -> None:
+    original = BODIES[0]
+    _, report = same_event_report("t", original, BODIES[1], random.Random(5))
+    quoted = [s for p in original for s in split_sentences(p) if '“' in s or '"' in s]
+    assert any(q in report for q in quoted)
+    assert "Trump" in " ".join(report)
+
+
+def test_swapped_sentences_cost_one_alignment_each() -> None:
+    sentences = [f"Mr Alpha{n} met Beta{n} in Gamma{n} on {n} May." for n in range(10)]
+    text = " ".join(sentences)
+    swapped = sentences[:]
+    swapped[2], swapped[3] = swapped[3], swapped[2]
+    share = aligned_share(profile(text).sentences, profile(" ".join(swapped)).sentences)
+    assert share == pytest.approx(0.9)
+
+
+def test_short_texts_are_not_judged() -> None:
+    scores = profile("Smith met Jones in Paris.").compare(profile("Smith met Jones in Paris."))
+    assert not scores.judged
+    assert not is_spun_copy(scores)
+
+
+def test_anchor_sketches_of_a_spun_copy_and_its_original_meet() -> None:
+    originals = [anchor_sketch(_text(p)) for p in BODIES]
+    for index, paragraphs in enumerate(BODIES):
+        _, spun = SPINNER_B.spin("headline", paragraphs, random.Random(index))
+        assert set(anchor_sketch(_text(spun))) & set(originals[index])
+        assert len(originals[index]) == SKETCH_SIZE
+    unrelated = sum(1 for i in range(len(originals)) for j in range(i + 1, len(originals))
+                    if set(originals[i]) & set(originals[j]))
+    assert unrelated <= 2
