@@ -32,6 +32,8 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
         "LOG_ENABLED": True,
         "LOG_LEVEL": "WARNING",
         "STATS_DUMP": False,
+        # Scrapy's byte counts of every request and response: nothing reads them, and they cost per page.
+        "DOWNLOADER_STATS": False,
         "USER_AGENT": user_agent,
         "ROBOTSTXT_OBEY": crawl.obey_robots,
         "ROBOTSTXT_USER_AGENT": user_agent,
@@ -67,6 +69,9 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
             "crawler.spiders.RobotsTxtErrorMiddleware": 110,
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.spiders.BackoffRetryMiddleware": 550,
+            # Scrapy's decompression, without a charset guess over the compressed body (crawler.compression).
+            "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+            "crawler.compression.HttpCompressionMiddleware": 590,
             # Last before the download: nothing more is sent once a crawl is being stopped.
             "crawler.spiders.CrawlGateMiddleware": 950,
         },
