@@ -53,13 +53,17 @@ return dropped
 """
 
 
-_NON_WORD = re.compile(r"[\W_]+")
+_WORD = re.compile(r"[^\W_]+")
+# For an ASCII line, the same words by translation: every ASCII character but a letter or digit
+# (what [\W_] matches among them) becomes a space. About twice as quick as the expression.
+_ASCII_NON_WORD = str.maketrans({code: " " for code in range(128) if not chr(code).isalnum()})
 
 
 def line_hash(line: str) -> bytes:
     """The 8-byte hash of a line's words (case, punctuation and spacing ignored)."""
-    words = _NON_WORD.sub(" ", fold(line).casefold()).strip()
-    return hashlib.blake2b(words.encode("utf-8", "replace"), digest_size=8).digest()
+    folded = fold(line).casefold()
+    words = (folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded))
+    return hashlib.blake2b(" ".join(words).encode("utf-8", "replace"), digest_size=8).digest()
 
 
 def _countable(line: str) -> bool:

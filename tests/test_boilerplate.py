@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 
 import redis
 from click.testing import CliRunner
@@ -22,6 +24,7 @@ from dedup.boilerplate import (
 )
 from dedup.engine import Engine, EngineConfig
 from dedup.keys import Keys
+from dedup.normalize import fold
 from tests.conftest import DATA_DIR
 
 ARTICLES = json.loads((DATA_DIR / "texts" / "articles.json").read_text("utf-8"))
@@ -41,6 +44,22 @@ def _page(rng: random.Random, with_appeal: bool = True) -> str:
 def test_line_hash_ignores_typography_and_case() -> None:
     assert line_hash("He said \u201cno\u201d \u2014 twice.") == line_hash('he said "No" - twice')
     assert line_hash("one two three") != line_hash("one two four")
+
+
+def test_line_hash_keeps_its_definition_on_ascii_and_other_lines() -> None:
+    # The counts stored in Redis are keyed by these hashes: the ASCII shortcut must hash exactly the
+    # words the definition (runs of [^\W_], blanks between) gives, or a site's counts would start over.
+    def defined(line: str) -> bytes:
+        words = re.sub(r"[\W_]+", " ", fold(line).casefold()).strip()
+        return hashlib.blake2b(words.encode("utf-8", "replace"), digest_size=8).digest()
+
+    rng = random.Random(5)
+    alphabet = [chr(code) for code in range(128)] + list("\u00e9\u00df\u0130\u2014\u201c\u00a0\u0416\u4e2d\ud800")
+    lines = [*PARAGRAPHS[:200], "snake_case_words and__under_scores", "\tTabs,\x0bvertical\x1f  and\x7fDEL!",
+             "Stra\u00dfe \u0130stanbul \u00c9T\u00c9 \u2014 \u201cquoted\u201d", "\u5317\u4eac\u65b0\u95fb \u30cb\u30e5\u30fc\u30b9"]
+    lines += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    for line in lines:
+        assert line_hash(line) == defined(line), repr(line)
 
 
 def test_countable_lines_skip_short_lines_and_repeats() -> None:
