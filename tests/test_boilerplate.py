@@ -105,6 +105,26 @@ def test_one_batch_counts_its_pages_in_order(redis_client: redis.Redis, key_pref
     assert [bool(lines) for lines in found] == [False, False, False, True, True, False]
 
 
+def test_a_batch_of_two_sites_stores_each_line_count_and_page_count(redis_client: redis.Redis,
+                                                                   key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    learner = BoilerplateLearner(redis_client, keys, retention=3600)
+    rng = random.Random(6)
+    pages = [(site, _page(rng)) for site in ("a.example", "b.example", "a.example", "a.example", "b.example")]
+    pages.insert(2, ("a.example", "too short"))  # no countable line: not a page of the count
+    learner.observe(pages)
+    for site in ("a.example", "b.example"):
+        expected: dict[bytes, int] = {}
+        for page_site, text in pages:
+            if page_site == site and countable_lines(text):
+                expected[PAGES_FIELD] = expected.get(PAGES_FIELD, 0) + 1
+                for line in countable_lines(text):
+                    expected[line] = expected.get(line, 0) + 1
+        stored = {field: int(count) for field, count in redis_client.hgetall(keys.boilerplate(site)).items()}
+        assert stored == expected
+        assert 0 < redis_client.ttl(keys.boilerplate(site)) <= 3600
+
+
 def test_a_paragraph_on_few_of_many_pages_is_not_boilerplate(redis_client: redis.Redis, key_prefix: str) -> None:
     learner = BoilerplateLearner(redis_client, Keys(key_prefix), retention=3600)
     rng = random.Random(3)
