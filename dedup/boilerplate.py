@@ -71,7 +71,7 @@ _ASCII_NON_WORD = str.maketrans({code: " " for code in range(128) if not chr(cod
 def line_hash(line: str) -> bytes:
     """The 8-byte hash of a line's words (case, punctuation and spacing ignored)."""
     folded = fold(line).casefold()
-    words = (folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded))
+    words = folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded)
     return hashlib.blake2b(" ".join(words).encode("utf-8", "replace"), digest_size=8).digest()
 
 

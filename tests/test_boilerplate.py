@@ -54,9 +54,11 @@ def test_line_hash_keeps_its_definition_on_ascii_and_other_lines() -> None:
         return hashlib.blake2b(words.encode("utf-8", "replace"), digest_size=8).digest()
 
     rng = random.Random(5)
-    alphabet = [chr(code) for code in range(128)] + list("\u00e9\u00df\u0130\u2014\u201c\u00a0\u0416\u4e2d\ud800")
+    alphabet = [chr(code) for code in range(128)]
+    alphabet += list("\u00e9\u00df\u0130\u2014\u201c\u00a0\u0416\u4e2d\ud800")
     lines = [*PARAGRAPHS[:200], "snake_case_words and__under_scores", "\tTabs,\x0bvertical\x1f  and\x7fDEL!",
-             "Stra\u00dfe \u0130stanbul \u00c9T\u00c9 \u2014 \u201cquoted\u201d", "\u5317\u4eac\u65b0\u95fb \u30cb\u30e5\u30fc\u30b9"]
+             "Stra\u00dfe \u0130stanbul \u00c9T\u00c9 \u2014 \u201cquoted\u201d",
+             "\u5317\u4eac\u65b0\u95fb \u30cb\u30e5\u30fc\u30b9"]
     lines += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
     for line in lines:
         assert line_hash(line) == defined(line), repr(line)
