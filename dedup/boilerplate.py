@@ -51,15 +51,28 @@ for i = 1, #fields, 2 do
 end
 return dropped
 """
+# Count one page on its site's hash: the page count (ARGV[1] is PAGES_FIELD), then each of its lines;
+# the new counts in that order. One command per page instead of one per line (one key: cluster-safe).
+_COUNT = """
+local counts = {}
+for i = 1, #ARGV do
+  counts[i] = redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+end
+return counts
+"""
 
 
-_NON_WORD = re.compile(r"[\W_]+")
+_WORD = re.compile(r"[^\W_]+")
+# For an ASCII line, the same words by translation: every ASCII character but a letter or digit
+# (what [\W_] matches among them) becomes a space. About twice as quick as the expression.
+_ASCII_NON_WORD = str.maketrans({code: " " for code in range(128) if not chr(code).isalnum()})
 
 
 def line_hash(line: str) -> bytes:
     """The 8-byte hash of a line's words (case, punctuation and spacing ignored)."""
-    words = _NON_WORD.sub(" ", fold(line).casefold()).strip()
-    return hashlib.blake2b(words.encode("utf-8", "replace"), digest_size=8).digest()
+    folded = fold(line).casefold()
+    words = folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded)
+    return hashlib.blake2b(" ".join(words).encode("utf-8", "replace"), digest_size=8).digest()
 
 
 def _countable(line: str) -> bool:
@@ -118,6 +131,7 @@ class BoilerplateLearner:
         self.min_pages = min_pages
         self.min_share = min_share
         self._halve = client.register_script(_HALVE)
+        self._count = client.register_script(_COUNT)
 
     def observe(self, pages: Sequence[tuple[str, str]]) -> list[frozenset[bytes]]:
         """Count each (site, clean text) page's lines, in order, in one round trip; return per
@@ -130,11 +144,8 @@ class BoilerplateLearner:
             plan.append(lines)
             if not lines:
                 continue
-            key = self.keys.boilerplate(site)
             sites.setdefault(site, None)
-            pipe.hincrby(key, PAGES_FIELD, 1)
-            for line in lines:
-                pipe.hincrby(key, line, 1)
+            self._count(keys=[self.keys.boilerplate(site)], args=[PAGES_FIELD, *lines], client=pipe)
         for site in sites:
             pipe.expire(self.keys.boilerplate(site), self.ttl)
             pipe.hlen(self.keys.boilerplate(site))
@@ -145,12 +156,11 @@ class BoilerplateLearner:
             if not lines:
                 found.append(frozenset())
                 continue
-            site_pages = int(results[position])
-            counts = results[position + 1 : position + 1 + len(lines)]
-            position += 1 + len(lines)
+            site_pages, *counts = results[position]
+            position += 1
             found.append(frozenset(
                 line for line, count in zip(lines, counts, strict=True)
-                if is_boilerplate(int(count), site_pages, self.min_pages, self.min_share)
+                if is_boilerplate(int(count), int(site_pages), self.min_pages, self.min_share)
             ))
         for index, site in enumerate(sites):
             if int(results[position + 2 * index + 1]) > self.capacity:

@@ -9,6 +9,7 @@ identified at all and is refused with `InvalidArticle`.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -40,6 +41,12 @@ _URL_IGNORED = re.compile("[\t\n\r]")
 _URL_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
 
+# The articles validate() returned that are still alive, by id: validation is idempotent, so one of them
+# passed in again (the decider validates an inbox entry, then Engine.prepare_many does) is returned as
+# it is instead of being checked a second time. Keyed by id() with an identity check, never by value.
+_VALIDATED: weakref.WeakValueDictionary[int, Article] = weakref.WeakValueDictionary()
+
+
 class InvalidArticle(ValueError):
     """The article cannot be decided at all (its own URL is unusable); the message says why."""
 
@@ -55,6 +62,8 @@ class Validated:
 
 def validate(article: Article) -> Validated:
     """The article with bad fields dropped and text cleaned; raises InvalidArticle for a bad own URL."""
+    if _VALIDATED.get(id(article)) is article:
+        return Validated(article, article.dropped)
     notes: list[str] = []
     try:
         url = check_url(article.url, local=True)
@@ -110,7 +119,9 @@ def validate(article: Article) -> Validated:
             changes[name] = checked_date
     if notes:
         changes["dropped"] = (*article.dropped, *notes)
-    return Validated(replace(article, **changes) if changes else article, (*article.dropped, *notes))  # type: ignore[arg-type]
+    valid = replace(article, **changes) if changes else article  # type: ignore[arg-type]
+    _VALIDATED[id(valid)] = valid
+    return Validated(valid, (*article.dropped, *notes))
 
 
 def check_url(value: object, *, local: bool = False) -> str:
@@ -181,7 +192,8 @@ def clean_text(text: str) -> str:
 
 def clean_line(value: str, limit: int) -> str:
     """One line of clean text (a title, a name), whitespace collapsed, at most `limit` characters."""
-    return " ".join(clean_text(value).split())[:limit]
+    # rstrip: a cut just after a space leaves one, which a second validation would take off (idempotence).
+    return " ".join(clean_text(value).split())[:limit].rstrip()
 
 
 def shown(value: object, limit: int = 200) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 
 import redis
 from click.testing import CliRunner
@@ -22,6 +24,7 @@ from dedup.boilerplate import (
 )
 from dedup.engine import Engine, EngineConfig
 from dedup.keys import Keys
+from dedup.normalize import fold
 from tests.conftest import DATA_DIR
 
 ARTICLES = json.loads((DATA_DIR / "texts" / "articles.json").read_text("utf-8"))
@@ -41,6 +44,24 @@ def _page(rng: random.Random, with_appeal: bool = True) -> str:
 def test_line_hash_ignores_typography_and_case() -> None:
     assert line_hash("He said \u201cno\u201d \u2014 twice.") == line_hash('he said "No" - twice')
     assert line_hash("one two three") != line_hash("one two four")
+
+
+def test_line_hash_keeps_its_definition_on_ascii_and_other_lines() -> None:
+    # The counts stored in Redis are keyed by these hashes: the ASCII shortcut must hash exactly the
+    # words the definition (runs of [^\W_], blanks between) gives, or a site's counts would start over.
+    def defined(line: str) -> bytes:
+        words = re.sub(r"[\W_]+", " ", fold(line).casefold()).strip()
+        return hashlib.blake2b(words.encode("utf-8", "replace"), digest_size=8).digest()
+
+    rng = random.Random(5)
+    alphabet = [chr(code) for code in range(128)]
+    alphabet += list("\u00e9\u00df\u0130\u2014\u201c\u00a0\u0416\u4e2d\ud800")
+    lines = [*PARAGRAPHS[:200], "snake_case_words and__under_scores", "\tTabs,\x0bvertical\x1f  and\x7fDEL!",
+             "Stra\u00dfe \u0130stanbul \u00c9T\u00c9 \u2014 \u201cquoted\u201d",
+             "\u5317\u4eac\u65b0\u95fb \u30cb\u30e5\u30fc\u30b9"]
+    lines += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    for line in lines:
+        assert line_hash(line) == defined(line), repr(line)
 
 
 def test_countable_lines_skip_short_lines_and_repeats() -> None:
@@ -84,6 +105,26 @@ def test_one_batch_counts_its_pages_in_order(redis_client: redis.Redis, key_pref
     rng = random.Random(2)
     found = learner.observe([("site.example", _page(rng)) for _ in range(5)] + [("site.example", "")])
     assert [bool(lines) for lines in found] == [False, False, False, True, True, False]
+
+
+def test_a_batch_of_two_sites_stores_each_line_count_and_page_count(redis_client: redis.Redis,
+                                                                   key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    learner = BoilerplateLearner(redis_client, keys, retention=3600)
+    rng = random.Random(6)
+    pages = [(site, _page(rng)) for site in ("a.example", "b.example", "a.example", "a.example", "b.example")]
+    pages.insert(2, ("a.example", "too short"))  # no countable line: not a page of the count
+    learner.observe(pages)
+    for site in ("a.example", "b.example"):
+        expected: dict[bytes, int] = {}
+        for page_site, text in pages:
+            if page_site == site and countable_lines(text):
+                expected[PAGES_FIELD] = expected.get(PAGES_FIELD, 0) + 1
+                for line in countable_lines(text):
+                    expected[line] = expected.get(line, 0) + 1
+        stored = {field: int(count) for field, count in redis_client.hgetall(keys.boilerplate(site)).items()}
+        assert stored == expected
+        assert 0 < redis_client.ttl(keys.boilerplate(site)) <= 3600
 
 
 def test_a_paragraph_on_few_of_many_pages_is_not_boilerplate(redis_client: redis.Redis, key_prefix: str) -> None:

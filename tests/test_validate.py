@@ -3,9 +3,11 @@ engine and `newsdedup ingest` (the port-99999 link that used to stop everything)
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from dedup.article import Article
 from dedup.deadletter import DeadLetters
 from dedup.engine import Engine
 from dedup.keys import Keys
-from dedup.validate import MAX_TEXT_CHARS, InvalidArticle, check_url, validate
+from dedup.validate import _VALIDATED, MAX_TEXT_CHARS, MAX_TITLE_CHARS, InvalidArticle, check_url, validate
 from tests.textcases import articles
 
 BAD_PORT = "http://example.org:99999/x"
@@ -87,6 +89,29 @@ def test_validation_is_idempotent_and_keeps_earlier_reasons() -> None:
     first = validate(Article(url=" https://a.example/x ", text="a\x00b", canonical_link=BAD_PORT))
     again = validate(first.article)
     assert again.article == first.article and again.dropped == first.dropped
+    # An equal copy is not one validate() returned: it is checked in full, with the same result.
+    copy = validate(replace(first.article))
+    assert copy.article == first.article and copy.dropped == first.dropped
+
+
+def test_a_title_cut_after_a_space_is_the_same_when_validated_again() -> None:
+    title = "word " * (MAX_TITLE_CHARS // 5 + 10)  # the cut falls just after a space
+    first = validate(Article(url="https://a.example/t", text=BODY, title=title))
+    assert not first.article.title.endswith(" ") and len(first.article.title) <= MAX_TITLE_CHARS
+    assert validate(replace(first.article)).article.title == first.article.title
+
+
+def test_only_the_articles_validate_returned_skip_a_second_check() -> None:
+    first = validate(Article(url="https://a.example/y", text=BODY, canonical_link=BAD_PORT))
+    assert _VALIDATED.get(id(first.article)) is first.article
+    assert validate(first.article) == first
+    copy = replace(first.article)  # equal, but never returned by validate(): checked in full
+    assert _VALIDATED.get(id(copy)) is not copy
+    # Held weakly: a validated article that is gone leaves no entry behind.
+    key = id(first.article)
+    del first
+    gc.collect()
+    assert key not in _VALIDATED
 
 
 def test_engine_decides_an_article_whose_links_name_port_99999(redis_client: redis.Redis, key_prefix: str) -> None:
