@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from dedup.keys import Keys
+from dedup.keys import reply_text as _text
 
 STATUS_WINDOW = 24 * 3600.0
 """Seconds a source's crawl results and failing URLs are kept for `status` and the dashboard."""
@@ -24,9 +25,6 @@ MAX_FAILURES = 300
 """Failing URLs kept per source at most, the most recent."""
 REASON_CHARS = 300
 
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _json(value: object) -> dict[str, Any]:

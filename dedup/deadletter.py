@@ -20,6 +20,7 @@ import redis
 from dedup.article import Article, Decision
 from dedup.engine import Engine
 from dedup.keys import Keys
+from dedup.keys import reply_text as _text
 from dedup.validate import MAX_TEXT_CHARS, shown, validate
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ _FIELDS = ("url", "text", "title", "final_url", "published", "canonical_link", "
 # Server states in which Redis refuses work for a while: no record's fault, so never dead-lettered.
 _SERVER_STATES = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MISCONF",
                   "NOREPLICAS", "NOSCRIPT")
-_SERVER_STATE = re.compile(r"(?:^|\s-)(?:%s)\b" % "|".join(_SERVER_STATES))
+_SERVER_STATE = re.compile(rf"(?:^|\s-)(?:{'|'.join(_SERVER_STATES)})\b")
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,3 @@ def _letter(entry_id: bytes | str, fields: dict[Any, Any]) -> DeadLetter:
     return DeadLetter(id=_text(entry_id), stage=values.get("stage", ""), error=values.get("error", ""),
                       origin=values.get("origin", ""), attempts=attempts,
                       record=record if isinstance(record, dict) else {})
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -22,6 +22,7 @@ from dedup.boilerplate import BoilerplateLearner, discount
 from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
 from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
+from dedup.keys import reply_text as _text
 from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
 from dedup.thin import is_list_article
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
@@ -523,11 +524,6 @@ def _timestamp(value: datetime) -> float:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
 
 
 

@@ -133,3 +133,10 @@ class Keys:
     @property
     def health(self) -> str:
         return self.prefix + "health"
+
+
+def reply_text(value: object) -> str:
+    """A Redis reply (bytes, or a value already decoded) as text; None as ""."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)

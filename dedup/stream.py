@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 
+from dedup.keys import reply_text as _text
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -81,11 +83,6 @@ def _count_after(client: redis.Redis, key: str, last_delivered: str) -> int | No
 def entry_time(entry_id: str) -> float:
     return int(entry_id.split("-", 1)[0]) / 1000
 
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
 
 
 def _entry(raw_id: object, raw_fields: dict[Any, Any] | None) -> Entry:

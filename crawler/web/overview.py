@@ -19,6 +19,7 @@ from crawler.config import Settings, SourceSettings
 from crawler.redis_conn import redact_url
 from dedup import hourly, stream
 from dedup.keys import Keys
+from dedup.keys import reply_text as _text
 
 STALE_HEARTBEAT = 30.0
 """An instance whose heartbeat (every 5 s) is older than this is probably gone."""
@@ -28,9 +29,6 @@ FAILURE_COUNTS = ("fetch_errors", "bad_listings", "extraction_failures")
 _TICK_EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 """Interval schedules tick on multiples of the period since this moment (as crawler.service does)."""
 
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -257,4 +255,3 @@ def redis_where(settings: Settings) -> str:
     """The Redis the dashboard reads, fit to show (no password)."""
     url = settings.redis.url
     return redact_url(url) if url else f"the embedded Redis in {settings.data_dir}"
-
