@@ -143,13 +143,22 @@ def warc_records(stream: IO[bytes]) -> Iterator[RawRecord]:
         yield RawRecord(0, problem=f"WARC stream damaged: {exc}")
 
 
+def _own_stdin(stdin: IO[bytes]) -> IO[bytes]:
+    """A reader of its own on stdin's descriptor: a reader thread left blocked on it when a run stops
+    early then holds no lock that interpreter shutdown needs (sys.stdin's)."""
+    try:
+        return open(os.dup(stdin.fileno()), "rb")
+    except (AttributeError, OSError, ValueError):  # no descriptor (an in-memory stream): read it directly
+        return stdin
+
+
 class Source:
     """An input file or stdin read record by record (WARC by name or magic, else JSON Lines, gzip
     allowed), with how many of its bytes have been read and its size when it has one."""
 
     def __init__(self, path: str, stdin: IO[bytes]) -> None:
         self.path = path
-        self._file: IO[bytes] = stdin if path == "-" else open(path, "rb")
+        self._file: IO[bytes] = _own_stdin(stdin) if path == "-" else open(path, "rb")
         self.total_bytes: int | None = None
         if path != "-":
             try:
@@ -180,6 +189,7 @@ class Source:
             yield from jsonl_records(io.BufferedReader(handle) if not hasattr(handle, "peek") else handle)  # type: ignore[arg-type]
 
     def close(self) -> None:
+        # stdin's reader is left open: a reader thread may still be blocked on it (closing would wait).
         if self.path != "-":
             self._file.close()
 

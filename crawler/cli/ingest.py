@@ -132,6 +132,8 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, progress: bool 
                 if show_progress:
                     meter.update(run.read, counts["articles"], counts["skipped"] + counts["failed"])
             engine.emit_pending()
+            if show_progress:
+                meter.update(run.read, counts["articles"], counts["skipped"] + counts["failed"], force=True)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -140,8 +142,6 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, progress: bool 
                 run.tally.close()
             except redis.RedisError:
                 pass  # the run's role hashes expire on their own
-        if show_progress:
-            meter.update(run.read, counts["articles"], counts["skipped"] + counts["failed"], force=True)
     except redis.ResponseError as exc:  # out of memory, a read-only replica: no record's fault, stop here
         raise click.ClickException(f"Redis refused a write: {exc} ({counts['articles']} articles decided "
                                    "before it; ingesting the file again decides the rest)") from None
