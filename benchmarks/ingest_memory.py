@@ -32,7 +32,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.throughput import GROUND_TRUTH, FALLBACK, _SENTENCE, start_redis  # noqa: E402
+from benchmarks.throughput import _SENTENCE, FALLBACK, GROUND_TRUTH, start_redis
 
 CLI = "import sys; from crawler.cli import main; sys.exit(main())"
 

@@ -19,7 +19,7 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from crawler.ingest import RawRecord, extract_batch
 from dedup.article import Article, Decision
@@ -106,7 +106,7 @@ class _Reader(threading.Thread):
                 if not self._put(batch):
                     return
             self._put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             self._put(exc)
 
     def _put(self, item: object) -> bool:
@@ -147,7 +147,7 @@ class _InlinePool:
                     args: tuple[list[RawRecord]]) -> _Result:
         return _Ready(func(*args))
 
-    def __enter__(self) -> _InlinePool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -97,7 +97,7 @@ def jsonl_records(stream: IO[bytes]) -> Iterator[RawRecord]:
             yield RawRecord(number, problem="no http(s) url")
             continue
         html, text = data.get("html"), data.get("text")
-        title = data.get("title") if isinstance(data.get("title"), str) else ""
+        title = data["title"] if isinstance(data.get("title"), str) else ""
         published = parse_date(data.get("published"))
         if isinstance(html, str) and html.strip():
             if _looks_binary(html):
@@ -186,7 +186,7 @@ class Source:
         if self.path.endswith((".warc", ".warc.gz")) or peek.startswith(b"WARC/"):
             yield from warc_records(handle)
         else:
-            yield from jsonl_records(io.BufferedReader(handle) if not hasattr(handle, "peek") else handle)  # type: ignore[arg-type]
+            yield from jsonl_records(io.BufferedReader(handle) if not hasattr(handle, "peek") else handle)  # type: ignore[type-var]
 
     def close(self) -> None:
         # stdin's reader is left open: a reader thread may still be blocked on it (closing would wait).

@@ -12,7 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from crawler.backfill import BATCH_RECORDS, DECIDE_EVERY, READ_AHEAD, Ingest, ProgressMeter, progress_line
+from crawler.backfill import (
+    BATCH_RECORDS,
+    DECIDE_EVERY,
+    READ_AHEAD,
+    Ingest,
+    ProgressMeter,
+    progress_line,
+)
 from crawler.cli.ingest import final_roles
 from crawler.ingest import RawRecord
 from dedup.deadletter import DeadLetters

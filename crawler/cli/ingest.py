@@ -12,9 +12,9 @@ import click
 import redis
 from rich.console import Console
 
+from crawler.backfill import Ingest, ProgressMeter
 from crawler.cli import Context, common_options
 from crawler.cli.ops import index_exists, parse_since, since_option, where
-from crawler.backfill import Ingest, ProgressMeter
 from crawler.ingest import RawRecord, Source
 from dedup.deadletter import DeadLetters
 from dedup.engine import Engine
