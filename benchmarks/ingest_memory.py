@@ -10,6 +10,8 @@ same file (every record is already decided). The files live in a temporary direc
     python benchmarks/ingest_memory.py --records 100000 --checkout . --checkout /work/main
 
 Each --checkout is run with its own .venv (CHECKOUT/.venv/bin/python), alternately, in the same minutes.
+On a machine too slow to decide a file of hundreds of MB in the time at hand, `--peak-within 120` runs
+each checkout for two minutes only and reports the peak RSS reached (the read-ahead shows in seconds).
 """
 
 from __future__ import annotations
@@ -107,8 +109,10 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run_ingest(checkout: Path, path: Path, port: int, workers: int) -> tuple[float, int, str]:
-    """(seconds, peak RSS of the process tree in bytes, last line of stderr)."""
+def run_ingest(checkout: Path, path: Path, port: int, workers: int,
+               limit: float | None = None) -> tuple[float, int, str]:
+    """(seconds, peak RSS of the process tree in bytes, last line of stderr); with `limit`, the process
+    tree is killed after that many seconds (for the peak of read-ahead on an input too big to finish)."""
     python = checkout / ".venv" / "bin" / "python"
     command = [str(python), "-c", CLI, "ingest", str(path), "--redis-url", f"redis://127.0.0.1:{port}/0",
                "--workers", str(workers), "--quiet"]
@@ -124,11 +128,16 @@ def run_ingest(checkout: Path, path: Path, port: int, workers: int) -> tuple[flo
             peak = max(peak, tree_rss(watched))
         except psutil.Error:
             pass
+        if limit is not None and time.perf_counter() - started > limit:
+            for member in [*watched.children(recursive=True), watched]:
+                member.kill()
+            proc.wait()
+            break
         time.sleep(0.1)
     reader.join()
     seconds = time.perf_counter() - started
     last = tail[-1].decode(errors="replace").strip() if tail else ""
-    if proc.returncode not in (0, 3):
+    if limit is None and proc.returncode not in (0, 3):
         raise SystemExit(f"{checkout}: ingest exited {proc.returncode}: {b''.join(tail).decode(errors='replace')}")
     return seconds, peak, last
 
@@ -151,11 +160,29 @@ def measure(checkout: Path, path: Path, count: int, workers: int, workdir: Path)
             "redis_keys": stored, "summary": summary, "rerun_summary": rerun_summary}
 
 
+def peak_within(checkout: Path, path: Path, workers: int, limit: float, workdir: Path) -> dict[str, object]:
+    """Peak RSS of the ingest process tree in its first `limit` seconds, and how far it got."""
+    redis_dir = workdir / f"redis-{checkout.name}-peak"
+    redis_dir.mkdir(exist_ok=True)
+    server, port = start_redis(redis_dir)
+    try:
+        _, peak, _ = run_ingest(checkout, path, port, workers, limit)
+        stored = redis.Redis(port=port).info("keyspace").get("db0", {}).get("keys", 0)
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(redis_dir, ignore_errors=True)
+    return {"checkout": str(checkout), "input": path.name, "first_seconds": limit,
+            "peak_rss_mb": round(peak / 2**20), "redis_keys": stored}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000, help="JSON Lines records")
     parser.add_argument("--warc-records", type=int, default=0, help="WARC responses (0: no WARC)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--peak-within", type=float, default=0,
+                        help="Only the peak RSS in the first SECONDS of each run, then stop it (0: full runs)")
     parser.add_argument("--checkout", type=Path, action="append",
                         help="A checkout with its own .venv (repeatable; default: this one)")
     args = parser.parse_args()
@@ -172,7 +199,11 @@ def main() -> None:
             inputs.append((workdir / "pages.warc.gz", args.warc_records))
         for path, count in inputs:
             for checkout in checkouts:
-                print(json.dumps(measure(checkout, path, count, args.workers, workdir)), flush=True)
+                if args.peak_within:
+                    print(json.dumps(peak_within(checkout, path, args.workers, args.peak_within, workdir)),
+                          flush=True)
+                else:
+                    print(json.dumps(measure(checkout, path, count, args.workers, workdir)), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -136,8 +136,9 @@ class Keys:
 
     def ingest_roles(self, run: str, shard: int) -> str:
         """Hash: article id (8 bytes) -> the role one `ingest` run counted it under, for the articles of
-        that run whose first id byte is `shard` (deleted at the end of the run; expires if it dies)."""
-        return f"{self.prefix}ingest:{run}:roles:{shard:02x}"
+        that run whose id starts with the three hex digits `shard` (deleted at the end of the run;
+        expires if the run dies)."""
+        return f"{self.prefix}ingest:{run}:roles:{shard:03x}"
 
 
 def reply_text(value: object) -> str:
