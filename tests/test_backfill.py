@@ -149,3 +149,17 @@ def test_the_progress_meter_writes_once_per_interval() -> None:
     assert len(lines) == 2 and lines[0].startswith("progress: 50 records read, 50 decided")
     meter.update(120, 120, 1, force=True)
     assert lines[-1].startswith("progress: 120 records read, 120 decided, 1 set aside")
+
+
+def test_a_json_line_past_the_record_cap_is_set_aside_without_being_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json
+
+    from crawler import ingest
+
+    monkeypatch.setattr(ingest, "MAX_RECORD_BYTES", 1000)
+    good = json.dumps({"url": "https://a.example/1", "text": "word " * 100}).encode()
+    stream = io.BytesIO(b"\n".join([good, b'{"url": "https://big.example/", "text": "' + b"x" * 5000 + b'"}', good]) + b"\n")
+    records = list(ingest.jsonl_records(stream))
+    assert [(r.line, r.problem) for r in records] == [(1, None), (2, "record larger than 0 MiB"), (3, None)]
+    assert records[2].url == "https://a.example/1"
