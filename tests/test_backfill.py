@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -21,7 +22,7 @@ from crawler.backfill import (
     progress_line,
 )
 from crawler.cli.ingest import final_roles
-from crawler.ingest import RawRecord
+from crawler.ingest import RawRecord, Source
 from dedup.deadletter import DeadLetters
 from dedup.engine import Engine
 from dedup.keys import Keys
@@ -163,3 +164,32 @@ def test_a_json_line_past_the_record_cap_is_set_aside_without_being_held(monkeyp
     records = list(ingest.jsonl_records(stream))
     assert [(r.line, r.problem) for r in records] == [(1, None), (2, "record larger than 0 MiB"), (3, None)]
     assert records[2].url == "https://a.example/1"
+
+
+def test_a_warc_and_a_jsonl_file_are_read_record_by_record(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    texts = stories(200, seed=4)
+    warc = tmp_path / "crawl.warc.gz"
+    with warc.open("wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for n, text in enumerate(texts):
+            page = f"<html><body><article><p>{text}</p></article></body></html>".encode()
+            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(f"https://w.example/{n}", "response",
+                                                          payload=io.BytesIO(page), http_headers=headers))
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_text("".join(json.dumps({"url": f"https://j.example/{n}", "text": t}) + "\n"
+                             for n, t in enumerate(texts)))
+    for path in (warc, jsonl):
+        source = Source(str(path), io.BytesIO())
+        records = source.records()
+        first = next(records)
+        assert first.url.endswith("/0") and source.total_bytes == path.stat().st_size
+        assert (source.bytes_read() or 0) < source.total_bytes / 4  # the rest is still on disk
+        assert sum(1 for _ in records) == 199 and source.bytes_read() == source.total_bytes
+        source.close()
