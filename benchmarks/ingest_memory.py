@@ -46,8 +46,13 @@ def sentences() -> list[str]:
 
 
 def stories(count: int, seed: int = 11) -> list[tuple[str, str, str]]:
-    """(url, title, text): originals of 300-700 words, 15% near copies, 3% excerpts, shuffled."""
+    """(url, title, text): originals of 300-700 words, 15% near copies, 3% excerpts, shuffled.
+
+    The sentence pool is small next to the stories drawn from it, so in each story half the words of
+    every sentence are replaced by other words of the corpus: without it, unrelated stories share
+    whole sentences and chain into one cluster of thousands."""
     pool = sentences()
+    vocabulary = sorted({word for sentence in pool for word in sentence.split()})
     rng = random.Random(seed)
     out: list[tuple[str, str, str]] = []
     originals: list[str] = []
@@ -65,7 +70,8 @@ def stories(count: int, seed: int = 11) -> list[tuple[str, str, str]]:
             target = rng.randint(300, 700)
             picked: list[str] = []
             while sum(len(s.split()) for s in picked) < target:
-                picked.append(rng.choice(pool))
+                words = [w if rng.random() < 0.5 else rng.choice(vocabulary) for w in rng.choice(pool).split()]
+                picked.append(" ".join(words))
             text = "\n".join(" ".join(picked[i : i + 4]) for i in range(0, len(picked), 4))
             if len(originals) < 5000:
                 originals.append(text)
