@@ -134,6 +134,12 @@ class Keys:
     def health(self) -> str:
         return self.prefix + "health"
 
+    def ingest_roles(self, run: str, shard: int) -> str:
+        """Hash: article id (8 bytes) -> the role one `ingest` run counted it under, for the articles of
+        that run whose id starts with the three hex digits `shard` (deleted at the end of the run;
+        expires if the run dies)."""
+        return f"{self.prefix}ingest:{run}:roles:{shard:03x}"
+
 
 def reply_text(value: object) -> str:
     """A Redis reply (bytes, or a value already decoded) as text; None as ""."""
