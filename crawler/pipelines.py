@@ -13,16 +13,19 @@ from scrapy.crawler import Crawler
 
 from crawler.extract import extract_article
 from crawler.logs import about
+from crawler.workers import FingerprintSpec, fingerprinted
 from dedup.article import Article
+from dedup.engine import Fingerprinted
 
 log = logging.getLogger(__name__)
 
 
 def extract_page(
     url: str, body: bytes, final_url: str | None, encoding: str | None, fetched_at: str, source: str,
-    entry_title: str = "", entry_published: str = "",
-) -> Article | None:
-    """Worker: one page to an Article; the feed's title and date fill in what the page lacks."""
+    entry_title: str = "", entry_published: str = "", fingerprint: FingerprintSpec | None = None,
+) -> Article | Fingerprinted | None:
+    """Worker: one page to an Article, fingerprinted with `fingerprint` (crawler.workers) when given;
+    the feed's title and date fill in what the page lacks."""
     article = extract_article(
         body, url, final_url=final_url if final_url != url else None, headers_encoding=encoding,
         fetched_at=datetime.fromisoformat(fetched_at) if fetched_at else None, source=source,
@@ -33,7 +36,7 @@ def extract_page(
         article = replace(article, title=entry_title)
     if article.published is None and entry_published:
         article = replace(article, published=datetime.fromisoformat(entry_published))
-    return article
+    return fingerprinted(article, fingerprint)
 
 
 class ExtractPipeline:
@@ -52,7 +55,7 @@ class ExtractPipeline:
         job = spider.job  # type: ignore[union-attr]
         source, url = job.source.name, item["url"]
         args = (url, item["body"], item["final_url"], item["encoding"], item["fetched_at"], source,
-                item["entry_title"], item["entry_published"])
+                item["entry_title"], item["entry_published"], job.fingerprint)
         try:
             if job.executor is not None:
                 article = await asyncio.get_running_loop().run_in_executor(job.executor, extract_page, *args)

@@ -27,7 +27,9 @@ from crawler.feeds import FeedError, parse_listing
 from crawler.health import Metrics
 from crawler.inbox import Inbox, InboxWriter, redis_retry
 from crawler.logs import about
+from crawler.workers import FingerprintSpec
 from dedup.article import Article
+from dedup.engine import Fingerprinted
 from dedup.keys import Keys
 from dedup.urls import canonical_url
 
@@ -57,6 +59,8 @@ class CrawlJob:
     retention: float
     inbox_maxlen: int = 100_000
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    fingerprint: FingerprintSpec | None = None
+    """How the extraction workers fingerprint what they extract (None: the decider does)."""
     counts: dict[str, int] = field(default_factory=dict)
     stop_reason: str = ""
     """Set by stop_crawl(): from then on no request of this crawl is sent."""
@@ -74,7 +78,7 @@ class CrawlJob:
         if len(self.failures) < MAX_FAILURES or url in self.failures:
             self.failures[url] = reason
 
-    async def hand_over(self, article: Article, seen_url: str) -> None:
+    async def hand_over(self, article: Article | Fingerprinted, seen_url: str) -> None:
         """Put an extracted article in the inbox and mark its URL seen (batched with its neighbours)."""
         if self._writer is None:
             self._writer = InboxWriter(self.inbox, metrics=self.metrics, stopping=self.stopping)
