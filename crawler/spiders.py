@@ -21,6 +21,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.python.failure import Failure
 
+from crawler.compression import DECOMPRESS_IN_WORKER
 from crawler.config import CrawlSettings, SourceSettings
 from crawler.control import MAX_FAILURES
 from crawler.feeds import FeedError, parse_listing
@@ -238,6 +239,7 @@ class SourceSpider(scrapy.Spider):
                 request = Request(url, callback=self.parse_article, errback=self.article_failed,
                                   meta={"listing": listing_url, "feed_url": listing_url,
                                         "allow_networks": self.allow_networks, "article": url,
+                                        DECOMPRESS_IN_WORKER: True,
                                         "entry_title": title,
                                         "entry_published": published.isoformat() if published else ""})
             except ValueError as exc:  # a canonical URL Scrapy still refuses
@@ -269,6 +271,8 @@ class SourceSpider(scrapy.Spider):
             "final_url": response.url,
             "body": response.body,
             "encoding": _charset(content_type),
+            # Set when crawler.compression left a gzip or deflate body for the extraction worker.
+            "content_encoding": _header(response, b"Content-Encoding"),
             "fetched_at": datetime.now(UTC).isoformat(),
             "entry_title": response.meta.get("entry_title", ""),
             "entry_published": response.meta.get("entry_published", ""),
@@ -290,11 +294,16 @@ class SourceSpider(scrapy.Spider):
             self.job.count(reason)
             log.info("not fetched: %s", failure.value, extra=about(self.source, url))
             return
+        gone = bool(failure.check(HttpError)) and failure.value.response.status in _GONE
+        await self.page_failed(url, listing, reason, _failure_text(failure), remember=gone)
+
+    async def page_failed(self, url: str, listing: str, reason: str, text: str, *, remember: bool = False) -> None:
+        """Count an article page that could not be fetched or read; remembered as handled when it is gone."""
         self.job.metrics.fetch_errors.labels(self.source, reason).inc()
         self.job.count("fetch_errors")
-        self.job.failed(url, _failure_text(failure))
-        log.warning("fetch failed: %s", _failure_text(failure), extra=about(self.source, url))
-        if (failure.check(HttpError) and failure.value.response.status in _GONE) or reason in _REMEMBERED:
+        self.job.failed(url, text)
+        log.warning("fetch failed: %s", text, extra=about(self.source, url))
+        if remember or reason in _REMEMBERED:
             # Gone pages stay gone, a page over the size limit will not shrink, and a redirect loop
             # or endless chain is a broken URL: none is fetched again on the next crawl (a gzip bomb
             # or a loop would otherwise cost the publisher the same requests every tick).
