@@ -139,14 +139,15 @@ class BoilerplateLearner:
     def observe(self, pages: Sequence[tuple[str, str]]) -> list[frozenset[bytes]]:
         """Count each (site, clean text) page's lines, in order, in one round trip; return per
         page the hashes of its lines that are, with it counted, its site's boilerplate."""
-        pipe = self.client.pipeline(transaction=False)
-        plan: list[tuple[str, list[bytes]]] = []
-        for site, clean_text in pages:
-            lines = countable_lines(clean_text)
-            plan.append((site, lines))
-            if lines:
-                self._count(keys=[self.keys.boilerplate(site)], args=[self.ttl, PAGES_FIELD, *lines], client=pipe)
-        results = iter(pipe.execute() if any(lines for _, lines in plan) else [])
+        plan = [(site, countable_lines(clean_text)) for site, clean_text in pages]
+        calls = [([self.keys.boilerplate(site)], [self.ttl, PAGES_FIELD, *lines]) for site, lines in plan if lines]
+        if len(calls) == 1:  # one page (an extraction worker's): no pipeline, whose scripts cost a SCRIPT EXISTS
+            results = iter([self._count(keys=calls[0][0], args=calls[0][1])])
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                self._count(keys=keys, args=args, client=pipe)
+            results = iter(pipe.execute() if calls else [])
         found: list[frozenset[bytes]] = []
         sizes: dict[str, int] = {}
         for site, lines in plan:
