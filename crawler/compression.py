@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import zlib
 
-from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware as ScrapyHttpCompressionMiddleware
+from scrapy.downloadermiddlewares.httpcompression import (
+    HttpCompressionMiddleware as ScrapyHttpCompressionMiddleware,
+)
 from scrapy.http import Request, Response, TextResponse
 
 DECOMPRESS_IN_WORKER = "newsdedup_decompress_in_worker"

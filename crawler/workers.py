@@ -69,7 +69,7 @@ def fingerprinted(article: Article, spec: FingerprintSpec | None) -> Article | F
     try:
         if engine is None:
             engine = _engines[spec.token] = spec.engine()
-    except Exception as exc:  # Redis away, or an index of other parameters (the decider refuses to start)
+    except Exception as exc:  # noqa: BLE001 - Redis away, or an index of other parameters (the decider refuses to start)
         _failed_until[spec.token] = time.monotonic() + RETRY_AFTER
         log.warning("fingerprinting left to the decider for %.0fs: %s: %s", RETRY_AFTER, type(exc).__name__, exc)
         return article
@@ -83,6 +83,6 @@ def fingerprinted(article: Article, spec: FingerprintSpec | None) -> Article | F
         engine.client.close()
         log.warning("fingerprinting left to the decider for %.0fs: Redis: %s (%s)", RETRY_AFTER, exc, article.url)
         return article
-    except Exception:  # the boundary of one article: the decider tries it again, and dead-letters it if it fails
+    except Exception:  # one article's boundary: the decider tries it again, dead-letters it if it fails
         log.warning("fingerprinting failed, left to the decider: %s", article.url, exc_info=True)
         return article
