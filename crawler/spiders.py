@@ -13,6 +13,10 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import scrapy
+
+# Imported here, at a shallow stack, not by the first crawl's download handlers: Scrapy 2.19 builds deprecated
+# aliases in it with inspect.stack(), which reads the source of every frame (0.2 s or more deep in the reactor).
+import scrapy.core.downloader.contextfactory
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import IgnoreRequest
