@@ -129,8 +129,8 @@ def _cluster(url: str) -> RedisCluster:
     return RedisCluster(
         url=first,
         startup_nodes=[ClusterNode(h, p) for h, p in nodes[1:]],
-        # Replicas lag their primary: a decision, a lease or a seen-set read there could be stale.
-        read_from_replicas=False,
+        # No load_balancing_strategy: every command goes to the slot's primary. Replicas lag it, and a
+        # decision, a lease or a seen-set read there could be stale.
         **_TIMEOUTS,
     )
 
