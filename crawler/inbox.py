@@ -121,7 +121,7 @@ class Inbox:
         if not ids:
             return
         own = pipe is None
-        pipe = pipe if pipe is not None else self.client.pipeline(transaction=True)
+        pipe = pipe if pipe is not None else self.client.pipeline(transaction=False)
         key = self.keys.seen(seen_day())
         pipe.sadd(key, *ids)
         pipe.expire(key, int(self.retention + 86400))
@@ -129,16 +129,23 @@ class Inbox:
             pipe.execute()
 
     def put(self, article: Article, seen_url: str) -> bytes:
-        """Add one article and mark its URL seen, atomically."""
+        """Add one article, then mark its URL seen."""
         return self.put_many([(article, seen_url)])[0]
 
     def put_many(self, items: list[tuple[Article, str]]) -> list[bytes]:
-        """Add articles and mark their URLs seen, all in one transaction (one round trip)."""
-        pipe = self.client.pipeline(transaction=True)
+        """Add articles (one round trip), then mark their URLs seen (another).
+
+        Not one transaction: the inbox and the day's seen-set are in different Redis Cluster slots. The
+        order makes a crash between the two harmless: the URLs are fetched again, and deciding an
+        article already decided returns its decision (its id is its URL's), so nothing is queued twice;
+        the other order could mark an article seen that never reached the inbox.
+        """
+        pipe = self.client.pipeline(transaction=False)
         for article, _ in items:
             pipe.xadd(self.keys.inbox, encode(article))  # type: ignore[arg-type]
-        self.mark_seen([url for _, url in items], pipe)
-        return pipe.execute()[: len(items)]  # type: ignore[no-any-return]
+        entry_ids = pipe.execute()
+        self.mark_seen([url for _, url in items])
+        return entry_ids  # type: ignore[no-any-return]
 
     def length(self) -> int:
         return int(self.client.xlen(self.keys.inbox))

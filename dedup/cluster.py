@@ -50,6 +50,23 @@ def scan_keys(client: Any, match: str, count: int = 1000) -> Iterator[bytes]:
         yield from client.scan_iter(match=match, count=count)
 
 
+SUMMED_INFO = ("used_memory", "used_memory_peak", "maxmemory", "used_memory_rss")
+
+
+def server_info(client: Any, section: str) -> dict[str, Any]:
+    """INFO `section` of the server, or of a cluster's primaries together: sizes summed, the rest from
+    the first primary, and "nodes" (how many primaries answered; 1 for a server)."""
+    if not is_cluster(client):
+        return {**client.info(section), "nodes": 1}
+    per_node = client.info(section, target_nodes=RedisCluster.PRIMARIES)
+    infos = [info for _, info in sorted(per_node.items())]
+    merged: dict[str, Any] = {**infos[0], "nodes": len(infos)}
+    for name in SUMMED_INFO:
+        if name in merged:
+            merged[name] = sum(int(info.get(name) or 0) for info in infos)
+    return merged
+
+
 def get_many(client: Any, keys: Sequence[str]) -> list[Any]:
     """GET of each key, in order: one MGET on a server, per-key GETs in one pipeline on a cluster."""
     if not keys:
