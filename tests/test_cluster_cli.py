@@ -9,6 +9,8 @@ cluster are covered in test_cluster_decide.py.
 from __future__ import annotations
 
 import json
+import re
+from html import unescape
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,9 @@ from dedup.article import Article
 from dedup.cluster import scan_keys
 from dedup.deadletter import DeadLetters
 from dedup.keys import Keys
+from dedup.urls import url_id
 from tests.test_cli_ops import ORIGINAL_URL, SECOND_URL, _jsonl, _records
+from tests.webserver import fetch, web_server
 
 Run = Callable[..., Result]
 BAD_PORT = "https://bad.example:99999/x"
@@ -153,3 +157,15 @@ def test_queue_consume_on_the_cluster(both: tuple[Run, Run]) -> None:
     standalone, cluster = both
     args = ("queue", "consume", "--group", "search", "--count", "4")
     assert _lines(cluster(*args)) == _lines(standalone(*args))
+
+
+def test_web_dashboard_pages_on_the_cluster(both: tuple[Run, Run], redis_cluster_url: str,
+                                            cluster_key_prefix: str) -> None:
+    paths = ("/", "/?range=7d", "/duplicates", "/overrides", "/search?q=original", f"/story/{url_id(ORIGINAL_URL)}")
+    with web_server(redis_cluster_url, cluster_key_prefix) as server:
+        for path in paths:
+            reply = fetch(server.url.rstrip("/") + path)
+            assert reply.status == 200, (path, reply.body[:500], "".join(server.output)[-2000:])
+        overview = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fetch(server.url).body)))
+    articles = _json(both[0]("status", "--json"))["totals"]["articles"]
+    assert f"Articles kept {articles} " in overview and "redis+cluster://" in overview
