@@ -112,4 +112,4 @@ def run_script(script: Script, keys: Sequence[Any], args: Sequence[Any], pipe: A
     if isinstance(pipe, redis.client.Pipeline):
         script(keys=keys, args=args, client=pipe)
     else:
-        pipe.eval(script.script, len(keys), *keys, *args)
+        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)  # ClusterPipeline has no eval()
