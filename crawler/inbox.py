@@ -256,6 +256,13 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError,
+               # A cluster failing over or moving slots: the client follows once the cluster settles.
+               redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+               redis.exceptions.SlotNotCoveredError)
+"""What redis_retry waits out: Redis unreachable, loading, or a cluster between layouts."""
+
+
 class Stopped(Exception):
     """Raised by redis_retry when the service stops while Redis is unreachable."""
 
@@ -270,7 +277,7 @@ async def redis_retry(
     while True:
         try:
             result = await asyncio.to_thread(call, *args)
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError) as exc:
+        except UNREACHABLE as exc:
             failures += 1
             if metrics is not None:
                 metrics.redis_errors.labels(stage).inc()
