@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from html import unescape
 from collections.abc import Callable
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def copy_keys(source: redis.Redis, prefix: str, target: RedisCluster, target_pre
         name = key.decode().replace(prefix, target_prefix)
         dumped = source.dump(key)
         ttl = source.pttl(key)
-        target.restore(name, ttl if ttl > 0 else 0, dumped, replace=True)
+        target.restore(name, max(0, ttl), dumped, replace=True)
         copied += 1
     return copied
 
@@ -63,7 +63,7 @@ def both(redis_server_url: str, key_prefix: str, redis_client: redis.Redis, redi
     result = standalone("ingest", str(_jsonl(tmp_path / "records.jsonl", _records())), "--workers", "1")
     assert result.exit_code == 0, result.output
     keys = Keys(key_prefix)
-    url, body = _records()[0]["url"], _records()[0]["text"]
+    body = _records()[0]["text"]
     DeadLetters(redis_client, keys).add(Article(url=BAD_PORT, text=body), "url: Port out of range",
                                         stage="validate", origin="feeds")
     control.pause(redis_client, keys, "wire", who="ops", reason="too noisy")

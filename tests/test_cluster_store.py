@@ -17,6 +17,7 @@ from dedup.boilerplate import BoilerplateLearner
 from dedup.cluster import beside, delete_keys, get_many, scan_keys, server_info, slot_tag
 from dedup.deadletter import DeadLetters
 from dedup.keys import Keys
+from tests.service_process import article_count
 from tests.textcases import articles
 
 
@@ -111,3 +112,11 @@ def test_boilerplate_hourly_dead_letters_and_control_on_the_cluster(cluster_clie
     cluster_client.xadd(keys.canonical_stream, {"event": "new"})
     assert stream.ensure_group(cluster_client, keys.canonical_stream, "search")
     assert stream.state(cluster_client, keys.canonical_stream, now).length == 1
+
+
+def test_article_count_visits_every_primary_counts_articles_on_every_primary(cluster_client: RedisCluster, cluster_key_prefix: str) -> None:
+    keys = Keys(cluster_key_prefix)
+    for index in range(30):
+        cluster_client.set(keys.article(f"{index:016x}"), b"x")
+    assert article_count(cluster_client, keys) == 30
+    assert len({_node(cluster_client, keys.article(f"{i:016x}")) for i in range(30)}) == 3

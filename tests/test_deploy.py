@@ -922,7 +922,7 @@ def test_k8s_cluster_overlay_swaps_the_single_redis_for_a_cluster() -> None:
     assert nodes["spec"]["replicas"] == 3
     container = nodes["spec"]["template"]["spec"]["containers"][0]
     args = container["args"]
-    options = {args[i]: args[i + 1] for i in range(0, len(args) - 1) if args[i].startswith("--")}
+    options = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
     assert options["--cluster-enabled"] == "yes" and options["--maxmemory-policy"] == "noeviction"
     assert options["--appendonly"] == "yes" and options["--requirepass"] == options["--masterauth"]
     assert {port["containerPort"] for port in container["ports"]} == {6379, 16379}
