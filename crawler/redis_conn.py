@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +106,8 @@ def connect(url: str | None, data_dir: str | os.PathLike[str], *, check: bool = 
     if url and is_cluster_url(url):
         try:
             client = _cluster(url)
-        except redis.RedisError as exc:  # the seed nodes could not tell the cluster's layout
-            raise RedisUnavailable(f"cannot reach the Redis Cluster at {redact_url(url)}: {exc}") from exc
+        except (redis.RedisError, RedisClusterException, OSError) as exc:  # no seed node told the layout
+            raise RedisUnavailable(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
     elif url:
         client = redis.Redis.from_url(url, **_TIMEOUTS)
     else:
@@ -116,6 +119,26 @@ def connect(url: str | None, data_dir: str | os.PathLike[str], *, check: bool = 
             where = redact_url(url) if url else f"embedded Redis in {data_dir}"
             raise RedisUnavailable(f"cannot reach Redis at {where}: {exc}") from exc
     return client
+
+
+def connect_cluster_waiting(url: str, stop: Callable[[], bool], *, backoff: float = 0.5,
+                            max_backoff: float = 30.0) -> RedisCluster:
+    """A client for a cluster that may not be up yet (the service's start): tried with backoff, a
+    warning now and then, until it answers or `stop()` says the service is stopping (RedisUnavailable)."""
+    delay, attempts = backoff, 0
+    while True:
+        try:
+            client = _cluster(url)
+            client.ping()
+            return client
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            attempts += 1
+            if stop():
+                raise RedisUnavailable(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
+            level = logging.WARNING if attempts == 1 or attempts % 10 == 0 else logging.DEBUG
+            log.log(level, "Redis unreachable (start, attempt %d): %s; retrying in %.1fs", attempts, exc, delay)
+            time.sleep(delay)
+            delay = min(max_backoff, delay * 2)
 
 
 def _cluster(url: str) -> RedisCluster:

@@ -105,7 +105,7 @@ def redis_client(redis_server_url: str) -> Iterator[redis.Redis]:
 CLUSTER_SLOTS = 16384
 
 
-def _free_cluster_port() -> int:
+def free_cluster_port() -> int:
     """A free loopback port whose cluster bus port (port + 10000) is free as well."""
     for _ in range(100):
         port = _free_port()
@@ -120,32 +120,49 @@ def _free_cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def start_redis_cluster(workdir: Path, primaries: int = 3) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+def start_redis_cluster(workdir: Path, primaries: int = 3, *, password: str = "",
+                        tls: tuple[Path, Path, Path] | None = None,
+                        executable: str | None = None,
+                        ports: list[int] | None = None) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
     """Start `primaries` cluster-enabled redis-servers on loopback, give each an equal share of the
     slots (CLUSTER ADDSLOTSRANGE, or ADDSLOTS before Redis 7), join them (CLUSTER MEET) and wait
-    until every node reports cluster_state:ok and sees all of them."""
-    executable = _redis_server_binary()
+    until every node reports cluster_state:ok and sees all of them.
+
+    password: requirepass and masterauth; tls: (CA, certificate, key) PEM files, for TLS-only nodes
+    (client port and cluster bus)."""
+    executable = executable or _redis_server_binary()
+    secure: list[str] = ["--requirepass", password, "--masterauth", password] if password else []
+    client_options: dict[str, object] = {"password": password or None}
+    if tls is not None:
+        ca, cert, key = tls
+        client_options.update(ssl=True, ssl_ca_certs=str(ca))
     procs: list[subprocess.Popen[bytes]] = []
-    ports: list[int] = []
+    chosen, ports = list(ports or []), []
     try:
-        for _ in range(primaries):
-            port = _free_cluster_port()
+        for index in range(primaries):
+            port = chosen[index] if index < len(chosen) else free_cluster_port()
             node_dir = workdir / str(port)
-            node_dir.mkdir()
+            node_dir.mkdir(parents=True)
+            listen = ["--port", str(port)] if tls is None else [
+                "--port", "0", "--tls-port", str(port), "--tls-cluster", "yes", "--tls-cert-file", str(tls[1]),
+                "--tls-key-file", str(tls[2]), "--tls-ca-cert-file", str(tls[0]), "--tls-auth-clients", "no"]
             procs.append(subprocess.Popen(
-                [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                [executable, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                  "--dir", str(node_dir), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-node-timeout", "5000"],
+                 "--cluster-node-timeout", "5000", *secure],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
             ports.append(port)
-        nodes = [redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) for port in ports]
-        for node in nodes:
+        nodes = [redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, **client_options)  # type: ignore[arg-type]
+                 for port in ports]
+        for node, proc in zip(nodes, procs, strict=True):
             for _ in range(200):
                 try:
                     node.ping()
                     break
                 except redis.ConnectionError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"a cluster node exited with {proc.returncode}") from None
                     time.sleep(0.05)
             else:
                 raise RuntimeError("a cluster node did not start")
