@@ -134,8 +134,7 @@ def start_redis_cluster(workdir: Path, primaries: int = 3, *, password: str = ""
     secure: list[str] = ["--requirepass", password, "--masterauth", password] if password else []
     client_options: dict[str, object] = {"password": password or None}
     if tls is not None:
-        ca, cert, key = tls
-        client_options.update(ssl=True, ssl_ca_certs=str(ca))
+        client_options.update(ssl=True, ssl_ca_certs=str(tls[0]))
     procs: list[subprocess.Popen[bytes]] = []
     chosen, ports = list(ports or []), []
     try:

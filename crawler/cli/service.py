@@ -92,7 +92,12 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
     _check_health_port(settings.service.health_host, settings.service.health_port)
     configure_logging(settings.service.log_format, _log_level(0))
     pool = extraction_pool(settings.service.extract_workers)
-    from crawler.redis_conn import RedisUnavailable, connect, connect_cluster_waiting, is_cluster_url
+    from crawler.redis_conn import (
+        RedisUnavailable,
+        connect,
+        connect_cluster_waiting,
+        is_cluster_url,
+    )
 
     # A configured Redis that is down at start is waited for (with backoff), not a reason to exit. The embedded
     # one is the service's own: it stops with the service, and one another process owns is not shared.
