@@ -239,7 +239,8 @@ def apply(client: redis.Redis, commands: list[list[bytes]]) -> None:
         if command[0] == _GUARD:
             pipe.execute_command("EVAL", _GUARDED_RPUSH, 1, *command[1:])
         else:
-            pipe.execute_command(*command)
+            # The name as text: a cluster pipeline looks its routing policy up by name (str only).
+            pipe.execute_command(command[0].decode(), *command[1:])
     for command, result in zip(commands, pipe.execute(raise_on_error=False), strict=True):
         if isinstance(result, Exception):
             if command[0] == b"XADD" and "equal or smaller" in str(result):

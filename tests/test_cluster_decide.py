@@ -73,9 +73,11 @@ def test_check_and_overrides_on_the_cluster(redis_cluster_url: str, cluster_key_
     _cli("ingest", str(records), "--workers", "1", *connection)
     rows = [json.loads(line) for line in _cli("export", *connection).splitlines()]
     copy = next(row for row in rows if not row["is_canonical"] and not row["thin"])
-    first = json.loads(lines[0])
-    checked = json.loads(_cli("check", "-", "--json", *connection, input=first["text"]))
-    assert checked["kind"] in ("exact", "near", "excerpt")
+    pages = {record["url"]: record.get("html") or record.get("text") for record in map(json.loads, lines)}
+    original = pages[copy["canonical_url"]]
+    checked = json.loads(_cli("check", "-", "--url", "https://check.example/a", "--json", *connection,
+                              input=original))
+    assert checked["decision"]["kind"] in ("exact", "near", "excerpt"), checked
     _cli("override", "split", copy["url"], "--reason", "not a copy", *connection)
     split = {row["url"]: row for row in map(json.loads, _cli("export", *connection).splitlines())}
     assert split[copy["url"]]["is_canonical"]
