@@ -2,8 +2,8 @@
 command on a standalone Redis holding the same data.
 
 The data is decided on the standalone Redis and copied key by key (DUMP/RESTORE) into the cluster, so
-these tests cover the read and control paths whatever decides; the decisions themselves on the
-cluster are covered in test_cluster_decide.py.
+that both hold exactly the same state; the decisions themselves on the cluster (ingest, check,
+overrides, the service) are covered in test_cluster_decide.py.
 """
 
 from __future__ import annotations

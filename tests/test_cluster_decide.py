@@ -15,6 +15,9 @@ from redis.cluster import RedisCluster
 
 from crawler.cli import main
 from crawler.demo.site import SiteServer
+from dedup.article import Article
+from dedup.deadletter import DeadLetters
+from dedup.decider import lease_key
 from dedup.keys import Keys
 from tests.service_process import (
     ServiceProcess,
@@ -30,11 +33,8 @@ from tests.service_process import (
 from tests.sites.newsroom import Newsroom
 from tests.sites.web import STORIES, build_web, config_text
 from tests.test_reliability import write_config
+from tests.textcases import articles
 from tests.webserver import CORPUS
-
-# Deciding on a cluster needs the cluster-safe decider (dedup/decider.py, branch h10-decide): the Lua
-# decision scripts touch keys of many slots. Until it is merged these tests are skipped, not faked.
-decider = pytest.importorskip("dedup.decider", reason="the cluster-safe decider (h10-decide) is not merged yet")
 
 
 def _cli(*args: str, input: str | None = None) -> str:
@@ -140,7 +140,7 @@ def newsroom(request: pytest.FixtureRequest) -> Iterator[Newsroom]:
 
 def _decider_pid(client: RedisCluster, keys: Keys, services: list[ServiceProcess]) -> int | None:
     """The pid of the instance holding the decider lease, if one of ours does."""
-    holder = client.get(decider.lease_key(keys))
+    holder = client.get(lease_key(keys))
     if not holder:
         return None
     text = holder.decode()
@@ -183,3 +183,19 @@ def test_four_instances_with_the_decider_killed_9_lose_nothing_on_the_cluster(
     rows = export_rows(config, env)
     assert_decided_once(rows, stream_events(cluster_client, keys), expected, f"(decider killed at {killed})")
 
+
+
+def test_dead_letters_retried_on_the_cluster(redis_cluster_url: str, cluster_key_prefix: str,
+                                              cluster_client: RedisCluster) -> None:
+    keys = Keys(cluster_key_prefix)
+    dead = DeadLetters(cluster_client, keys)
+    url, body = articles()[0]
+    good = dead.add(Article(url=url, text=body), "RuntimeError: a bug since fixed", stage="decide", origin="feeds")
+    connection = ["--redis-url", redis_cluster_url, "--key-prefix", cluster_key_prefix]
+    result = CliRunner().invoke(main, ["dead", "retry", "--all", "--json", *connection], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [outcome] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert outcome["id"] == good and outcome["decided"] and outcome["kind"] == "canonical"
+    assert dead.count() == 0
+    [row] = [json.loads(line) for line in _cli("export", *connection).splitlines()]
+    assert row["url"] == url and row["is_canonical"]
