@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from crawler.demo.site import SiteServer
 from dedup.article import Article
 from dedup.deadletter import DeadLetters
 from dedup.decider import lease_key
+from dedup.engine import Engine, EngineConfig
 from dedup.keys import Keys
 from tests.service_process import (
     ServiceProcess,
@@ -199,3 +201,22 @@ def test_dead_letters_retried_on_the_cluster(redis_cluster_url: str, cluster_key
     assert dead.count() == 0
     [row] = [json.loads(line) for line in _cli("export", *connection).splitlines()]
     assert row["url"] == url and row["is_canonical"]
+
+
+def test_retention_expires_and_forgets_on_the_cluster(cluster_client: RedisCluster, cluster_key_prefix: str) -> None:
+    keys = Keys(cluster_key_prefix)
+    engine = Engine(cluster_client, keys, EngineConfig(retention=3600))
+    (url, body), (other_url, other_body) = articles()[0], articles()[1]
+    first, second = engine.add(Article(url=url, text=body)), engine.add(Article(url=url + "?copy", text=body))
+    kept = engine.add(Article(url=other_url, text=other_body))
+    stored = engine.get(first.article_id)
+    assert stored is not None
+    canonical_id = engine.cluster(stored.cluster)[0]
+    copy_id = second.article_id if canonical_id == first.article_id else first.article_id
+    assert engine.forget([canonical_id]) == 1  # the copy becomes its cluster's canonical
+    survivor = engine.get(copy_id)
+    assert engine.get(canonical_id) is None and survivor is not None
+    assert engine.cluster(survivor.cluster)[0] == copy_id
+    assert engine.expire(now=time.time() + 2 * 86400) == 2  # everything is older than the window now
+    assert engine.get(copy_id) is None and engine.get(kept.article_id) is None
+    assert article_count(cluster_client, keys) == 0
