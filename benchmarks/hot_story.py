@@ -7,6 +7,7 @@ reset before each copy). Printed: medians around cluster sizes 5, 50 and 500, an
 
     python benchmarks/hot_story.py
     python benchmarks/hot_story.py --copies 600 --unrelated 2000
+    python benchmarks/hot_story.py --code /path/to/other/checkout   # the same run on another version
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+if "--code" in sys.argv:  # decide with another checkout's dedup package (A/B)
+    ROOT = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.throughput import make_texts, start_redis  # noqa: E402
 from dedup.article import Article  # noqa: E402
@@ -53,6 +57,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=600)
     parser.add_argument("--unrelated", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--breakdown", action="store_true", help="print Redis time by command now and then")
+    parser.add_argument("--code", help="a checkout whose dedup package decides (default: this one)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     texts = [t for t in make_texts(args.unrelated * 2, seed=args.seed) if t[1].startswith("Story")]
@@ -61,13 +67,16 @@ def main() -> None:
     unrelated = unrelated[: args.unrelated]
     copies = [Article(url=f"https://copy{i}.example/hot", title="Hot story", text=mutate(story[2], rng))
               for i in range(args.copies)]
-    # The original first, then the copies spread evenly among the unrelated articles.
-    order: list[tuple[bool, Article]] = [(True, Article(url=story[0], title=story[1], text=story[2]))]
-    step = max(1, len(unrelated) // max(1, len(copies)))
+    # A tenth of the unrelated articles first (warm-up), the original, then the copies spread evenly
+    # among the rest.
+    warm, rest = unrelated[: len(unrelated) // 10], unrelated[len(unrelated) // 10 :]
+    order: list[tuple[bool, Article]] = [(False, a) for a in warm]
+    order.append((True, Article(url=story[0], title=story[1], text=story[2])))
+    step = max(1, len(rest) // max(1, len(copies)))
     for i, copy in enumerate(copies):
-        order += [(False, a) for a in unrelated[i * step : (i + 1) * step]]
+        order += [(False, a) for a in rest[i * step : (i + 1) * step]]
         order.append((True, copy))
-    order += [(False, a) for a in unrelated[len(copies) * step :]]
+    order += [(False, a) for a in rest[len(copies) * step :]]
 
     workdir = Path(tempfile.mkdtemp(prefix="newsdedup-hot-"))
     proc, port = start_redis(workdir)
@@ -87,6 +96,9 @@ def main() -> None:
             [decision] = engine.decide(prepared)
             wall = (time.perf_counter() - started) * 1000
             busy = redis_usec(client) / 1000
+            if args.breakdown and len(rows) % 100 == 0:
+                stats = client.info("commandstats")
+                print(len(rows), {k[8:]: (v["calls"], v["usec"]) for k, v in stats.items() if v["usec"] > 5})
             cluster = cluster or decision.cluster
             size = len(engine.cluster(decision.cluster)[2])
             rows.append((size, wall, busy, decision.cluster == cluster))
@@ -98,12 +110,13 @@ def main() -> None:
             picked = [r for r in rows if size - width <= r[0] <= size + width]
             return statistics.median(r[1] for r in picked), statistics.median(r[2] for r in picked)
 
+        print(f"dedup from {ROOT}")
         print(f"{len(copies)} copies of one story among {len(unrelated)} unrelated articles; "
               f"{joined} joined the story's cluster ({len(members)} members, canonical: the original, "
               f"reason {reason})")
         print(f"{'cluster size':>14}{'wall ms':>10}{'Redis ms':>10}  (medians)")
         figures = {}
-        for size, width in ((5, 2), (50, 5), (500, 10)):
+        for size, width in ((5, 2), (50, 5), (100, 10), (300, 10), (500, 10)):
             wall, busy = around(size, width)
             figures[size] = (wall, busy)
             print(f"{size:>14}{wall:>10.2f}{busy:>10.3f}")

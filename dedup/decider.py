@@ -38,7 +38,7 @@ import redis
 from dedup import policy
 from dedup import record as rec
 from dedup.keys import Keys
-from dedup.policy import ClusterValue, Facts, Member
+from dedup.policy import ClusterValue, Facts
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +536,7 @@ def members_of(store: Store, cluster_id: bytes) -> tuple[ClusterValue | None, li
     value = store.cluster(cluster_id)
     if value is None:
         return None, [cluster_id]
-    return value, [m.id for m in value.members]
+    return value, value.ids
 
 
 def sealed(store: Store, cluster_id: bytes) -> bool:
@@ -796,28 +796,29 @@ class Decider:
             own_event("new", item.id, None)
         else:
             cluster_id, value, members, bridged, old_canonicals = self.join_plan(s, matches)
-            table: list[Member] = []
+            parts: list[bytes] = []
             if value is not None:
-                table.extend(value.members)
+                parts.append(value.table)
             else:
                 founder = s.record(cluster_id)
                 if founder is not None:
-                    table.append(Member.of(founder))
+                    parts.append(policy.pack_member(founder))
             for other_id, _, added, other_value in bridged:
-                by_id = {m.id: m for m in other_value.members} if other_value else {}
+                entries = ({m.id: policy.pack_member(m) for m in other_value.members} if other_value else {})
                 for m in added:
                     r = s.record(m)
                     if r is not None:
                         r.cluster = cluster_id
                         s.put_record(r)
-                        table.append(by_id.get(m) or Member.of(r))
+                        parts.append(entries.get(m) or policy.pack_member(r))
                 s.put_cluster(other_id, None)
                 s.incr("clusters", -1)
             a.cluster = cluster_id
             s.put_record(a)
-            table.append(Member.of(a))
-            best, reason = policy.choose_canonical(table, t.excerpt_ratio)  # type: ignore[attr-defined]
-            canonical_id = table[best].id
+            parts.append(policy.pack_member(a))
+            table = b"".join(parts)
+            best, reason = policy.choose_in_table(table, t.excerpt_ratio)  # type: ignore[attr-defined]
+            canonical_id = policy.table_id(table, best)
             old_canonical = next(iter(old_canonicals))
             if canonical_id == old_canonical and not bridged:
                 # The canonical stays: only the newcomer is related to it (a hot story's 500th copy
@@ -826,11 +827,12 @@ class Decider:
                 assert canonical is not None
                 relabel(s, [a], canonical, t.excerpt_ratio, a.id)  # type: ignore[attr-defined]
             else:
-                s.prefetch_records(m.id for m in table)
-                records = [r for r in (a if m.id == a.id else s.record(m.id) for m in table) if r is not None]
-                if len(records) != len(table):
-                    table = [Member.of(r) for r in records]
-                    best, reason = policy.choose_canonical(table, t.excerpt_ratio)  # type: ignore[attr-defined]
+                ids = ClusterValue(b"", 0, table).ids
+                s.prefetch_records(ids)
+                records = [r for r in (a if m == a.id else s.record(m) for m in ids) if r is not None]
+                if len(records) != len(ids):
+                    table = b"".join(policy.pack_member(r) for r in records)
+                    best, reason = policy.choose_in_table(table, t.excerpt_ratio)  # type: ignore[attr-defined]
                 canonical = records[best]
                 relabel(s, records, canonical, t.excerpt_ratio, a.id)  # type: ignore[attr-defined]
             s.put_cluster(cluster_id, ClusterValue(canonical.id, reason, table))
@@ -975,8 +977,7 @@ class Decider:
                             records[0].cluster = records[0].id
                             s.put_record(records[0])
                         else:
-                            s.put_cluster(r.cluster, ClusterValue(canonical.id, reason,
-                                                                  [Member.of(o) for o in records]))
+                            s.put_cluster(r.cluster, ClusterValue.of(canonical.id, reason, records))
             else:
                 s.incr("thin", -1)
             s.drop_record(article_id)
