@@ -155,8 +155,9 @@ def run(client: redis.Redis, commands: list[tuple], packed: bytes | None = None)
         return []
     if hiredis is None or type(client) is not redis.Redis:
         pipe = client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
+        for name, *args in commands:
+            # The name as text: a cluster pipeline looks its routing policy up by name (str only).
+            pipe.execute_command(name.decode() if isinstance(name, bytes) else name, *args)
         return pipe.execute(raise_on_error=False)
     pool = client.connection_pool
     conn = pool.get_connection()
