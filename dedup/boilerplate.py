@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import redis
 
+from dedup.cluster import run_script
 from dedup.keys import Keys
 from dedup.normalize import fold
 
@@ -145,7 +146,7 @@ class BoilerplateLearner:
             if not lines:
                 continue
             sites.setdefault(site, None)
-            self._count(keys=[self.keys.boilerplate(site)], args=[PAGES_FIELD, *lines], client=pipe)
+            run_script(self._count, [self.keys.boilerplate(site)], [PAGES_FIELD, *lines], pipe)
         for site in sites:
             pipe.expire(self.keys.boilerplate(site), self.ttl)
             pipe.hlen(self.keys.boilerplate(site))

@@ -156,8 +156,13 @@ def run(client: redis.Redis, commands: list[tuple], packed: bytes | None = None)
     if hiredis is None or type(client) is not redis.Redis:
         pipe = client.pipeline(transaction=False)
         for name, *args in commands:
-            # The name as text: a cluster pipeline looks its routing policy up by name (str only).
-            pipe.execute_command(name.decode() if isinstance(name, bytes) else name, *args)
+            # The name as text: a cluster pipeline looks its routing policy up by name (str only),
+            # a subcommand's included (as redis-py's own xinfo_stream sends it).
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if text.upper() == "XINFO":
+                sub = args.pop(0)
+                text = f"XINFO {sub.decode() if isinstance(sub, bytes) else sub}"
+            pipe.execute_command(text, *args)
         return pipe.execute(raise_on_error=False)
     pool = client.connection_pool
     conn = pool.get_connection()

@@ -26,6 +26,7 @@ from dedup import record as rec
 from dedup.article import Article, Decision
 from dedup.boilerplate import CAPACITY as BOILERPLATE_CAPACITY
 from dedup.boilerplate import BoilerplateLearner, discount
+from dedup.cluster import get_many
 from dedup.index import IndexParams, Thresholds, ensure_params, slots
 from dedup.policy import ClusterValue
 from dedup.junk import looks_syndicated, strip_junk
@@ -508,7 +509,7 @@ class Engine:
             yield from self._fetch(ids)
 
     def _fetch(self, ids: list[str]) -> Iterator[rec.Record]:
-        for article_id, raw in zip(ids, self.client.mget([self.keys.article(i) for i in ids]), strict=True):
+        for article_id, raw in zip(ids, get_many(self.client, [self.keys.article(i) for i in ids]), strict=True):
             if raw:
                 yield rec.unpack(article_id, raw)
 
