@@ -438,7 +438,8 @@ class Store:
         """The batch's write set: absolute values, in an order a replay can repeat."""
         out: list[tuple] = []
         for key, members in self.zadds.items():
-            out.append((b"ZADD", key.encode(), b"NX", *(x for m, s in members.items() for x in (_b(s), m))))
+            if members:
+                out.append((b"ZADD", key.encode(), b"NX", *(x for m, s in members.items() for x in (_b(s), m))))
         for key, values in self.appends.items():
             out.append((b"EVAL", _GUARDED_RPUSH.encode(), b"1", key.encode(), _b(self.lengths[key]), *values))
         for article_id in self.dirty_records:
