@@ -38,7 +38,7 @@ import redis
 from dedup import policy
 from dedup import record as rec
 from dedup.keys import Keys
-from dedup.policy import ClusterValue, Facts, Member
+from dedup.policy import ClusterValue, Facts
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,99 @@ if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
 return 1
 """
+
+
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - hiredis is a dependency; the pipeline below works without it
+    hiredis = None
+
+
+def pack(commands: list[tuple]) -> bytes:
+    """Commands in the Redis protocol (RESP arrays of bulk strings), as sent and as journalled."""
+    if hiredis is not None:
+        return b"".join([hiredis.pack_command(command) for command in commands])
+    out = []
+    for command in commands:
+        args = [a if isinstance(a, bytes) else str(a).encode() for a in command]
+        out.append(b"*%d\r\n" % len(args))
+        for arg in args:
+            out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+def unpack(payload: bytes) -> list[tuple]:
+    """The commands of a packed payload (pack's inverse)."""
+    if hiredis is not None:
+        reader = hiredis.Reader()
+        reader.feed(payload)
+        out = []
+        while (command := reader.gets()) is not False:
+            out.append(tuple(command))
+        return out
+    commands, pos = [], 0
+    while pos < len(payload):
+        end = payload.index(b"\r\n", pos)
+        count, pos = int(payload[pos + 1 : end]), end + 2
+        args = []
+        for _ in range(count):
+            end = payload.index(b"\r\n", pos)
+            length, pos = int(payload[pos + 1 : end]), end + 2
+            args.append(payload[pos : pos + length])
+            pos += length + 2
+        commands.append(tuple(args))
+    return commands
+
+
+def run(client: redis.Redis, commands: list[tuple], packed: bytes | None = None) -> list:
+    """Send commands (tuples of bytes/str/int) in one round trip and return their replies in order,
+    an error reply as a redis.ResponseError in its place (not raised). `packed`: the commands already
+    packed (pack(commands)).
+
+    On a standalone client the commands are packed and the replies parsed by hiredis directly on one
+    pooled connection (a decision sends ~70 commands: redis-py's per-command packing and parsing
+    would cost more than the decision). Any other client (a cluster client splits them by node) gets a
+    non-transactional pipeline of the same single-key commands.
+    """
+    if not commands:
+        return []
+    if hiredis is None or type(client) is not redis.Redis:
+        pipe = client.pipeline(transaction=False)
+        for name, *args in commands:
+            # The name as text: a cluster pipeline looks its routing policy up by name (str only),
+            # a subcommand's included (as redis-py's own xinfo_stream sends it).
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if text.upper() == "XINFO":
+                sub = args.pop(0)
+                text = f"XINFO {sub.decode() if isinstance(sub, bytes) else sub}"
+            pipe.execute_command(text, *args)
+        return pipe.execute(raise_on_error=False)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command([packed if packed is not None else pack(commands)], check_health=False)
+        reader = hiredis.Reader(replyError=redis.ResponseError)
+        sock = conn._sock
+        if sock is None:
+            raise redis.ConnectionError("connection closed")
+        replies: list = []
+        want = len(commands)
+        while len(replies) < want:
+            data = sock.recv(1 << 20)
+            if not data:
+                raise redis.ConnectionError("Connection closed by server.")
+            reader.feed(data)
+            while True:
+                reply = reader.gets()
+                if reply is False:
+                    break
+                replies.append(reply)
+        return replies
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
 
 
 class Lease:
@@ -197,55 +290,24 @@ class Lease:
         self._clear(keys=[self._keys[0], self._keys[2]], args=[self.token])
 
 
-# The write set: a list of commands, encoded length-prefixed (binary safe, no pickle).
-
-_GUARD = b"GUARDED_RPUSH"
+# The write set: a list of commands (tuples of bytes), journalled packed as sent (pack/unpack).
 
 
-def encode(commands: list[list[bytes]]) -> bytes:
-    out = [struct.pack("<I", len(commands))]
-    for command in commands:
-        out.append(struct.pack("<I", len(command)))
-        for arg in command:
-            out.append(struct.pack("<I", len(arg)))
-            out.append(arg)
-    return b"".join(out)
-
-
-def decode(payload: bytes) -> list[list[bytes]]:
-    view = memoryview(payload)
-    (count,) = struct.unpack_from("<I", view, 0)
-    pos = 4
-    commands = []
-    for _ in range(count):
-        (nargs,) = struct.unpack_from("<I", view, pos)
-        pos += 4
-        args = []
-        for _ in range(nargs):
-            (length,) = struct.unpack_from("<I", view, pos)
-            pos += 4
-            args.append(bytes(view[pos : pos + length]))
-            pos += length
-        commands.append(args)
-    return commands
-
-
-def apply(client: redis.Redis, commands: list[list[bytes]]) -> None:
-    """Run a write set in one non-transactional pipeline; a stream entry already added is skipped."""
+def apply(client: redis.Redis, commands: list[tuple], packed: bytes | None = None) -> None:
+    """Run a write set in one round trip (non-transactional); a stream entry already added is skipped."""
     if not commands:
         return
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        if command[0] == _GUARD:
-            pipe.execute_command("EVAL", _GUARDED_RPUSH, 1, *command[1:])
-        else:
-            # The name as text: a cluster pipeline looks its routing policy up by name (str only).
-            pipe.execute_command(command[0].decode(), *command[1:])
-    for command, result in zip(commands, pipe.execute(raise_on_error=False), strict=True):
+    for command, result in zip(commands, run(client, commands, packed), strict=True):
         if isinstance(result, Exception):
             if command[0] == b"XADD" and "equal or smaller" in str(result):
                 continue  # added by the run that journalled it: a replay adds nothing twice
             raise result
+
+
+def _value(reply: object) -> bytes | None:
+    if isinstance(reply, Exception):
+        raise reply
+    return reply  # type: ignore[return-value]
 
 
 def _b(value: str | int | float) -> bytes:
@@ -296,16 +358,12 @@ class Store:
         wanted_fields = [f for f in dict.fromkeys(fields) if f not in self.fields]
         if not wanted and not wanted_fields:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for key in wanted:
-            pipe.get(key)
-        for key, name in wanted_fields:
-            pipe.hget(key, name)
-        results = pipe.execute()
+        results = run(self.client, [(b"GET", key) for key in wanted] +
+                      [(b"HGET", key, name) for key, name in wanted_fields])
         for key, value in zip(wanted, results, strict=False):
-            self.values[key] = value
+            self.values[key] = _value(value)
         for pair, value in zip(wanted_fields, results[len(wanted):], strict=True):
-            self.fields[pair] = value
+            self.fields[pair] = _value(value)
 
     def prefetch_records(self, ids: Iterable[bytes]) -> None:
         self.prefetch(self.keys.article(i.hex()) for i in ids if i not in self.facts)
@@ -376,37 +434,38 @@ class Store:
     def rpush(self, key: str, value: bytes) -> None:
         self.appends.setdefault(key, []).append(value)
 
-    def commands(self, stream_maxlen: int) -> list[list[bytes]]:
+    def commands(self, stream_maxlen: int) -> list[tuple]:
         """The batch's write set: absolute values, in an order a replay can repeat."""
-        out: list[list[bytes]] = []
+        out: list[tuple] = []
         for key, members in self.zadds.items():
-            out.append([b"ZADD", key.encode(), b"NX", *(x for m, s in members.items() for x in (_b(s), m))])
+            if members:
+                out.append((b"ZADD", key.encode(), b"NX", *(x for m, s in members.items() for x in (_b(s), m))))
         for key, values in self.appends.items():
-            out.append([_GUARD, key.encode(), _b(self.lengths[key]), *values])
+            out.append((b"EVAL", _GUARDED_RPUSH.encode(), b"1", key.encode(), _b(self.lengths[key]), *values))
         for article_id in self.dirty_records:
             facts = self.facts.get(article_id)
             key = self.keys.article(article_id.hex()).encode()
-            out.append([b"SET", key, facts.to_bytes()] if facts else [b"DEL", key])
+            out.append((b"SET", key, facts.to_bytes()) if facts else (b"DEL", key))
         for key in self.dirty_values:
             value = self.values[key]
-            out.append([b"SET", key.encode(), value] if value is not None else [b"DEL", key.encode()])
+            out.append((b"SET", key.encode(), value) if value is not None else (b"DEL", key.encode()))
         for key, name in self.dirty_fields:
             value = self.fields[(key, name)]
-            out.append([b"HSET", key.encode(), name, value] if value is not None else
-                       [b"HDEL", key.encode(), name])
+            out.append((b"HSET", key.encode(), name, value) if value is not None else
+                       (b"HDEL", key.encode(), name))
         if self.dirty_stats:
             assert self.stats is not None
-            out.append([b"HSET", self.keys.stats.encode(),
-                        *(x for name in self.dirty_stats for x in (name.encode(), _b(self.stats[name])))])
+            out.append((b"HSET", self.keys.stats.encode(),
+                        *(x for name in self.dirty_stats for x in (name.encode(), _b(self.stats[name])))))
         for key, members in self.srems.items():
-            out.append([b"SREM", key.encode(), *members])
+            out.append((b"SREM", key.encode(), *members))
         for key, name in self.hdels:
-            out.append([b"HDEL", key.encode(), name])
-        out.extend(self.extra)
+            out.append((b"HDEL", key.encode(), name))
+        out.extend(tuple(command) for command in self.extra)
         out.extend(self._stream_commands(stream_maxlen))
         return out
 
-    def _stream_commands(self, maxlen: int) -> list[list[bytes]]:
+    def _stream_commands(self, maxlen: int) -> list[tuple]:
         """Stream entries with explicit ids after the stream's last: a replay's XADD is refused."""
         events = [e for e in self.events if not e.deferred]
         for event in self.events:
@@ -428,24 +487,35 @@ class Store:
                 ms, seq = now, 0
             else:
                 seq += 1
-            trim = [b"MAXLEN", b"~", _b(maxlen)] if maxlen > 0 else []
+            trim = (b"MAXLEN", b"~", _b(maxlen)) if maxlen > 0 else ()
             event.entry_id = f"{ms}-{seq}"
-            out.append([b"XADD", self.keys.canonical_stream.encode(), *trim, event.entry_id.encode(),
-                        *(x.encode("utf-8", "replace") for pair in event.fields for x in pair)])
+            out.append((b"XADD", self.keys.canonical_stream.encode(), *trim, event.entry_id.encode(),
+                        *(x.encode("utf-8", "replace") for pair in event.fields for x in pair)))
         self.stream_last = (ms, seq)
         return out
 
 
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _last_id(info: object) -> tuple[int, int]:
+    """The last-generated-id of an XINFO STREAM reply ((0, 0) for an error: no stream yet)."""
+    if isinstance(info, Exception) or not info:
+        return 0, 0
+    if isinstance(info, dict):
+        last = info.get("last-generated-id") or info.get(b"last-generated-id") or b"0-0"
+    else:
+        flat = list(info)  # type: ignore[call-overload]
+        pairs = dict(zip(map(_str, flat[::2]), flat[1::2], strict=True))
+        last = pairs.get("last-generated-id") or b"0-0"
+    ms, _, seq = _str(last).partition("-")
+    return int(ms), int(seq or 0)
+
+
 def last_stream_id(client: redis.Redis, keys: Keys) -> tuple[int, int]:
     """The last id the canonical stream generated ((0, 0) when it does not exist)."""
-    try:
-        info = client.xinfo_stream(keys.canonical_stream)
-    except redis.ResponseError:
-        return 0, 0
-    last = info.get("last-generated-id") or info.get(b"last-generated-id") or b"0-0"
-    text = last.decode() if isinstance(last, bytes) else str(last)
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
+    return _last_id(run(client, [(b"XINFO", b"STREAM", keys.canonical_stream)])[0])
 
 
 def event_fields(event: str, event_id: str, canonical_hex: str, url: str, title: str, text: str, published: str,
@@ -473,7 +543,7 @@ def members_of(store: Store, cluster_id: bytes) -> tuple[ClusterValue | None, li
     value = store.cluster(cluster_id)
     if value is None:
         return None, [cluster_id]
-    return value, [m.id for m in value.members]
+    return value, value.ids
 
 
 def sealed(store: Store, cluster_id: bytes) -> bool:
@@ -644,7 +714,6 @@ class Decider:
     def prefetch(self, s: Store, items: list[Article]) -> None:
         """Read what a batch's decisions need in four pipelines (records and buckets, candidates,
         their clusters and founders, the clusters' canonicals)."""
-        pipe = self.client.pipeline(transaction=False)
         record_keys = [self.keys.article(item.id.hex()) for item in items]
         slot_pairs: list[tuple[str, bytes]] = []
         for item in items:
@@ -653,33 +722,26 @@ class Decider:
             slot_pairs.extend(bands)
         slot_pairs = [p for p in dict.fromkeys(slot_pairs) if p not in s.fields]
         list_keys = list(dict.fromkeys(item.bucket_key for item in items))
-        for key in record_keys:
-            pipe.get(key)
-        for key, name in slot_pairs:
-            pipe.hget(key, name)
-        for key in list_keys:
-            pipe.llen(key)
-        pipe.hgetall(self.keys.stats)
-        pipe.xinfo_stream(self.keys.canonical_stream)
-        results = pipe.execute(raise_on_error=False)
+        commands: list[tuple] = [(b"GET", key) for key in record_keys]
+        commands += [(b"HGET", key, name) for key, name in slot_pairs]
+        commands += [(b"LLEN", key) for key in list_keys]
+        commands += [(b"HGETALL", self.keys.stats), (b"XINFO", b"STREAM", self.keys.canonical_stream)]
+        results = run(self.client, commands)
         for key, value in zip(record_keys, results, strict=False):
-            s.values[key] = value
+            s.values[key] = _value(value)
         pos = len(record_keys)
         for pair, value in zip(slot_pairs, results[pos:], strict=False):
-            s.fields[pair] = value
+            s.fields[pair] = _value(value)
         pos += len(slot_pairs)
         for key, value in zip(list_keys, results[pos:], strict=False):
-            s.lengths[key] = int(value)
+            s.lengths[key] = int(_value(value))  # type: ignore[arg-type]
         pos += len(list_keys)
-        s.stats = {k.decode(): int(v) for k, v in results[pos].items()}
-        info = results[pos + 1]
-        if isinstance(info, Exception):
-            s.stream_last = (0, 0)
+        flat = _value(results[pos]) or []
+        if isinstance(flat, dict):
+            s.stats = {_str(k): int(v) for k, v in flat.items()}
         else:
-            last = info.get("last-generated-id") or info.get(b"last-generated-id") or b"0-0"
-            text = last.decode() if isinstance(last, bytes) else str(last)
-            ms, _, seq = text.partition("-")
-            s.stream_last = (int(ms), int(seq or 0))
+            s.stats = {_str(k): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        s.stream_last = _last_id(results[pos + 1])
         # Candidates: the content-hash slot's ids, else the bands' (as lookup reads them).
         wanted: list[bytes] = []
         for item in items:
@@ -741,28 +803,29 @@ class Decider:
             own_event("new", item.id, None)
         else:
             cluster_id, value, members, bridged, old_canonicals = self.join_plan(s, matches)
-            table: list[Member] = []
+            parts: list[bytes] = []
             if value is not None:
-                table.extend(value.members)
+                parts.append(value.table)
             else:
                 founder = s.record(cluster_id)
                 if founder is not None:
-                    table.append(Member.of(founder))
+                    parts.append(policy.pack_member(founder))
             for other_id, _, added, other_value in bridged:
-                by_id = {m.id: m for m in other_value.members} if other_value else {}
+                entries = ({m.id: policy.pack_member(m) for m in other_value.members} if other_value else {})
                 for m in added:
                     r = s.record(m)
                     if r is not None:
                         r.cluster = cluster_id
                         s.put_record(r)
-                        table.append(by_id.get(m) or Member.of(r))
+                        parts.append(entries.get(m) or policy.pack_member(r))
                 s.put_cluster(other_id, None)
                 s.incr("clusters", -1)
             a.cluster = cluster_id
             s.put_record(a)
-            table.append(Member.of(a))
-            best, reason = policy.choose_canonical(table, t.excerpt_ratio)  # type: ignore[attr-defined]
-            canonical_id = table[best].id
+            parts.append(policy.pack_member(a))
+            table = b"".join(parts)
+            best, reason = policy.choose_in_table(table, t.excerpt_ratio)  # type: ignore[attr-defined]
+            canonical_id = policy.table_id(table, best)
             old_canonical = next(iter(old_canonicals))
             if canonical_id == old_canonical and not bridged:
                 # The canonical stays: only the newcomer is related to it (a hot story's 500th copy
@@ -771,11 +834,12 @@ class Decider:
                 assert canonical is not None
                 relabel(s, [a], canonical, t.excerpt_ratio, a.id)  # type: ignore[attr-defined]
             else:
-                s.prefetch_records(m.id for m in table)
-                records = [r for r in (a if m.id == a.id else s.record(m.id) for m in table) if r is not None]
-                if len(records) != len(table):
-                    table = [Member.of(r) for r in records]
-                    best, reason = policy.choose_canonical(table, t.excerpt_ratio)  # type: ignore[attr-defined]
+                ids = ClusterValue(b"", 0, table).ids
+                s.prefetch_records(ids)
+                records = [r for r in (a if m == a.id else s.record(m) for m in ids) if r is not None]
+                if len(records) != len(ids):
+                    table = b"".join(policy.pack_member(r) for r in records)
+                    best, reason = policy.choose_in_table(table, t.excerpt_ratio)  # type: ignore[attr-defined]
                 canonical = records[best]
                 relabel(s, records, canonical, t.excerpt_ratio, a.id)  # type: ignore[attr-defined]
             s.put_cluster(cluster_id, ClusterValue(canonical.id, reason, table))
@@ -920,8 +984,7 @@ class Decider:
                             records[0].cluster = records[0].id
                             s.put_record(records[0])
                         else:
-                            s.put_cluster(r.cluster, ClusterValue(canonical.id, reason,
-                                                                  [Member.of(o) for o in records]))
+                            s.put_cluster(r.cluster, ClusterValue.of(canonical.id, reason, records))
             else:
                 s.incr("thin", -1)
             s.drop_record(article_id)
@@ -950,4 +1013,5 @@ class Decider:
         return True
 
 
-__all__ = ["Article", "Decider", "Lease", "LeaseLost", "Outcome", "Settings", "Store", "apply", "decode", "encode"]
+__all__ = ["Article", "Decider", "Lease", "LeaseLost", "Outcome", "Settings", "Store", "apply", "pack", "run",
+           "unpack"]

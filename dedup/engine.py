@@ -5,11 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
+import multiprocessing.process
+import multiprocessing.queues
+import queue
 import time
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import chain, islice
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -218,22 +223,83 @@ class Engine:
         return self.decide([self.prepare(article)])[0]
 
     def add_many(self, articles: Iterable[Article]) -> Iterator[Decision]:
-        """Decide articles in pipelined batches, in order; the next batch is fingerprinted while
-        Redis runs the previous one (one round trip per batch, one script per article)."""
+        """Decide articles in batches, in order. From a few batches on, a child process fingerprints the
+        next batches while this one decides (deciding is Python now, so a thread would share one core
+        with fingerprinting); fewer batches are fingerprinted here, the next one in a thread."""
+        size = max(1, self.config.batch_size)
+        source = iter(articles)
+        ahead: list[list[Article]] = []
+        while len(ahead) < _FORK_FROM_BATCHES and (batch := list(islice(source, size))):
+            ahead.append(batch)
+        batches = chain(ahead, iter(lambda: list(islice(source, size)), []))
+        if len(ahead) >= _FORK_FROM_BATCHES and "fork" in multiprocessing.get_all_start_methods():
+            yield from self._add_forked(batches)
+        else:
+            yield from self._add_threaded(batches)
+
+    def _add_threaded(self, batches: Iterable[list[Article]]) -> Iterator[Decision]:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdedup-redis") as io:
             in_flight: Future[list[Decision]] | None = None
-            batch: list[Article] = []
-            for article in articles:
-                batch.append(article)
-                if len(batch) >= self.config.batch_size:
-                    prepared = self.prepare_many(batch)
-                    if in_flight is not None:
-                        yield from in_flight.result()
-                    in_flight, batch = io.submit(self.decide, prepared), []
+            for batch in batches:
+                prepared = self.prepare_many(batch)
+                if in_flight is not None:
+                    yield from in_flight.result()
+                in_flight = io.submit(self.decide, prepared)
             if in_flight is not None:
                 yield from in_flight.result()
-            if batch:
-                yield from self.decide(self.prepare_many(batch))
+
+    def _add_forked(self, batches: Iterable[list[Article]]) -> Iterator[Decision]:
+        """Fingerprint in a child process (forked: it shares this engine's settings and opens its own
+        Redis connections), at most _PREPARE_AHEAD batches ahead, and decide here, in order."""
+        context = multiprocessing.get_context("fork")
+        requests = context.Queue(maxsize=_PREPARE_AHEAD)
+        results = context.Queue()
+        child = context.Process(target=self._prepare_worker, args=(requests, results), daemon=True,
+                                name="newsdedup-prepare")
+        child.start()
+        in_flight = 0
+        try:
+            for batch in batches:
+                requests.put(batch)
+                in_flight += 1
+                if in_flight > _PREPARE_AHEAD:
+                    yield from self.decide(self._prepared(results, child))
+                    in_flight -= 1
+            while in_flight:
+                yield from self.decide(self._prepared(results, child))
+                in_flight -= 1
+        finally:
+            try:
+                requests.put_nowait(None)
+            except (queue.Full, ValueError, OSError):
+                pass
+            child.join(5)
+            if child.is_alive():
+                child.terminate()
+                child.join(5)
+            requests.close()
+            results.close()
+
+    @staticmethod
+    def _prepared(results: multiprocessing.queues.Queue, child: multiprocessing.process.BaseProcess) -> list[Prepared]:
+        while True:
+            try:
+                status, value = results.get(timeout=1.0)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(f"the fingerprinting process died (exit code {child.exitcode})") from None
+                continue
+            if status == "error":
+                raise value
+            return value
+
+    def _prepare_worker(self, requests: multiprocessing.queues.Queue, results: multiprocessing.queues.Queue) -> None:
+        """The child of _add_forked: prepare_many for each batch, in order; an error goes back in its place."""
+        while (batch := requests.get()) is not None:
+            try:
+                results.put(("ok", self.prepare_many(batch)))
+            except Exception as exc:  # raised in the parent, where the batch is decided
+                results.put(("error", _portable(exc)))
 
     def decide(self, prepared: list[Prepared]) -> list[Decision]:
         """Decide prepared articles, in order, as one batch under the decider lease (dedup.decider):
@@ -273,17 +339,18 @@ class Engine:
             self.lease.release()
 
     def _replay(self, payload: bytes) -> None:
-        dec.apply(self.client, dec.decode(payload))
+        dec.apply(self.client, dec.unpack(payload), payload)
 
     def _commit(self, store: dec.Store) -> None:
         """Journal a batch's write set (fenced by the lease), apply it, clear the journal."""
         commands = store.commands(self.config.stream_maxlen)
         if not commands:
             return
-        self.lease.journal(dec.encode(commands))
+        packed = dec.pack(commands)
+        self.lease.journal(packed)
         if self.lease.remaining() < dec.APPLY_MARGIN_MS / 1000:
             raise dec.LeaseLost("the decider lease is about to expire: the journalled batch is left to the next holder")
-        dec.apply(self.client, commands)
+        dec.apply(self.client, commands, packed)
         self.lease.clear()
 
     def _count_hourly(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
@@ -516,6 +583,22 @@ class Engine:
         if removed:
             log.info("retention: %d articles older than %.0f s removed", removed, self.config.retention)
         return removed
+
+
+_FORK_FROM_BATCHES = 3
+"""add_many fingerprints in a child process when the input has at least this many batches."""
+_PREPARE_AHEAD = 2
+"""Batches the child fingerprints ahead of the one being decided."""
+
+
+def _portable(exc: Exception) -> Exception:
+    """An exception that crosses a process boundary with its type and message (or a RuntimeError saying so)."""
+    try:
+        copy = type(exc)(*exc.args)
+        copy.__reduce__()
+        return copy
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _site(article: Article) -> str:

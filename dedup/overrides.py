@@ -47,7 +47,7 @@ from dedup import policy
 from dedup import record as rec
 from dedup.decider import Store, relabel, sealed, stored_event
 from dedup.engine import Engine
-from dedup.policy import ClusterValue, Facts, Member
+from dedup.policy import ClusterValue, Facts
 
 
 class OverrideError(ValueError):
@@ -187,8 +187,9 @@ class _Apply:
         value = self.s.cluster(r.cluster)
         if value is None:
             return [r]
-        self.s.prefetch_records(m.id for m in value.members)
-        return [o for o in (r if m.id == r.id else self.s.record(m.id) for m in value.members) if o is not None]
+        ids = value.ids
+        self.s.prefetch_records(ids)
+        return [o for o in (r if m == r.id else self.s.record(m) for m in ids) if o is not None]
 
     def canonical_of(self, cluster: bytes) -> bytes:
         value = self.s.cluster(cluster)
@@ -209,7 +210,7 @@ class _Apply:
                 self.s.put_record(r)
         relabel(self.s, records, canonical, self.ratio, None)
         if len(records) > 1:
-            self.s.put_cluster(cluster_id, ClusterValue(canonical.id, reason, [Member.of(r) for r in records]))
+            self.s.put_cluster(cluster_id, ClusterValue.of(canonical.id, reason, records))
         else:
             self.s.put_cluster(cluster_id, None)
         for old in replaced:

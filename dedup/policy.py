@@ -129,36 +129,67 @@ _MEMBER_DTYPE = np.dtype([("id", ">u8"), ("flags", "u1"), ("n", "<u4"), ("publis
 assert _MEMBER_DTYPE.itemsize == _MEMBER.size
 
 
+def pack_member(m: Member | Facts) -> bytes:
+    """One member's entry in a cluster value."""
+    return _MEMBER.pack(m.id, m.flags, m.n_shingles, m.published, m.arrived, m.canonical_link, m.source_link)
+
+
 class ClusterValue:
     """The stored value of a cluster of two or more: canonical id, reason code, then one entry per
-    member (id, flags, n_shingles, published, arrived, canonical link, source link; 37 bytes)."""
+    member (id, flags, n_shingles, published, arrived, canonical link, source link; 37 bytes). The
+    entries stay packed (`table`): a join appends one and elects from the table with array operations."""
 
     HEAD = 9
 
-    def __init__(self, canonical: bytes, reason: int, members: list[Member]) -> None:
+    def __init__(self, canonical: bytes, reason: int, table: bytes) -> None:
         self.canonical = canonical
         self.reason = reason
-        self.members = members
+        self.table = table
+
+    @classmethod
+    def of(cls, canonical: bytes, reason: int, members: list[Member] | list[Facts]) -> ClusterValue:
+        return cls(canonical, reason, b"".join(pack_member(m) for m in members))
 
     @classmethod
     def parse(cls, raw: bytes) -> ClusterValue:
-        members = [Member(*fields) for fields in _MEMBER.iter_unpack(raw[cls.HEAD:])]
-        return cls(raw[:8], raw[8], members)
+        return cls(raw[:8], raw[8], raw[cls.HEAD:])
+
+    @property
+    def members(self) -> list[Member]:
+        return members_of_table(self.table)
+
+    @property
+    def ids(self) -> list[bytes]:
+        size = _MEMBER.size
+        return [self.table[pos : pos + 8] for pos in range(0, len(self.table) - size + 1, size)]
 
     @staticmethod
     def member_ids(raw: bytes) -> list[bytes]:
         """Just the member ids of a stored value."""
-        size = _MEMBER.size
-        return [raw[pos : pos + 8] for pos in range(ClusterValue.HEAD, len(raw) - size + 1, size)]
-
-    @staticmethod
-    def head(raw: bytes) -> tuple[bytes, int]:
-        return raw[:8], raw[8]
+        return ClusterValue.parse(raw).ids
 
     def pack(self) -> bytes:
-        return b"".join([self.canonical, bytes([self.reason]),
-                         *(_MEMBER.pack(m.id, m.flags, m.n_shingles, m.published, m.arrived, m.canonical_link,
-                                        m.source_link) for m in self.members)])
+        return b"".join([self.canonical, bytes([self.reason]), self.table])
+
+
+def members_of_table(table: bytes) -> list[Member]:
+    return [Member(*fields) for fields in _MEMBER.iter_unpack(table)]
+
+
+def table_size(table: bytes) -> int:
+    return len(table) // _MEMBER.size
+
+
+def table_id(table: bytes, index: int) -> bytes:
+    pos = index * _MEMBER.size
+    return table[pos : pos + 8]
+
+
+def choose_in_table(table: bytes, excerpt_ratio: float) -> tuple[int, int]:
+    """choose_canonical over a packed member table (no member objects for a large cluster)."""
+    if table_size(table) > _SMALL:
+        return _choose_canonical_array(np.frombuffer(table, dtype=_MEMBER_DTYPE), excerpt_ratio)
+    return _choose_canonical_small(members_of_table(table), excerpt_ratio)
 
 
 # Verification
@@ -281,7 +312,9 @@ def _criteria(m: Member | Facts, max_n: int, excerpt_ratio: float) -> tuple[int 
 def choose_canonical(members: list[Member] | list[Facts], excerpt_ratio: float) -> tuple[int, int]:
     """The index of the canonical among members, and the reason it beat the runner-up."""
     if len(members) > _SMALL:
-        return _choose_canonical_array(members, excerpt_ratio)
+        table = np.frombuffer(b"".join(pack_member(m) for m in members), dtype=_MEMBER_DTYPE)
+        best, reason = _choose_canonical_array(table, excerpt_ratio)
+        return best, reason
     return _choose_canonical_small(members, excerpt_ratio)
 
 
@@ -315,12 +348,9 @@ def _choose_canonical_small(members: list[Member] | list[Facts], excerpt_ratio: 
     return best, reason
 
 
-def _choose_canonical_array(members: list[Member] | list[Facts], excerpt_ratio: float) -> tuple[int, int]:
-    """choose_canonical for a large cluster: the same election in a few array operations."""
-    n = len(members)
-    table = np.frombuffer(b"".join(_MEMBER.pack(m.id, m.flags, m.n_shingles, m.published, m.arrived,
-                                                m.canonical_link, m.source_link) for m in members),
-                          dtype=_MEMBER_DTYPE)
+def _choose_canonical_array(table: np.ndarray, excerpt_ratio: float) -> tuple[int, int]:
+    """choose_canonical for a large cluster: the same election in a few array operations on its table."""
+    n = len(table)
     ids = table["id"]
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
@@ -335,8 +365,6 @@ def _choose_canonical_array(members: list[Member] | list[Facts], excerpt_ratio: 
     vote1 = (first != 0) & (first != ids) & found1
     vote2 = (second != 0) & (second != ids) & found2 & (second != first)
     votes = np.bincount(np.concatenate([at1[vote1], at2[vote2]]), minlength=n).astype(np.int64)
-    for m, v in zip(members, votes.tolist(), strict=True):
-        m.votes = v
     flags = table["flags"].astype(np.int64)
     size = table["n"].astype(np.int64)
     published = table["published"].astype(np.int64)
@@ -363,6 +391,7 @@ def _choose_canonical_array(members: list[Member] | list[Facts], excerpt_ratio: 
 
 
 __all__ = [
-    "ClusterValue", "Facts", "Member", "Scored", "adds_reach", "choose_canonical", "opening_similarity",
+    "ClusterValue", "Facts", "Member", "Scored", "adds_reach", "choose_canonical", "choose_in_table",
+    "members_of_table", "opening_similarity", "pack_member", "table_id", "table_size",
     "ranked", "relation", "score_bits", "stat_kind", "verify",
 ]

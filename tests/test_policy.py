@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from dedup import policy
@@ -35,13 +36,14 @@ def test_a_large_cluster_is_elected_as_a_small_one_would_be(seed: int) -> None:
     rng = random.Random(seed)
     members = _members(rng, rng.choice([2, 3, 5, 24, 25, 60, 300]))
     by_loop = policy._choose_canonical_small(members, 0.8)
-    by_arrays = policy._choose_canonical_array(members, 0.8)
-    assert by_loop == by_arrays
+    table = b"".join(policy.pack_member(m) for m in members)
+    by_arrays = policy._choose_canonical_array(np.frombuffer(table, dtype=policy._MEMBER_DTYPE), 0.8)
+    assert by_loop == by_arrays == policy.choose_in_table(table, 0.8)
 
 
 def test_cluster_values_round_trip() -> None:
     members = _members(random.Random(1), 30)
-    value = ClusterValue(members[3].id, policy.REASON_EARLIEST, members)
+    value = ClusterValue.of(members[3].id, policy.REASON_EARLIEST, members)
     raw = value.pack()
     parsed = ClusterValue.parse(raw)
     assert parsed.canonical == members[3].id and parsed.reason == policy.REASON_EARLIEST
