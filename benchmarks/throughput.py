@@ -37,7 +37,10 @@ from dedup.article import Article  # noqa: E402
 from dedup.engine import Engine  # noqa: E402
 from dedup.keys import Keys  # noqa: E402
 
-GROUND_TRUTH = ROOT.parent / "shared" / "data" / "extraction-benchmark" / "ground-truth.json"
+# The shared data beside the checkout (or beside a worktree's parent directory).
+GROUND_TRUTH = next((p for p in (ROOT.parent / "shared" / "data" / "extraction-benchmark" / "ground-truth.json",
+                                 ROOT.parent.parent / "shared" / "data" / "extraction-benchmark" / "ground-truth.json")
+                     if p.exists()), ROOT.parent / "shared" / "data" / "extraction-benchmark" / "ground-truth.json")
 FALLBACK = ROOT / "tests" / "data" / "extraction" / "ground-truth.json"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from crawler.netguard import parse_dns_servers, parse_networks
+from crawler.redis_conn import cluster_nodes, cluster_url, join_url, parse_node, split_url
 
 DEFAULT_DATA_DIR = ".newsdedup"
 DEFAULT_PREFIX = "newsdedup:"
@@ -64,8 +66,19 @@ def parse_size(value: str | int) -> int:
 @dataclass(frozen=True)
 class RedisSettings:
     url: str | None = None
-    """None: the embedded Redis under data_dir."""
+    """None: the embedded Redis under data_dir (or the cluster of `nodes`). After validation, the URL
+    every client is made from: cluster, nodes, username, password and tls folded in."""
     prefix: str = DEFAULT_PREFIX
+    cluster: bool = False
+    """The URL's hosts (or `nodes`) are seed nodes of a Redis Cluster (same as redis+cluster://)."""
+    nodes: tuple[str, ...] = ()
+    """Seed nodes host:port of a Redis Cluster, when no URL is given (implies cluster)."""
+    username: str = ""
+    """ACL user, when the URL names none."""
+    password: str = ""
+    """Password, when the URL has none (NEWSDEDUP_REDIS_PASSWORD keeps it out of the file)."""
+    tls: bool = False
+    """TLS to the nodes (same as rediss:// or rediss+cluster://)."""
 
 
 @dataclass(frozen=True)
@@ -262,8 +275,7 @@ def validate(settings: Settings) -> Settings:
     prefix = settings.redis.prefix
     if not prefix or any(ch.isspace() for ch in prefix) or "*" in prefix:
         raise fail("redis.prefix", f"key prefix must be non-empty, without spaces or '*': {prefix!r}")
-    if settings.redis.url and not re.match(r"^(redis|rediss|unix)://", settings.redis.url):
-        raise fail("redis.url", "expected a redis://, rediss:// or unix:// URL")
+    settings = replace(settings, redis=_redis_problem(settings.redis, fail))
     if not str(settings.data_dir):
         raise fail("data_dir", "expected a path")
     if settings.dedup.retention <= 0:
@@ -300,6 +312,52 @@ def validate(settings: Settings) -> Settings:
     if ":" in web.user:
         raise fail("web.user", "must not contain ':' (basic auth separates user and password with it)")
     return settings
+
+
+def _redis_problem(section: RedisSettings, fail: Callable[[str, str], ConfigError]) -> RedisSettings:
+    """[redis] with its URL made whole (cluster, nodes, credentials, TLS folded in); ConfigError when unusable."""
+    url = section.url
+    if url and not re.match(r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://", url):
+        raise fail("redis.url", "expected a redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// URL")
+    for node in section.nodes:
+        try:
+            parse_node(node)
+        except ValueError as exc:
+            raise fail("redis.nodes", f"expected host:port seed nodes: {exc}") from None
+    if section.nodes and url:
+        raise fail("redis.nodes", "give either redis.url or redis.nodes, not both")
+    if "{" in section.prefix or "}" in section.prefix:
+        raise fail("redis.prefix", "must not contain '{' or '}' (newsdedup places keys in cluster slots with "
+                                   "hash tags of its own)")
+    if section.nodes:
+        url = cluster_url(section.nodes, tls=section.tls)
+        section = replace(section, cluster=True)
+    elif url is None:
+        if section.cluster:
+            raise fail("redis.cluster", "a cluster needs redis.nodes (seed host:port list) or a redis+cluster:// URL")
+        if section.username or section.password or section.tls:
+            raise fail("redis.password" if section.password else "redis.username" if section.username
+                       else "redis.tls", "applies to a configured Redis: set redis.url or redis.nodes too")
+        return section
+    scheme, credentials, hosts, path, query = split_url(url)
+    if section.cluster or section.tls:
+        if scheme == "unix":
+            raise fail("redis.cluster" if section.cluster else "redis.tls", "does not apply to a unix:// socket URL")
+        tls = section.tls or scheme.startswith("rediss")
+        scheme = ("rediss" if tls else "redis") + ("+cluster" if section.cluster or "+cluster" in scheme else "")
+    if "+cluster" in scheme:
+        try:
+            cluster_nodes(join_url(scheme, "", hosts, path, query))
+        except ValueError as exc:
+            raise fail("redis.url", f"bad cluster URL: {exc}") from None
+    if (section.username or section.password) and scheme != "unix":
+        if credentials:
+            raise fail("redis.password" if section.password else "redis.username",
+                       "the URL has credentials already: give them in one place")
+        credentials = quote(section.username, safe="") + (f":{quote(section.password, safe='')}"
+                                                          if section.password else "")
+    # Folded into the URL, so that validating again (with_flags) finds nothing given twice.
+    return replace(section, url=join_url(scheme, credentials, hosts, path, query), nodes=(), username="", password="")
 
 
 MIN_TOKEN_LENGTH = 16
@@ -356,6 +414,12 @@ def _typed(section: str, key: str, value: Any, kind: type, where: str) -> Any:
         if value < 0:
             raise ConfigError(f"{label}: must not be negative, got {value}")
         return value
+    if kind is tuple:  # a list of strings; from a variable, comma-separated
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{label}: expected a list of strings, got {value!r}")
+        return tuple(value)
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"{label}: expected a string, got {value!r}")
@@ -375,6 +439,8 @@ def _build(cls: type, section: str, values: Mapping[str, Any], where: str) -> An
 
 def _kind(annotation: object) -> type:
     text = str(annotation)
+    if text.startswith("tuple"):
+        return tuple
     for kind in (bool, int, float):
         if text.startswith(kind.__name__):
             return kind

@@ -178,7 +178,7 @@ class Inbox:
         if not ids:
             return
         own = pipe is None
-        pipe = pipe if pipe is not None else self.client.pipeline(transaction=True)
+        pipe = pipe if pipe is not None else self.client.pipeline(transaction=False)
         key = self.keys.seen(seen_day())
         pipe.sadd(key, *ids)
         pipe.expire(key, int(self.retention + 86400))
@@ -186,16 +186,23 @@ class Inbox:
             pipe.execute()
 
     def put(self, article: Article | Fingerprinted, seen_url: str) -> bytes:
-        """Add one article and mark its URL seen, atomically."""
+        """Add one article, then mark its URL seen."""
         return self.put_many([(article, seen_url)])[0]
 
     def put_many(self, items: list[tuple[Article | Fingerprinted, str]]) -> list[bytes]:
-        """Add articles and mark their URLs seen, all in one transaction (one round trip)."""
-        pipe = self.client.pipeline(transaction=True)
+        """Add articles (one round trip), then mark their URLs seen (another).
+
+        Not one transaction: the inbox and the day's seen-set are in different Redis Cluster slots. The
+        order makes a crash between the two harmless: the URLs are fetched again, and deciding an
+        article already decided returns its decision (its id is its URL's), so nothing is queued twice;
+        the other order could mark an article seen that never reached the inbox.
+        """
+        pipe = self.client.pipeline(transaction=False)
         for article, _ in items:
             pipe.xadd(self.keys.inbox, encode(article))  # type: ignore[arg-type]
-        self.mark_seen([url for _, url in items], pipe)
-        return pipe.execute()[: len(items)]  # type: ignore[no-any-return]
+        entry_ids = pipe.execute()
+        self.mark_seen([url for _, url in items])
+        return entry_ids  # type: ignore[no-any-return]
 
     def length(self) -> int:
         return int(self.client.xlen(self.keys.inbox))
@@ -310,6 +317,13 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError,
+               # A cluster failing over or moving slots: the client follows once the cluster settles.
+               redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+               redis.exceptions.SlotNotCoveredError)
+"""What redis_retry waits out: Redis unreachable, loading, or a cluster between layouts."""
+
+
 class Stopped(Exception):
     """Raised by redis_retry when the service stops while Redis is unreachable."""
 
@@ -324,7 +338,7 @@ async def redis_retry(
     while True:
         try:
             result = await asyncio.to_thread(call, *args)
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError) as exc:
+        except UNREACHABLE as exc:
             failures += 1
             if metrics is not None:
                 metrics.redis_errors.labels(stage).inc()

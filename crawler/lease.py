@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import redis
 
@@ -141,6 +142,63 @@ class Leases:
         except PermissionError:
             return None
         return None
+
+
+class LeaseKeeper:
+    """Renews the leases this process holds from a thread of its own, every ttl/3.
+
+    Not from the event loop, nor through the shared thread pool: a loop stalled by a busy machine, or
+    a pool full of blocking Redis reads, let a running crawl's lease expire, and a second instance
+    crawled the same source in the same tick. A thread is only stopped by what stops the process.
+    """
+
+    def __init__(self, leases: Leases, interval: float | None = None) -> None:
+        self.leases = leases
+        self.interval = interval if interval is not None else max(0.2, leases.ttl_ms / 3000)
+        self._held: dict[tuple[str, str], Callable[[], None]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def hold(self, source: str, token: str, on_lost: Callable[[], None]) -> None:
+        """Keep renewing this lease until `drop`; `on_lost` (called from the keeper's thread) when another
+        instance has it."""
+        with self._lock:
+            self._held[(source, token)] = on_lost
+            if self._thread is None or not self._thread.is_alive():
+                self._stopped = False
+                self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self._thread.start()
+
+    def drop(self, source: str, token: str) -> None:
+        with self._lock:
+            self._held.pop((source, token), None)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._wake.wait(self.interval):
+            with self._lock:
+                if self._stopped:
+                    return
+                held = list(self._held.items())
+            for (source, token), on_lost in held:
+                try:
+                    kept = self.leases.renew(source, token)
+                except redis.RedisError as exc:  # Redis away: try again next round; the TTL covers a while
+                    log.warning("lease renewal failed: %s", exc, extra=about(source))
+                    continue
+                if not kept:
+                    with self._lock:
+                        still = self._held.pop((source, token), None)
+                    if still is not None:
+                        still()
 
 
 def _text(value: object) -> str:

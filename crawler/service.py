@@ -22,7 +22,7 @@ from crawler import control
 from crawler.config import Settings, SourceSettings
 from crawler.health import HealthServer, Metrics
 from crawler.inbox import GROUP, Entry, Inbox, Stopped, instance_name, redis_retry
-from crawler.lease import Leases
+from crawler.lease import LeaseKeeper, Leases
 from crawler.logs import about, configure_logging  # noqa: F401 - configure_logging: callers import it here
 from crawler.settings import ASYNCIO_REACTOR, scrapy_settings
 from crawler.spiders import CrawlJob, SourceSpider, stop_crawl
@@ -82,6 +82,7 @@ class Service:
         self.inbox = Inbox(client, self.keys, retention=settings.dedup.retention, consumer=self.name)
         self.leases = Leases(client, self.keys, ttl=settings.service.lease_ttl,
                              name=settings.service.instance or socket.gethostname())
+        self.lease_keeper = LeaseKeeper(self.leases)
         self.stopping = asyncio.Event()
         self.crawls_done = asyncio.Event()
         self.results: dict[str, str] = {}
@@ -206,6 +207,7 @@ class Service:
                 log.warning("shutdown: articles may be left in the inbox for the next start (Redis unreachable)")
         for task in (heartbeat, *crawl_tasks):
             task.cancel()
+        await asyncio.to_thread(self.lease_keeper.stop)
         if health is not None:
             await health.stop()
         if self._executor is not None:
@@ -355,8 +357,11 @@ class Service:
             self._running.pop(source.name, None)
             self._listed_at[source.name] = job.listed_at or 0.0
             self.metrics.crawls_running.dec()
+        try:  # renewed until released: a release held up must not let the lease lapse first
+            recorded = await self._record(source, token, outcome, job, spider, started)
+        finally:
             renew.cancel()
-        if not await self._record(source, token, outcome, job, spider, started) and outcome != LEASE_LOST:
+        if not recorded and outcome != LEASE_LOST:
             log.warning("lease taken by another instance as the crawl ended: result not recorded",
                         extra=about(source.name))
             outcome = LEASE_LOST
@@ -395,15 +400,15 @@ class Service:
             return True
 
     async def _renew(self, source: str, token: str, lost: asyncio.Event) -> None:
-        """Keep the lease while the crawl runs; when another instance has taken it, stop the crawl."""
-        interval = max(0.5, self.settings.service.lease_ttl / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if not await asyncio.to_thread(self.leases.renew, source, token):
-                    break
-            except redis.RedisError as exc:
-                log.warning("lease renewal failed: %s", exc, extra=about(source))
+        """Keep the lease while the crawl runs (the lease keeper's thread renews it); when another
+        instance has taken it, stop the crawl."""
+        loop = asyncio.get_running_loop()
+        taken = asyncio.Event()
+        self.lease_keeper.hold(source, token, lambda: loop.call_soon_threadsafe(taken.set))
+        try:
+            await taken.wait()
+        finally:
+            self.lease_keeper.drop(source, token)
         lost.set()
         try:
             holder = await asyncio.to_thread(self.leases.holder, source)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import redis
 
+from dedup.cluster import run_script
 from dedup.keys import Keys
 from dedup.normalize import fold
 
@@ -146,7 +147,7 @@ class BoilerplateLearner:
         else:
             pipe = self.client.pipeline(transaction=False)
             for keys, args in calls:
-                self._count(keys=keys, args=args, client=pipe)
+                run_script(self._count, keys, args, pipe)
             results = iter(pipe.execute() if calls else [])
         found: list[frozenset[bytes]] = []
         sizes: dict[str, int] = {}

@@ -106,7 +106,7 @@ def server_trouble(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
                         redis.exceptions.MasterDownError, redis.exceptions.ClusterDownError,
-                        redis.exceptions.TryAgainError)):
+                        redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError)):
         return True
     if not isinstance(exc, redis.ResponseError):
         return False

@@ -5,21 +5,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
+import multiprocessing.process
+import multiprocessing.queues
+import queue
 import time
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from itertools import chain, islice
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
 
+from dedup import decider as dec
 from dedup import hourly
 from dedup import record as rec
 from dedup.article import Article, Decision
 from dedup.boilerplate import CAPACITY as BOILERPLATE_CAPACITY
 from dedup.boilerplate import BoilerplateLearner, discount
-from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
+from dedup.cluster import get_many
+from dedup.index import IndexParams, Thresholds, ensure_params, slots
+from dedup.policy import ClusterValue
 from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
@@ -32,7 +41,7 @@ log = logging.getLogger(__name__)
 
 _EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
 _FUTURE_SLACK = 2 * 86400
-# Why a cluster's canonical won (the codes the scripts store with each cluster).
+# Why a cluster's canonical won (the codes stored with each cluster, dedup.policy).
 REASONS = {
     0: "only member",
     1: "operator override",
@@ -116,7 +125,7 @@ class Fingerprinted:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An article fingerprinted and packed, ready for the decide script (pure, no I/O)."""
+    """An article fingerprinted and packed, ready to decide (pure, no I/O)."""
 
     article: Article
     id: str
@@ -138,7 +147,9 @@ class Engine:
         self.keys = keys or Keys()
         self.config = config or EngineConfig()
         ensure_params(client, self.keys, self.config.params)
-        self.scripts = Scripts(client)
+        self.lease = dec.Lease(client, self.keys)
+        self.decider = dec.Decider(client, self.keys, dec.Settings(
+            self.config.thresholds, self.config.stream_maxlen, self._slots_of))
         self.boilerplate = (
             BoilerplateLearner(client, self.keys, self.config.retention, self.config.boilerplate_capacity)
             if self.config.boilerplate_capacity > 0 else None
@@ -146,17 +157,6 @@ class Engine:
         self._last_expiry = 0.0
         self._resumed = False
         """Whether this engine has completed the re-indexing an earlier process left (see forget)."""
-        p, t = self.config.params, self.config.thresholds
-        self._decide_config = " ".join(
-            str(value)
-            for value in (
-                p.bands, p.rows, p.lead_bands, p.lead_rows, p.shards, t.bucket_cap, t.near,
-                t.same_site_near, t.contained, t.contained_jaccard, t.excerpt_lead,
-                t.excerpt_containment, t.excerpt_jaccard, t.min_shared, t.max_candidates,
-                t.excerpt_ratio, self.config.stream_maxlen, t.max_merge, t.reach,
-            )
-        )
-        self._forget_config = f"{t.excerpt_ratio}"
 
     # Deciding
 
@@ -245,49 +245,135 @@ class Engine:
         return self.decide([self.prepare(article)])[0]
 
     def add_many(self, articles: Iterable[Article | Fingerprinted]) -> Iterator[Decision]:
-        """Decide articles in pipelined batches, in order; the next batch is fingerprinted while
-        Redis runs the previous one (one round trip per batch, one script per article)."""
+        """Decide articles in batches, in order. From a few batches on, a child process fingerprints the
+        next batches while this one decides (deciding is Python now, so a thread would share one core
+        with fingerprinting); fewer batches are fingerprinted here, the next one in a thread."""
+        size = max(1, self.config.batch_size)
+        source = iter(articles)
+        ahead: list[list[Article | Fingerprinted]] = []
+        while len(ahead) < _FORK_FROM_BATCHES and (batch := list(islice(source, size))):
+            ahead.append(batch)
+        batches = chain(ahead, iter(lambda: list(islice(source, size)), []))
+        if len(ahead) >= _FORK_FROM_BATCHES and "fork" in multiprocessing.get_all_start_methods():
+            yield from self._add_forked(batches)
+        else:
+            yield from self._add_threaded(batches)
+
+    def _add_threaded(self, batches: Iterable[list[Article | Fingerprinted]]) -> Iterator[Decision]:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdedup-redis") as io:
             in_flight: Future[list[Decision]] | None = None
-            batch: list[Article | Fingerprinted] = []
-            for article in articles:
-                batch.append(article)
-                if len(batch) >= self.config.batch_size:
-                    prepared = self.prepare_many(batch)
-                    if in_flight is not None:
-                        yield from in_flight.result()
-                    in_flight, batch = io.submit(self.decide, prepared), []
+            for batch in batches:
+                prepared = self.prepare_many(batch)
+                if in_flight is not None:
+                    yield from in_flight.result()
+                in_flight = io.submit(self.decide, prepared)
             if in_flight is not None:
                 yield from in_flight.result()
-            if batch:
-                yield from self.decide(self.prepare_many(batch))
+
+    def _add_forked(self, batches: Iterable[list[Article | Fingerprinted]]) -> Iterator[Decision]:
+        """Fingerprint in a child process (forked: it shares this engine's settings and opens its own
+        Redis connections), at most _PREPARE_AHEAD batches ahead, and decide here, in order."""
+        context = multiprocessing.get_context("fork")
+        requests = context.Queue(maxsize=_PREPARE_AHEAD)
+        results = context.Queue()
+        child = context.Process(target=self._prepare_worker, args=(requests, results), daemon=True,
+                                name="newsdedup-prepare")
+        child.start()
+        in_flight = 0
+        try:
+            for batch in batches:
+                requests.put(batch)
+                in_flight += 1
+                if in_flight > _PREPARE_AHEAD:
+                    yield from self.decide(self._prepared(results, child))
+                    in_flight -= 1
+            while in_flight:
+                yield from self.decide(self._prepared(results, child))
+                in_flight -= 1
+        finally:
+            try:
+                requests.put_nowait(None)
+            except (queue.Full, ValueError, OSError):
+                pass
+            child.join(5)
+            if child.is_alive():
+                child.terminate()
+                child.join(5)
+            requests.close()
+            results.close()
+
+    @staticmethod
+    def _prepared(results: multiprocessing.queues.Queue, child: multiprocessing.process.BaseProcess) -> list[Prepared]:
+        while True:
+            try:
+                status, value = results.get(timeout=1.0)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(f"the fingerprinting process died (exit code {child.exitcode})") from None
+                continue
+            if status == "error":
+                raise value
+            return value
+
+    def _prepare_worker(self, requests: multiprocessing.queues.Queue, results: multiprocessing.queues.Queue) -> None:
+        """The child of _add_forked: prepare_many for each batch, in order; an error goes back in its place."""
+        while (batch := requests.get()) is not None:
+            try:
+                results.put(("ok", self.prepare_many(batch)))
+            except Exception as exc:  # raised in the parent, where the batch is decided
+                results.put(("error", _portable(exc)))
 
     def decide(self, prepared: list[Prepared]) -> list[Decision]:
-        """Run the decide script for each prepared article, in order, in one pipeline."""
+        """Decide prepared articles, in order, as one batch under the decider lease (dedup.decider):
+        one process decides at a time per key prefix, and a batch's writes are journalled, then applied."""
+        if not prepared:
+            return []
         if not self._resumed:  # before the first decision: a canonical left unindexed would be missed
             self.resume_reindex()
             self._resumed = True
-        pipe = self.client.pipeline(transaction=False)
-        for bucket in sorted({item.bucket for item in prepared}):
-            pipe.zadd(self.keys.time_buckets, {bucket: bucket}, nx=True)
-        for item in prepared:
-            self.scripts.decide(
-                keys=item.slot_keys,
-                args=[
-                    self.keys.prefix, item.id, item.packed, item.bucket,
-                    item.fingerprint.clean_text, item.published_iso, self._decide_config,
-                    item.slot_fields,
-                ],
-                client=pipe,
-            )
-        results = pipe.execute()[-len(prepared):]
-        decisions = [self._decision(item, result) for item, result in zip(prepared, results, strict=True)]
+        items = [self._item(p) for p in prepared]
+        with self.leased():
+            store = self.decider.store()
+            store.zadds[self.keys.time_buckets] = {str(b).encode(): b for b in sorted({p.bucket for p in prepared})}
+            outcomes = self.decider.decide(store, items)
+            self._commit(store)
+        decisions = [self._decision(item, outcome) for item, outcome in zip(prepared, outcomes, strict=True)]
         self._count_hourly(prepared, decisions)
-        # An event whose canonical is an older member waits for its stored text: complete it now.
-        if any(len(result) > 9 and int(result[9]) > 0 for result in results):
-            self.emit_pending()
         self.maybe_expire()
         return decisions
+
+    def _item(self, item: Prepared) -> dec.Article:
+        return dec.Article(bytes.fromhex(item.id), item.packed, self.keys.time_bucket(item.bucket),
+                           item.fingerprint.clean_text, item.published_iso, item.slot_keys, item.slot_fields)
+
+    def _slots_of(self, facts: object) -> tuple[list[str], bytes]:
+        full, lead, second = rec.signatures(facts.raw)  # type: ignore[attr-defined]
+        return slots(self.keys, self.config.params, full, lead, facts.content, second)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def leased(self) -> Iterator[None]:
+        """Hold the decider lease (re-entrant): wait while another process holds it; apply the
+        writes a process killed mid-batch journalled before anything else."""
+        self.lease.acquire(self._replay)
+        try:
+            yield
+        finally:
+            self.lease.release()
+
+    def _replay(self, payload: bytes) -> None:
+        dec.apply(self.client, dec.unpack(payload), payload)
+
+    def _commit(self, store: dec.Store) -> None:
+        """Journal a batch's write set (fenced by the lease), apply it, clear the journal."""
+        commands = store.commands(self.config.stream_maxlen)
+        if not commands:
+            return
+        packed = dec.pack(commands)
+        self.lease.journal(packed)
+        if self.lease.remaining() < dec.APPLY_MARGIN_MS / 1000:
+            raise dec.LeaseLost("the decider lease is about to expire: the journalled batch is left to the next holder")
+        dec.apply(self.client, commands, packed)
+        self.lease.clear()
 
     def _count_hourly(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
         """Decisions per hour for charts (dedup.hourly); a retried article is not counted again."""
@@ -303,35 +389,28 @@ class Engine:
         except redis.RedisError as exc:  # the decisions stand; only the chart misses them
             log.warning("decisions per hour: %d decisions not counted: %s", len(decided), exc)
 
-    def _decision(self, item: Prepared, result: list) -> Decision:
-        status = _text(result[0])
-        kind = rec.KINDS.get(int(result[3]))
+    def _decision(self, item: Prepared, outcome: dec.Outcome) -> Decision:
+        kind = rec.KINDS.get(outcome.kind)
         is_dup = kind not in (None, "thin")
-        events: tuple[str, ...] = tuple(e for e in _text(result[8]).split(",") if e)
-        canonical_id = _text(result[2])
         return Decision(
             article_id=item.id,
             url=item.article.url,
-            cluster=_text(result[1]),
-            canonical_id=canonical_id,
-            is_canonical=canonical_id == item.id and kind is None,
+            cluster=outcome.cluster.hex(),
+            canonical_id=outcome.canonical.hex(),
+            is_canonical=outcome.canonical.hex() == item.id and kind is None,
             kind=kind,
-            duplicate_of=_text(result[6]) or None,
-            similarity=int(result[4]) / 10000 if is_dup else None,
-            containment=int(result[5]) / 10000 if is_dup else None,
-            replaced=_text(result[7]) or None,
-            known=status == "known",
-            events=events,
+            duplicate_of=rec.to_hex(outcome.duplicate_of),
+            similarity=outcome.similarity / 10000 if is_dup else None,
+            containment=outcome.containment / 10000 if is_dup else None,
+            replaced=outcome.replaced.hex() or None,
+            known=outcome.status == "known",
+            events=tuple(e.entry_id for e in outcome.events if e.entry_id),
         )
 
     def peek(self, article: Article, limit: int = 10) -> Peek:
         """The decision `add` would make now and the nearest candidates, without changing anything."""
         item = self.prepare(article, learn=False)
-        raw = self.scripts.peek(
-            keys=item.slot_keys,
-            args=[self.keys.prefix, item.id, item.packed, self._decide_config, item.slot_fields, limit],
-        )
-        result = json.loads(raw)
+        result: dict = self.decider.peek(self.decider.store(), self._item(item), limit)
         stored = result.get("stored") or {}
         kind = result["kind"]
         is_dup = kind in ("exact", "near", "excerpt")
@@ -359,22 +438,31 @@ class Engine:
         )
 
     def emit_pending(self) -> int:
-        """Complete stream events whose canonical is an older member (its text is stored compressed)."""
-        emitted = 0
-        for event_id, payload in self.client.hgetall(self.keys.pending_events).items():
-            try:
-                event = json.loads(payload)
-                stored = self.get(event["id"])
-            except (ValueError, KeyError) as exc:
-                log.error("pending event %s unreadable: %s", _text(event_id), exc)
-                continue
-            text = stored.text if stored else ""
-            published = stored.published_at.isoformat() if stored and stored.published_at else ""
-            if self.scripts.emit(
-                keys=[], args=[self.keys.prefix, event_id, text, published, self.config.stream_maxlen]
-            ):
-                emitted += 1
-        return emitted
+        """Complete stream events an earlier version left waiting for their canonical's stored text."""
+        if not self.client.hlen(self.keys.pending_events):
+            return 0
+        with self.leased():
+            store = self.decider.store()
+            for event_id, payload in self.client.hgetall(self.keys.pending_events).items():
+                store.hdels.append((self.keys.pending_events, event_id))
+                try:
+                    event = json.loads(payload)
+                    canonical = store.record(bytes.fromhex(event["id"]))
+                except (ValueError, KeyError) as exc:
+                    log.error("pending event %s unreadable: %s", _text(event_id), exc)
+                    continue
+                if canonical is None:
+                    continue
+                value = store.get(self.keys.cluster(canonical.cluster.hex()))
+                if (value[:8] if value else canonical.cluster) != canonical.id:
+                    continue  # a later decision moved the canonical on (and queued its own event)
+                emitted = dec.stored_event(store, str(event["event"]), _text(event_id), canonical,
+                                           bytes.fromhex(str(event["cluster"])),
+                                           bytes.fromhex(event["replaces"]) if event.get("replaces") else None)
+                emitted.deferred = False
+                store.events.append(emitted)
+            self._commit(store)
+            return len(store.events)
 
     # Reading
 
@@ -416,7 +504,7 @@ class Engine:
         raw = self.client.get(self.keys.cluster(cluster_id))
         if not raw:
             return cluster_id, 0, [cluster_id]
-        members = [raw[pos : pos + 8].hex() for pos in range(9, len(raw) - 7, 8)]
+        members = [m.hex() for m in ClusterValue.member_ids(raw)]
         return raw[:8].hex(), raw[8], members
 
     def article_ids(self, newest_first: bool = False) -> Iterator[str]:
@@ -443,7 +531,7 @@ class Engine:
             yield from self._fetch(ids)
 
     def _fetch(self, ids: list[str]) -> Iterator[rec.Record]:
-        for article_id, raw in zip(ids, self.client.mget([self.keys.article(i) for i in ids]), strict=True):
+        for article_id, raw in zip(ids, get_many(self.client, [self.keys.article(i) for i in ids]), strict=True):
             if raw:
                 yield rec.unpack(article_id, raw)
 
@@ -456,47 +544,30 @@ class Engine:
     # Retention
 
     def forget(self, article_ids: list[str]) -> int:
-        """Remove articles from the index and store; their clusters re-elect a canonical quietly.
-
-        Two steps per cluster: the forget script removes the article and puts the new canonical on the
-        re-index to-do set (one atomic step), then `resume_reindex` indexes it and takes it off. A process
-        killed in between leaves the to-do, which the next expiry (or the next start) completes.
-        """
-        pipe = self.client.pipeline(transaction=False)
-        count = 0
-        for article_id, raw in zip(article_ids, self.client.mget([self.keys.article(i) for i in article_ids]),
-                                   strict=True):
-            if not raw:
-                continue
-            stored = rec.unpack(article_id, raw)
-            slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
-                                           stored.lead_signature, stored.content_hash,
-                                           stored.second_lead_signature)
-            self.scripts.forget(keys=[*slot_keys, self.keys.reindex],
-                                args=[self.keys.prefix, article_id, self._forget_config, slot_fields], client=pipe)
-            count += 1
-        if not count:
+        """Remove articles from the index and store; their clusters re-elect a canonical quietly, and the
+        new canonicals are indexed, all in one journalled write set under the decider lease."""
+        if not article_ids:
             return 0
-        results = pipe.execute()
-        self.resume_reindex()
-        return sum(int(removed) for removed, _ in results)
+        with self.leased():
+            store = self.decider.store()
+            removed = self.decider.forget(store, [bytes.fromhex(i) for i in article_ids])
+            self._commit(store)
+        return removed
 
     def resume_reindex(self) -> int:
-        """Index the canonicals retention elected that still await it (see forget); returns how many."""
+        """Index the canonicals an earlier version's retention left on its re-index to-do set."""
+        todo = sorted(_text(raw) for raw in self.client.smembers(self.keys.reindex))
+        if not todo:
+            return 0
         done = 0
-        for chunk in _chunks(sorted(_text(raw) for raw in self.client.smembers(self.keys.reindex)), 256):
-            pipe = self.client.pipeline(transaction=False)
-            for survivor, stored in zip(chunk, self.client.mget([self.keys.article(i) for i in chunk]), strict=True):
-                slot_keys: list[str] = []
-                slot_fields = b""
-                if stored:  # gone meanwhile: the script only takes it off the to-do set
-                    record = rec.unpack(survivor, stored)
-                    slot_keys, slot_fields = slots(self.keys, self.config.params, record.signature,
-                                                   record.lead_signature, record.content_hash,
-                                                   record.second_lead_signature)
-                self.scripts.index_article(keys=[*slot_keys, self.keys.reindex], args=[
-                    self.keys.prefix, survivor, slot_fields, self.config.thresholds.bucket_cap], client=pipe)
-            done += sum(int(indexed) for indexed in pipe.execute())
+        with self.leased():
+            for chunk in _chunks(todo, 256):
+                store = self.decider.store()
+                store.prefetch_records(bytes.fromhex(i) for i in chunk)
+                for survivor in chunk:
+                    store.srems.setdefault(self.keys.reindex, []).append(survivor.encode())
+                    done += self.decider.index(store, bytes.fromhex(survivor))
+                self._commit(store)
         return done
 
     def maybe_expire(self, interval: float = 60.0) -> int:
@@ -510,7 +581,11 @@ class Engine:
     def expire(self, now: float | None = None) -> int:
         """Remove articles older than the retention window from the index and store."""
         now = time.time() if now is None else now
-        self.resume_reindex()  # what a process killed during the last expiry left to do
+        with self.leased():  # a batch a killed process journalled is applied first
+            return self._expire(now)
+
+    def _expire(self, now: float) -> int:
+        self.resume_reindex()  # what an earlier version's expiry left to do
         # A bucket goes once all of it is older than the window.
         span = self.config.params.time_bucket
         cutoff = int((now - self.config.retention) // span)
@@ -520,16 +595,32 @@ class Engine:
             ids = [raw.hex() for raw in self.client.lrange(bucket_key, 0, -1)]
             for start in range(0, len(ids), 256):
                 removed += self.forget(ids[start : start + 256])
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(bucket_key)
-            pipe.zrem(self.keys.time_buckets, raw_bucket)
-            pipe.execute()
+            # One key at a time (they may live on different cluster nodes): a process killed between
+            # the two leaves an empty bucket listed, which the next expiry takes off.
+            self.client.delete(bucket_key)
+            self.client.zrem(self.keys.time_buckets, raw_bucket)
         if self.config.stream_retention > 0:
             min_ms = int((now - self.config.stream_retention) * 1000)
             self.client.xtrim(self.keys.canonical_stream, minid=f"{min_ms}-0", approximate=True)
         if removed:
             log.info("retention: %d articles older than %.0f s removed", removed, self.config.retention)
         return removed
+
+
+_FORK_FROM_BATCHES = 3
+"""add_many fingerprints in a child process when the input has at least this many batches."""
+_PREPARE_AHEAD = 2
+"""Batches the child fingerprints ahead of the one being decided."""
+
+
+def _portable(exc: Exception) -> Exception:
+    """An exception that crosses a process boundary with its type and message (or a RuntimeError saying so)."""
+    try:
+        copy = type(exc)(*exc.args)
+        copy.__reduce__()
+        return copy
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _site(article: Article) -> str:

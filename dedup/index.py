@@ -1,4 +1,4 @@
-"""The LSH index on Redis: parameters recorded in Redis, and the server-side scripts that use it."""
+"""The LSH index on Redis: parameters recorded in Redis, and the slots an article takes in it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import struct
 import zlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from importlib import resources
 
 import redis
 
@@ -23,7 +22,8 @@ class IndexParamsMismatch(RuntimeError):
 class IndexParams:
     """What stored signatures and band keys depend on; recorded once per key prefix."""
 
-    format: int = 2
+    format: int = 3
+    """3: cluster values carry what the canonical policy ranks each member by (dedup.policy)."""
     scheme: str = signature.SCHEME
     num_perm: int = signature.NUM_PERM
     lead_perm: int = signature.LEAD_PERM
@@ -118,23 +118,6 @@ def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: byt
             shard_keys.append(names[h % params.shards])
     shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % params.shards])
     return shard_keys, _fields_format(len(numbered) // 2).pack(*numbered)
-
-
-def _script(name: str) -> str:
-    package = resources.files("dedup") / "lua"
-    return (package / "lib.lua").read_text() + "\n" + (package / f"{name}.lua").read_text()
-
-
-class Scripts:
-    """The registered server-side scripts; each runs atomically, in one round trip."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.decide = client.register_script(_script("decide"))
-        self.forget = client.register_script(_script("forget"))
-        self.index_article = client.register_script(_script("index_article"))
-        self.emit = client.register_script(_script("emit"))
-        self.peek = client.register_script(_script("peek"))
-        self.override = client.register_script(_script("override"))
 
 
 # Fields recorded since a later version, with the value an index written before them implicitly has.

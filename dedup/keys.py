@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dedup.cluster import beside
+
 DEFAULT_PREFIX = "newsdedup:"
 
 
@@ -87,8 +89,10 @@ class Keys:
         return self.prefix + "hours"
 
     def source_lease(self, source: str) -> str:
-        """String with expiry: which instance is crawling this source now."""
-        return f"{self.prefix}lease:{source}"
+        """String with expiry: which instance is crawling this source now. Its hash tag is the source's
+        state key, so that the lease scripts, which touch both, run on one Redis Cluster slot (before
+        this name, `lease:<source>`: such a lease simply expires after its TTL)."""
+        return beside(self.source_state(source), f"{self.prefix}lease:")
 
     def source_state(self, source: str) -> str:
         """Hash: a source's last crawl (when, outcome, counts) and conditional-GET validators."""

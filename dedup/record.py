@@ -1,6 +1,6 @@
-"""The packed binary record of one article, as stored in Redis and read by the Lua scripts.
+"""The packed binary record of one article, as stored in Redis.
 
-Layout (little-endian; the Lua scripts in dedup/lua/ read the same offsets):
+Layout (little-endian):
 
     header  <BBBB I i I I H H 8s 8s 8s 8s 8s 8s>  = 72 bytes
             version, flags, kind, boilerplate lines (was spare, 0), arrived, published, n_shingles, n_tokens,
@@ -19,6 +19,9 @@ import struct
 import zlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import NamedTuple
+
+import numpy as np
 
 VERSION = 2
 HEADER = struct.Struct("<BBBBIiIIHH8s8s8s8s8s8s")
@@ -43,7 +46,7 @@ LIST_ARTICLE = 64
 KINDS = {0: None, 1: "exact", 2: "near", 3: "excerpt", 4: "thin"}
 KIND_CODES = {name: code for code, name in KINDS.items()}
 
-# Byte offsets the Lua scripts rewrite in place when a cluster's canonical changes.
+# Byte offsets of the header fields a decision rewrites (the reference scripts in tests/lua_reference/).
 OFFSET_FLAGS = 1
 OFFSET_KIND = 2
 OFFSET_SIMILARITY = 20
@@ -171,4 +174,85 @@ def unpack(article_id: str, data: bytes) -> Record:
     )
 
 
-__all__ = ["Record", "pack", "unpack", "replace"]
+class Header(NamedTuple):
+    """The fixed-size head of a stored record: what the decision policy reads without the rest."""
+
+    version: int
+    flags: int
+    kind: int
+    boilerplate_lines: int
+    arrived: int
+    published: int
+    n_shingles: int
+    n_tokens: int
+    similarity: int
+    containment: int
+    cluster: bytes
+    duplicate_of: bytes
+    canonical_link: bytes
+    source_link: bytes
+    content_hash: bytes
+    site_hash: bytes
+
+
+def header(data: bytes) -> Header:
+    """The header of a stored record (raises ValueError when it is not one)."""
+    if len(data) < HEADER.size or data[0] != VERSION:
+        raise ValueError(f"not a version-{VERSION} record")
+    return Header._make(HEADER.unpack_from(data))
+
+
+def with_header(data: bytes, head: Header) -> bytes:
+    """The stored record with its header replaced (the rest untouched)."""
+    return HEADER.pack(*head) + data[HEADER.size:]
+
+
+def signatures(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """The three stored signatures of a record (full text, lead, second lead), as bytes."""
+    pos = HEADER.size
+    out = []
+    for _ in range(3):
+        (length,) = struct.unpack_from("<H", data, pos)
+        out.append(data[pos + 2 : pos + 2 + length])
+        pos += 2 + length
+    return out[0], out[1], out[2]
+
+
+def strings_of(data: bytes) -> tuple[str, str, str, str]:
+    """url, title, site and source of a stored record, without decoding its text."""
+    pos = HEADER.size
+    for _ in range(3):
+        (length,) = struct.unpack_from("<H", data, pos)
+        pos += 2 + length
+    out = []
+    for _ in range(4):
+        (length,) = struct.unpack_from("<H", data, pos)
+        out.append(data[pos + 2 : pos + 2 + length].decode("utf-8", "replace"))
+        pos += 2 + length
+    return out[0], out[1], out[2], out[3]
+
+
+_NO_VALUES = np.zeros(0, dtype="<u4")
+_LEAN_HEAD = 13  # LeanMinHash bytes: seed (8), negated size (4), scheme code (1), then the values
+
+
+def signature_values(signature: bytes) -> np.ndarray:
+    """The hash values of a stored signature (a read-only view, no copy): the one place that knows
+    how a signature is stored."""
+    count = (len(signature) - _LEAN_HEAD) // 4
+    if count <= 0:
+        return _NO_VALUES
+    return np.frombuffer(signature, dtype="<u4", count=count, offset=_LEAN_HEAD)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Estimated Jaccard of two signatures' values: the share of equal hash values (0 when their
+    lengths differ or they are empty)."""
+    n = len(a)
+    if n == 0 or n != len(b):
+        return 0.0
+    return int(np.count_nonzero(a == b)) / n
+
+
+__all__ = ["Header", "Record", "header", "jaccard", "pack", "replace", "signature_values", "signatures",
+           "unpack", "with_header"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import redis
 
+from dedup.cluster import scan_keys
 from dedup.keys import Keys
 
 NEWSDEDUP = [sys.executable, "-c", "from crawler.entry import main; main()"]
@@ -158,7 +159,7 @@ def alive_pids(pids: list[int]) -> list[int]:
 # What the service stored
 
 def article_count(client: redis.Redis, keys: Keys) -> int:
-    return sum(1 for _ in client.scan_iter(match=keys.prefix + "a:*", count=1000))
+    return sum(1 for _ in scan_keys(client, keys.prefix + "a:*"))  # every primary of a cluster
 
 
 def settled(client: redis.Redis, keys: Keys, total: int) -> bool:

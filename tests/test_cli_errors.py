@@ -31,9 +31,14 @@ def one_error_line(result: subprocess.CompletedProcess[str], text: str) -> None:
     assert text in result.stderr and "Traceback" not in result.stderr
 
 
+BAD_SCHEME = "expected a redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// URL"
+
+
 @pytest.mark.parametrize("args, text", [
-    (["status", "--redis-url", "notaurl"], "expected a redis://, rediss:// or unix:// URL"),
-    (["dupes", "--redis-url", "http://127.0.0.1:6379/0"], "expected a redis://, rediss:// or unix:// URL"),
+    (["status", "--redis-url", "notaurl"], BAD_SCHEME),
+    (["dupes", "--redis-url", "http://127.0.0.1:6379/0"], BAD_SCHEME),
+    (["status", "--redis-url", "redis+cluster://127.0.0.1:7000/2"], "a Redis Cluster has only database 0"),
+    (["status", "--redis-url", "redis+cluster://127.0.0.1:port"], "bad cluster URL: bad port"),
     (["status", "--data-dir", "/dev/null/x"], "/dev/null is not a directory"),
     (["ingest", "-", "--data-dir", "/dev/null/x"], "/dev/null is not a directory"),
 ])

@@ -146,3 +146,41 @@ def test_run_refuses_a_bad_port_from_the_environment_before_starting(tmp_path: P
         "Error: bad configuration: environment (NEWSDEDUP_SERVICE_HEALTH_PORT): service.health_port: "
         "not a port number: 70000")]
     assert not (tmp_path / "data").exists(), "the embedded Redis was started for a refused configuration"
+
+
+@pytest.mark.parametrize("redis_toml, env, url", [
+    ('url = "redis+cluster://a:7000,b:7001"', {}, "redis+cluster://a:7000,b:7001"),
+    ('url = "redis://a:7000/0"\ncluster = true\npassword = "p w"', {}, "redis+cluster://:p%20w@a:7000/0"),
+    ('nodes = ["a:7000", "[::1]:7001"]\ntls = true', {}, "rediss+cluster://a:7000,[::1]:7001"),
+    ('nodes = ["a:7000"]\nusername = "nd"', {"NEWSDEDUP_REDIS_PASSWORD": "s"}, "redis+cluster://nd:s@a:7000"),
+    ('url = "rediss://a:6380/0"', {"NEWSDEDUP_REDIS_CLUSTER": "true"}, "rediss+cluster://a:6380/0"),
+    ("", {"NEWSDEDUP_REDIS_NODES": "a:7000, b:7001"}, "redis+cluster://a:7000,b:7001"),
+    ('url = "redis://a:6379/0"\nusername = "u"\npassword = "p"', {}, "redis://u:p@a:6379/0"),
+])
+def test_redis_cluster_settings_fold_into_one_url(tmp_path: Path, redis_toml: str, env: dict[str, str],
+                                                   url: str) -> None:
+    config = tmp_path / "sources.toml"
+    config.write_text(f"[redis]\n{redis_toml}\n", "utf-8")
+    settings = load_settings(config, env=env)
+    assert settings.redis.url == url
+    again = with_flags(settings, {"service.health_port": ("--health-port", 9000)})  # validated again: unchanged
+    assert again.redis.url == url
+
+
+@pytest.mark.parametrize("redis_toml, problem", [
+    ("cluster = true", "redis.cluster: a cluster needs redis.nodes"),
+    ('url = "redis+cluster://a:7000/3"', "redis.url: bad cluster URL: a Redis Cluster has only database 0"),
+    ('url = "redis+cluster://a:x"', "redis.url: bad cluster URL: bad port in 'a:x'"),
+    ('url = "unix:///tmp/r.sock"\ncluster = true', "redis.cluster: does not apply to a unix:// socket URL"),
+    ('url = "redis://:p@a:6379/0"\npassword = "q"', "redis.password: the URL has credentials already"),
+    ('url = "redis://a:6379/0"\nnodes = ["b:7000"]', "redis.nodes: give either redis.url or redis.nodes"),
+    ('nodes = ["a:70000"]', "redis.nodes: expected host:port seed nodes: bad port"),
+    ('password = "p"', "redis.password: applies to a configured Redis"),
+    ('prefix = "a{b}:"', "redis.prefix: must not contain '{' or '}'"),
+])
+def test_bad_redis_cluster_settings_name_the_key(tmp_path: Path, redis_toml: str, problem: str) -> None:
+    config = tmp_path / "sources.toml"
+    config.write_text(f"[redis]\n{redis_toml}\n", "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env={})
+    assert problem in str(caught.value)

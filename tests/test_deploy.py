@@ -37,6 +37,7 @@ from packaging.requirements import Requirement
 
 from crawler.config import ServiceSettings, Settings, load_settings, parse_duration
 from crawler.netguard import forbidden_reason
+from crawler.redis_conn import cluster_nodes, redact_url
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -856,3 +857,95 @@ def test_example_config_loads() -> None:
     settings = load_settings(DEPLOY / "sources.example.toml", env={})
     assert settings.sources and all(source.feeds or source.sitemaps for source in settings.sources)
     assert any(source.allow_networks for source in settings.sources)
+
+
+# --- Redis Cluster: compose profile and Kubernetes overlay -----------------------------------
+
+CLUSTER_NODE_SERVICES = ("redis-node-1", "redis-node-2", "redis-node-3")
+
+
+def test_compose_cluster_profile_forms_a_cluster_and_points_the_daemon_at_it(tmp_path: Path) -> None:
+    services = compose()["services"]
+    assert "profiles" not in services["redis"] and "profiles" not in services["newsdedup"]  # default: one Redis
+    for name in CLUSTER_NODE_SERVICES:
+        node = services[name]
+        assert node["profiles"] == ["cluster"] and node["image"] == "redis:7-alpine"
+        script = node["command"][-1]
+        for option in ("--cluster-enabled yes", "--requirepass", "--masterauth", "--cluster-announce-hostname",
+                       "/usr/local/etc/redis/redis.conf"):
+            assert option in script, (name, option)
+        assert node["environment"]["NODE_NAME"] == name and node["environment"]["REDISCLI_AUTH"] == "s3cret"
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in node["volumes"]}
+        assert mounts["/data"] == f"{name}-data" and mounts["/data"] in compose()["volumes"]
+        assert (DEPLOY / mounts["/usr/local/etc/redis/redis.conf"]).resolve() == (DEPLOY / "redis.conf").resolve()
+        assert "PONG" in " ".join(node["healthcheck"]["test"])
+    create = services["redis-cluster-create"]
+    assert create["profiles"] == ["cluster"] and create["restart"] == "no"
+    assert create["environment"]["CLUSTER_NODES"].split() == list(CLUSTER_NODE_SERVICES)
+    assert {name: dep["condition"] for name, dep in create["depends_on"].items()} == dict.fromkeys(
+        CLUSTER_NODE_SERVICES, "service_healthy")
+    script = create["command"][-1]
+    assert "--cluster create" in script and "cluster_state:ok" in script and "cluster_slots_assigned:" in script
+    daemon = services["newsdedup-cluster"]
+    assert daemon["profiles"] == ["cluster"]
+    assert daemon["depends_on"]["redis-cluster-create"]["condition"] == "service_completed_successfully"
+    url = str(daemon["environment"]["NEWSDEDUP_REDIS_URL"])
+    settings = effective(image_config_path_text(), {k: str(v) for k, v in daemon["environment"].items()}, tmp_path)
+    assert settings.redis.url == url and url.startswith("redis+cluster://:s3cret@")
+    assert [host for host, _ in cluster_nodes(url)] == list(CLUSTER_NODE_SERVICES)
+    assert redact_url(url) == url.replace("s3cret", "***")
+    assert seconds(daemon["stop_grace_period"]) > settings.service.shutdown_timeout
+
+
+def image_config_path_text() -> str:
+    """The config the compose daemons mount (the example next to the compose file)."""
+    return (DEPLOY / "sources.example.toml").read_text()
+
+
+K8S_CLUSTER = DEPLOY / "k8s-cluster"
+
+
+def _k8s_cluster_docs() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all((K8S_CLUSTER / "redis-cluster.yaml").read_text()) if doc]
+
+
+def test_k8s_cluster_overlay_swaps_the_single_redis_for_a_cluster() -> None:
+    overlay = yaml.safe_load((K8S_CLUSTER / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../k8s", "redis-cluster.yaml"]
+    deleted = sorted((patch["kind"], patch["metadata"]["name"]) for patch in
+                     (yaml.safe_load(item["patch"]) for item in overlay["patches"]))
+    single = sorted((doc["kind"], doc["metadata"]["name"]) for doc in
+                    yaml.safe_load_all((K8S / "redis.yaml").read_text()) if doc)
+    assert deleted == single
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for doc in _k8s_cluster_docs()}
+    nodes = docs[("StatefulSet", "newsdedup-redis-cluster")]
+    assert nodes["spec"]["replicas"] == 3
+    container = nodes["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    options = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
+    assert options["--cluster-enabled"] == "yes" and options["--maxmemory-policy"] == "noeviction"
+    assert options["--appendonly"] == "yes" and options["--requirepass"] == options["--masterauth"]
+    assert {port["containerPort"] for port in container["ports"]} == {6379, 16379}
+    labels = nodes["spec"]["template"]["metadata"]["labels"]
+    daemon_policy = k8s("NetworkPolicy", "newsdedup")
+    redis_egress = daemon_policy["spec"]["egress"][0]["to"][0]["podSelector"]["matchLabels"]
+    assert redis_egress.items() <= labels.items()  # the daemons may reach every node
+    job = docs[("Job", "newsdedup-redis-cluster-create")]
+    job_container = job["spec"]["template"]["spec"]["containers"][0]
+    hosts = next(item["value"] for item in job_container["env"] if item["name"] == "CLUSTER_NODES").split()
+    assert hosts == [f"newsdedup-redis-cluster-{i}.newsdedup-redis-cluster" for i in range(3)]
+    assert "--cluster create" in job_container["command"][-1]
+    url = "redis+cluster://:pw@" + ",".join(f"{host}:6379" for host in hosts)
+    assert url in (K8S_CLUSTER / "kustomization.yaml").read_text().replace("$PW", "pw")
+    assert load_settings(None, env={"NEWSDEDUP_REDIS_URL": url}).redis.url == url
+
+
+def test_k8s_cluster_kustomize_builds() -> None:
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl is not installed")
+    built = subprocess.run(["kubectl", "kustomize", str(K8S_CLUSTER)], check=False, capture_output=True, text=True,
+                           timeout=60)
+    assert built.returncode == 0, built.stderr
+    names = sorted((doc["kind"], doc["metadata"]["name"]) for doc in yaml.safe_load_all(built.stdout))
+    assert ("StatefulSet", "newsdedup-redis") not in names and ("Service", "newsdedup-redis") not in names
+    assert ("StatefulSet", "newsdedup-redis-cluster") in names and ("Deployment", "newsdedup") in names

@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from crawler.lease import Leases
+from crawler.lease import LeaseKeeper, Leases
 from dedup.keys import Keys
 
 
@@ -50,3 +50,31 @@ def test_a_slot_is_crawled_once_across_instances(redis_client: redis.Redis, key_
     assert second.release("news", token)
     # The start-up crawl names no slot: only a crawl completed within min_gap stops it.
     assert first.acquire("news", min_gap=5.0)[1].startswith("recent ")
+
+
+def test_the_keeper_renews_from_its_own_thread_while_the_caller_is_stalled(
+    redis_client: redis.Redis, key_prefix: str,
+) -> None:
+    keys = Keys(key_prefix)
+    ours = Leases(redis_client, keys, ttl=1.0, name="ours")
+    theirs = Leases(redis_client, keys, ttl=1.0, name="theirs")
+    keeper = LeaseKeeper(ours)
+    token, _ = ours.acquire("news")
+    assert token is not None
+    lost: list[str] = []
+    keeper.hold("news", token, lambda: lost.append("news"))
+    try:
+        time.sleep(2.5)  # this thread (an event loop, in the service) does nothing for 2.5 lease TTLs
+        assert theirs.acquire("news")[1].startswith("busy ours:")
+        assert redis_client.pttl(keys.source_lease("news")) > 0
+        keeper.drop("news", token)
+        time.sleep(1.2)  # no longer renewed: it expires, another instance takes it
+        other, _ = theirs.acquire("news")
+        assert other is not None
+        keeper.hold("news", token, lambda: lost.append("news"))
+        deadline = time.monotonic() + 5
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lost == ["news"]  # the keeper found it taken and said so, once
+    finally:
+        keeper.stop()

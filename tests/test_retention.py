@@ -1,9 +1,11 @@
-"""Retention re-indexing survives a kill -9 between its two steps (dedup.engine forget/expire).
+"""Retention re-indexing survives a kill -9 between deciding and writing (dedup.engine forget/expire).
 
 When retention removes the indexed member of a cluster, the new canonical (an exact copy, never
 indexed itself) must be indexed in its place, or a later copy of the story founds a second
-cluster. The forget script records that to-do atomically with the removal; the tests kill a real
-process right after it and check that the next start or expiry completes the work.
+cluster. Forget decides the removal and the re-indexing as one write set, journalled under the decider
+lease before it is applied (dedup.decider); the tests kill a real process after the journal is written
+and before anything is applied, and check that the next process to take the lease completes the work.
+An index written by an earlier version may still hold a re-index to-do set: it is completed too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import redis
 
+from dedup import decider
 from dedup.article import Article
 from dedup.engine import Engine
 from dedup.index import slots
@@ -25,15 +28,15 @@ from dedup.keys import Keys
 from tests.textcases import articles
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PAUSED = "paused between forget and re-index"
+PAUSED = "paused between journal and apply"
 
-# Runs the real expiry and stops it where the two steps meet: the re-index script is replaced by a
-# pause, so the process is killed (SIGKILL, from the test) after forget.lua has run and before any
-# survivor is indexed.
+# Runs the real expiry and stops it after the forget's write set is journalled and before it is
+# applied, so the process is killed (SIGKILL, from the test) with nothing of it applied.
 EXPIRE_AND_PAUSE = textwrap.dedent(
     """
     import sys, time
     import redis
+    from dedup import decider
     from dedup.engine import Engine
     from dedup.keys import Keys
 
@@ -44,7 +47,7 @@ EXPIRE_AND_PAUSE = textwrap.dedent(
         print(%(paused)r, flush=True)
         time.sleep(300)
 
-    engine.scripts.index_article = pause
+    decider.apply = pause
     engine.expire(now=now)
     print("expiry finished without re-indexing", flush=True)
     """
@@ -92,7 +95,7 @@ def _indexed(engine: Engine, article_id: str) -> bool:
     return True
 
 
-def test_a_kill_after_forget_leaves_a_durable_to_do_that_the_next_start_completes(
+def test_a_kill_after_forget_leaves_a_journal_that_the_next_process_completes(
     redis_client: redis.Redis, redis_server_url: str, key_prefix: str
 ) -> None:
     keys = Keys(key_prefix)
@@ -103,15 +106,15 @@ def test_a_kill_after_forget_leaves_a_durable_to_do_that_the_next_start_complete
 
     _kill_between_forget_and_reindex(redis_server_url, key_prefix, started + engine.config.retention + 120)
 
-    assert engine.get(original) is None, "the original was forgotten"
-    assert engine.cluster(engine.get(copy).cluster)[0] == copy  # type: ignore[union-attr]
+    assert engine.get(original) is not None, "nothing is applied before the journal is complete"
     assert not _indexed(engine, copy)
-    assert redis_client.smembers(keys.reindex) == {copy.encode()}, "the to-do did not survive the kill"
+    assert redis_client.exists(decider.journal_key(keys)), "the journal did not survive the kill"
 
     # The next process: its first decision comes after the to-do is done, so the story is found.
     restarted = Engine(redis_client, keys)
-    cluster = restarted.get(copy).cluster  # type: ignore[union-attr]
     later = restarted.add(Article(url="https://farm.example/later", text=body))
+    assert restarted.get(original) is None, "the original was forgotten by the replayed journal"
+    cluster = restarted.get(copy).cluster  # type: ignore[union-attr]
     assert later.cluster == cluster, "a later copy founded a second cluster"
     assert sorted(restarted.cluster(cluster)[2]) == sorted([copy, later.article_id])
     assert _indexed(restarted, copy)
@@ -126,9 +129,21 @@ def test_the_next_expiry_completes_what_a_killed_one_left(
     started = time.time()
     _original, copy, _body = _cluster_of_original_and_copy(engine, started)
     _kill_between_forget_and_reindex(redis_server_url, key_prefix, started + engine.config.retention + 120)
-    assert redis_client.smembers(keys.reindex) == {copy.encode()}
+    assert redis_client.exists(decider.journal_key(keys))
 
     assert Engine(redis_client, keys).expire(now=time.time()) == 0  # nothing old enough to remove
+    assert _indexed(engine, copy)
+    assert not redis_client.exists(decider.journal_key(keys))
+    assert redis_client.scard(keys.reindex) == 0
+
+
+def test_a_to_do_an_earlier_version_left_is_completed(redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    engine = Engine(redis_client, keys)
+    started = time.time()
+    _original, copy, _body = _cluster_of_original_and_copy(engine, started)
+    redis_client.sadd(keys.reindex, copy)
+    assert Engine(redis_client, keys).resume_reindex() == 1
     assert _indexed(engine, copy)
     assert redis_client.scard(keys.reindex) == 0
 

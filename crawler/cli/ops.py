@@ -23,6 +23,7 @@ from crawler.redis_conn import redact_url
 from crawler.render import ago, byte_size, iso, score, span, when
 from dedup import record as rec
 from dedup import stream
+from dedup.cluster import scan_keys, server_info
 from dedup.engine import Engine
 
 STALE_HEARTBEAT = 30.0
@@ -217,7 +218,7 @@ def _source_names(ctx: Context, cache: dict[str, list[str]]) -> list[str]:
         prefix = ctx.keys.source_state("")
         cache["scanned"] = sorted(
             key.decode("utf-8", "replace")[len(prefix):]
-            for key in ctx.client.scan_iter(match=prefix + "*", count=5000)
+            for key in scan_keys(ctx.client, prefix + "*", count=5000)
         )
     return cache["scanned"]
 
@@ -278,14 +279,15 @@ def status_report(ctx: Context, cache: dict[str, list[str]] | None = None) -> di
     now = time.time()
     cache = {} if cache is None else cache
     client, keys = ctx.client, ctx.keys
-    memory = client.info("memory")
-    server = client.info("server")
+    memory = server_info(client, "memory")
+    server = server_info(client, "server")
     counts = {k: int(v) for k, v in _decode_map(client.hgetall(keys.stats)).items()}
     duplicates = {kind: counts.get(f"dup_{kind}", 0) for kind in DUPLICATE_KINDS}
     decided = counts.get("canonicals", 0) + sum(duplicates.values())
     canonical = stream.state(client, keys.canonical_stream, now)
     return {
         "redis": {"where": where(ctx), "prefix": keys.prefix, "version": server.get("redis_version"),
+                  "nodes": memory["nodes"],
                   "used_memory": memory.get("used_memory"), "peak_memory": memory.get("used_memory_peak"),
                   "maxmemory": memory.get("maxmemory"), "maxmemory_policy": memory.get("maxmemory_policy")},
         "empty": not client.exists(keys.params),
@@ -374,7 +376,8 @@ def render_status(report: dict[str, Any]) -> Group:
     maxmemory = f" of {byte_size(r['maxmemory'])}" if r.get("maxmemory") else ""
     parts.append(_grid(
         ("Redis", f"{r['where']} (Redis {r['version']}), prefix {r['prefix']!r}"),
-        ("Memory", f"{byte_size(r['used_memory'] or 0)} used{maxmemory}, peak {byte_size(r['peak_memory'] or 0)}"),
+        ("Memory", f"{byte_size(r['used_memory'] or 0)} used{maxmemory}, peak {byte_size(r['peak_memory'] or 0)}"
+                   + (f", over {r['nodes']} cluster primaries" if r.get("nodes", 1) > 1 else "")),
     ))
     if report["empty"]:
         parts.append(Text(f"Nothing decided yet under this prefix on {r['where']}: run `newsdedup ingest FILE` "

@@ -92,11 +92,24 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
     _check_health_port(settings.service.health_host, settings.service.health_port)
     configure_logging(settings.service.log_format, _log_level(0))
     pool = extraction_pool(settings.service.extract_workers)
-    from crawler.redis_conn import connect
+    from crawler.redis_conn import (
+        RedisUnavailable,
+        connect,
+        connect_cluster_waiting,
+        is_cluster_url,
+    )
 
     # A configured Redis that is down at start is waited for (with backoff), not a reason to exit. The embedded
     # one is the service's own: it stops with the service, and one another process owns is not shared.
-    client = connect(settings.redis.url, settings.data_dir, check=bool(not settings.redis.url), exclusive=True)
+    # A cluster client needs the layout from a seed node before its first command: waited for here.
+    if is_cluster_url(settings.redis.url):
+        try:
+            client = connect_cluster_waiting(settings.redis.url or "", stop=lambda: bool(held))
+        except RedisUnavailable as exc:
+            log.info("stopped while waiting for Redis: %s", exc)
+            raise SystemExit(0) from None
+    else:
+        client = connect(settings.redis.url, settings.data_dir, check=bool(not settings.redis.url), exclusive=True)
     code = run_in_reactor(lambda: Service(settings, client, executor=pool, held_signals=held).run())
     raise SystemExit(code)
 

@@ -18,6 +18,7 @@ from crawler import control
 from crawler.config import Settings, SourceSettings
 from crawler.redis_conn import redact_url
 from dedup import hourly, stream
+from dedup.cluster import server_info
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
 
@@ -224,14 +225,13 @@ def overview(client: redis.Redis, keys: Keys, settings: Settings, hours: int = 2
     now = time.time() if now is None else now
     last_hour = int(now // hourly.HOUR)
     counts = hourly.read(client, keys, last_hour - hours + 1, last_hour)
+    memory, server = server_info(client, "memory"), server_info(client, "server")
     pipe = client.pipeline(transaction=False)
-    pipe.info("memory")
-    pipe.info("server")
     pipe.hgetall(keys.stats)
     pipe.exists(keys.params)
     pipe.llen(keys.overrides_log)
     pipe.hlen(keys.pending_events)
-    memory, server, stats, exists, overrides, waiting = pipe.execute()
+    stats, exists, overrides, waiting = pipe.execute()
     seen = sorted({source for hour in counts for source in hour.sources})
     totals: dict[str, int] = {}
     for name, value in stats.items():

@@ -1,0 +1,1017 @@
+"""Deciding on Redis or Redis Cluster: pipelined single-key reads, the policy in Python, fenced writes.
+
+One process decides at a time per key prefix: it holds the *decider lease* (`<prefix>{decider}:lease`,
+with an expiry and a fencing token from `<prefix>{decider}:fence`). A batch is decided like this:
+
+1. reads, pipelined, one key per command (a cluster client groups them per node): the records of the
+   batch's ids, the index buckets of every article, then the candidates' records, then their clusters;
+   anything else a decision needs is read on demand. Reads go through `Store`, an overlay in which
+   article k of a batch sees what articles 1..k-1 wrote.
+2. the policy (dedup/policy.py) decides every article in order, writing to the overlay only.
+3. the batch's complete write set, with absolute values (records, clusters, bucket fields, counters,
+   stream entries with explicit ids), is written as one journal value (`<prefix>{decider}:journal`)
+   by a script that first checks the fencing token: a process that lost the lease cannot journal.
+4. the write set is applied in one pipeline, if the lease is still valid for a good while, and the
+   journal is deleted (fenced again).
+
+A process killed between 3 and 4 leaves the journal: whoever takes the lease next applies it first.
+Every write is idempotent (SET/DEL of whole values, HSET of absolute counters, list appends guarded
+by the list's expected length, stream entries whose explicit id is refused the second time), so a
+replay of a journal already partly or wholly applied changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import redis
+
+from dedup import policy
+from dedup import record as rec
+from dedup.keys import Keys
+from dedup.policy import ClusterValue, Facts
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL_MS = 10_000
+"""How long a decider lease lasts without renewal; a process killed holding it delays others this long."""
+APPLY_MARGIN_MS = 3_000
+"""Left of the lease needed to apply a journalled batch; with less, the batch is left to the next holder."""
+
+
+class LeaseLost(RuntimeError):
+    """The decider lease went to another process before this one could apply its writes."""
+
+
+def lease_key(keys: Keys) -> str:
+    return f"{keys.prefix}{{decider}}:lease"
+
+
+def fence_key(keys: Keys) -> str:
+    return f"{keys.prefix}{{decider}}:fence"
+
+
+def journal_key(keys: Keys) -> str:
+    return f"{keys.prefix}{{decider}}:journal"
+
+
+# The lease's scripts touch only keys of one hash tag ({decider}): atomic on a cluster as well.
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[2] then return {0, redis.call('PTTL', KEYS[1])} end
+local token = ARGV[2]
+if not current then
+  token = redis.call('INCR', KEYS[2]) .. ':' .. ARGV[1]
+end
+redis.call('SET', KEYS[1], token, 'PX', ARGV[3])
+return {1, token, redis.call('GET', KEYS[3]) or ''}
+"""
+_JOURNAL = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+_CLEAR = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"""
+# A list append that a replay does not repeat: only when the list still has the length it had when
+# the batch was decided (one key: fine on a cluster).
+_GUARDED_RPUSH = """
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - hiredis is a dependency; the pipeline below works without it
+    hiredis = None
+
+
+def pack(commands: list[tuple]) -> bytes:
+    """Commands in the Redis protocol (RESP arrays of bulk strings), as sent and as journalled."""
+    if hiredis is not None:
+        return b"".join([hiredis.pack_command(command) for command in commands])
+    out = []
+    for command in commands:
+        args = [a if isinstance(a, bytes) else str(a).encode() for a in command]
+        out.append(b"*%d\r\n" % len(args))
+        for arg in args:
+            out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+def unpack(payload: bytes) -> list[tuple]:
+    """The commands of a packed payload (pack's inverse)."""
+    if hiredis is not None:
+        reader = hiredis.Reader()
+        reader.feed(payload)
+        out = []
+        while (command := reader.gets()) is not False:
+            out.append(tuple(command))
+        return out
+    commands, pos = [], 0
+    while pos < len(payload):
+        end = payload.index(b"\r\n", pos)
+        count, pos = int(payload[pos + 1 : end]), end + 2
+        args = []
+        for _ in range(count):
+            end = payload.index(b"\r\n", pos)
+            length, pos = int(payload[pos + 1 : end]), end + 2
+            args.append(payload[pos : pos + length])
+            pos += length + 2
+        commands.append(tuple(args))
+    return commands
+
+
+def run(client: redis.Redis, commands: list[tuple], packed: bytes | None = None) -> list:
+    """Send commands (tuples of bytes/str/int) in one round trip and return their replies in order,
+    an error reply as a redis.ResponseError in its place (not raised). `packed`: the commands already
+    packed (pack(commands)).
+
+    On a standalone client the commands are packed and the replies parsed by hiredis directly on one
+    pooled connection (a decision sends ~70 commands: redis-py's per-command packing and parsing
+    would cost more than the decision). Any other client (a cluster client splits them by node) gets a
+    non-transactional pipeline of the same single-key commands.
+    """
+    if not commands:
+        return []
+    if hiredis is None or type(client) is not redis.Redis:
+        pipe = client.pipeline(transaction=False)
+        for name, *args in commands:
+            # The name as text: a cluster pipeline looks its routing policy up by name (str only),
+            # a subcommand's included (as redis-py's own xinfo_stream sends it).
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if text.upper() == "XINFO":
+                sub = args.pop(0)
+                text = f"XINFO {sub.decode() if isinstance(sub, bytes) else sub}"
+            pipe.execute_command(text, *args)
+        return pipe.execute(raise_on_error=False)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command([packed if packed is not None else pack(commands)], check_health=False)
+        reader = hiredis.Reader(replyError=redis.ResponseError)
+        sock = conn._sock
+        if sock is None:
+            raise redis.ConnectionError("connection closed")
+        replies: list = []
+        want = len(commands)
+        while len(replies) < want:
+            data = sock.recv(1 << 20)
+            if not data:
+                raise redis.ConnectionError("Connection closed by server.")
+            reader.feed(data)
+            while True:
+                reply = reader.gets()
+                if reply is False:
+                    break
+                replies.append(reply)
+        return replies
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+
+
+class Lease:
+    """This process's hold on the decider lease of one key prefix (re-entrant within a process)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, ttl_ms: int = LEASE_TTL_MS) -> None:
+        self.client = client
+        self.keys = keys
+        self.ttl_ms = ttl_ms
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.token = ""
+        self.valid_until = 0.0
+        self.depth = 0
+        self._lock = threading.RLock()
+        self._acquire = client.register_script(_ACQUIRE)
+        self._journal = client.register_script(_JOURNAL)
+        self._clear = client.register_script(_CLEAR)
+        self._release = client.register_script(_RELEASE)
+        self._keys = [lease_key(keys), fence_key(keys), journal_key(keys)]
+
+    def _try(self) -> tuple[bool, bytes]:
+        started = time.monotonic()
+        result = self._acquire(keys=self._keys, args=[self.owner, self.token, self.ttl_ms])
+        if int(result[0]) != 1:
+            return False, b""
+        self.token = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+        self.valid_until = started + self.ttl_ms / 1000
+        return True, result[2] or b""
+
+    def acquire(self, replay: Callable[[bytes], None], timeout: float | None = None) -> None:
+        """Take the lease (waiting with backoff while another process holds it); a journal a process
+        left is applied first (replay)."""
+        self._lock.acquire()
+        if self.depth:
+            self.depth += 1
+            try:
+                if self.remaining() < self.ttl_ms / 2000:
+                    self.renew()
+            except BaseException:
+                self.depth -= 1
+                self._lock.release()
+                raise
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        try:
+            while True:
+                ok, leftover = self._try()
+                if ok:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError("the decider lease is held by another process")
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.1)
+            self.depth = 1
+            if leftover:
+                log.warning("decider: applying the writes of a batch another process journalled and left")
+                replay(leftover)
+                self.clear()
+        except BaseException:
+            try:
+                if self.depth:
+                    self.depth = 0
+                    self._release(keys=self._keys[:1], args=[self.token])
+            except redis.RedisError:
+                pass  # it expires on its own
+            finally:
+                self._lock.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            self.depth -= 1
+            if self.depth == 0:
+                self.valid_until = 0.0
+                try:
+                    self._release(keys=self._keys[:1], args=[self.token])
+                except redis.RedisError as exc:  # it expires on its own
+                    log.warning("decider lease not released: %s", exc)
+        finally:
+            self._lock.release()
+
+    def remaining(self) -> float:
+        return self.valid_until - time.monotonic()
+
+    def renew(self) -> None:
+        ok, _ = self._try()
+        if not ok:
+            raise LeaseLost("the decider lease was taken over by another process")
+
+    def journal(self, payload: bytes) -> None:
+        started = time.monotonic()
+        if not int(self._journal(keys=[self._keys[0], self._keys[2]], args=[self.token, payload, self.ttl_ms])):
+            raise LeaseLost("the decider lease was taken over by another process: batch not written")
+        self.valid_until = started + self.ttl_ms / 1000
+
+    def clear(self) -> None:
+        self._clear(keys=[self._keys[0], self._keys[2]], args=[self.token])
+
+
+# The write set: a list of commands (tuples of bytes), journalled packed as sent (pack/unpack).
+
+
+def apply(client: redis.Redis, commands: list[tuple], packed: bytes | None = None) -> None:
+    """Run a write set in one round trip (non-transactional); a stream entry already added is skipped."""
+    if not commands:
+        return
+    for command, result in zip(commands, run(client, commands, packed), strict=True):
+        if isinstance(result, Exception):
+            if command[0] == b"XADD" and "equal or smaller" in str(result):
+                continue  # added by the run that journalled it: a replay adds nothing twice
+            raise result
+
+
+def _value(reply: object) -> bytes | None:
+    if isinstance(reply, Exception):
+        raise reply
+    return reply  # type: ignore[return-value]
+
+
+def _b(value: str | int | float) -> bytes:
+    return str(value).encode()
+
+
+@dataclass
+class StreamEvent:
+    fields: list[tuple[str, str]]
+    deferred: bool = False
+    """Its canonical is an older member: queued after the batch's own, if still canonical then."""
+    cluster: bytes = b""
+    canonical: bytes = b""
+    entry_id: str = ""
+    """The stream entry id it is added with (set when the write set is built)."""
+
+
+@dataclass
+class Store:
+    """Reads through one overlay for a batch; records what the batch writes (final values only)."""
+
+    client: redis.Redis
+    keys: Keys
+    values: dict[str, bytes | None] = field(default_factory=dict)
+    fields: dict[tuple[str, bytes], bytes | None] = field(default_factory=dict)
+    facts: dict[bytes, Facts | None] = field(default_factory=dict)
+    dirty_records: dict[bytes, None] = field(default_factory=dict)
+    dirty_values: dict[str, None] = field(default_factory=dict)
+    dirty_fields: dict[tuple[str, bytes], None] = field(default_factory=dict)
+    stats: dict[str, int] | None = None
+    dirty_stats: dict[str, None] = field(default_factory=dict)
+    appends: dict[str, list[bytes]] = field(default_factory=dict)
+    lengths: dict[str, int] = field(default_factory=dict)
+    zadds: dict[str, dict[bytes, int]] = field(default_factory=dict)
+    srems: dict[str, list[bytes]] = field(default_factory=dict)
+    hdels: list[tuple[str, bytes]] = field(default_factory=list)
+    extra: list[list[bytes]] = field(default_factory=list)
+    events: list[StreamEvent] = field(default_factory=list)
+    stream_last: tuple[int, int] | None = None
+    reads: int = 0
+    """Round trips made for values not prefetched (a measure of how well prefetching works)."""
+
+    # Reading
+
+    def prefetch(self, keys: Iterable[str], fields: Iterable[tuple[str, bytes]] = ()) -> None:
+        """Read these keys and hash fields in one pipeline (those not read yet)."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self.values]
+        wanted_fields = [f for f in dict.fromkeys(fields) if f not in self.fields]
+        if not wanted and not wanted_fields:
+            return
+        results = run(self.client, [(b"GET", key) for key in wanted] +
+                      [(b"HGET", key, name) for key, name in wanted_fields])
+        for key, value in zip(wanted, results, strict=False):
+            self.values[key] = _value(value)
+        for pair, value in zip(wanted_fields, results[len(wanted):], strict=True):
+            self.fields[pair] = _value(value)
+
+    def prefetch_records(self, ids: Iterable[bytes]) -> None:
+        self.prefetch(self.keys.article(i.hex()) for i in ids if i not in self.facts)
+
+    def get(self, key: str) -> bytes | None:
+        if key not in self.values:
+            self.reads += 1
+            self.values[key] = self.client.get(key)
+        return self.values[key]
+
+    def hget(self, key: str, name: bytes) -> bytes | None:
+        pair = (key, name)
+        if pair not in self.fields:
+            self.reads += 1
+            self.fields[pair] = self.client.hget(key, name)
+        return self.fields[pair]
+
+    def record(self, article_id: bytes) -> Facts | None:
+        if article_id in self.facts:
+            return self.facts[article_id]
+        raw = self.get(self.keys.article(article_id.hex()))
+        facts = None
+        if raw:
+            try:
+                facts = Facts(article_id, raw)
+            except ValueError:
+                log.error("record %s unreadable: left out", article_id.hex())
+        self.facts[article_id] = facts
+        return facts
+
+    def cluster(self, cluster_id: bytes) -> ClusterValue | None:
+        raw = self.get(self.keys.cluster(cluster_id.hex()))
+        return ClusterValue.parse(raw) if raw else None
+
+    def stat(self, name: str) -> int:
+        if self.stats is None:
+            self.stats = {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.stats).items()}
+        return self.stats.get(name, 0)
+
+    # Writing (to the overlay; `commands` turns it into the write set)
+
+    def put_record(self, facts: Facts) -> None:
+        self.facts[facts.id] = facts
+        self.dirty_records[facts.id] = None
+
+    def drop_record(self, article_id: bytes) -> None:
+        self.facts[article_id] = None
+        self.values[self.keys.article(article_id.hex())] = None
+        self.dirty_records[article_id] = None
+
+    def set(self, key: str, value: bytes | None) -> None:
+        self.values[key] = value
+        self.dirty_values[key] = None
+
+    def put_cluster(self, cluster_id: bytes, value: ClusterValue | None) -> None:
+        self.set(self.keys.cluster(cluster_id.hex()), value.pack() if value else None)
+
+    def hset(self, key: str, name: bytes, value: bytes | None) -> None:
+        self.fields[(key, name)] = value
+        self.dirty_fields[(key, name)] = None
+
+    def incr(self, name: str, by: int = 1) -> None:
+        value = self.stat(name) + by
+        assert self.stats is not None
+        self.stats[name] = value
+        self.dirty_stats[name] = None
+
+    def rpush(self, key: str, value: bytes) -> None:
+        self.appends.setdefault(key, []).append(value)
+
+    def commands(self, stream_maxlen: int) -> list[tuple]:
+        """The batch's write set: absolute values, in an order a replay can repeat."""
+        out: list[tuple] = []
+        for key, members in self.zadds.items():
+            if members:
+                out.append((b"ZADD", key.encode(), b"NX", *(x for m, s in members.items() for x in (_b(s), m))))
+        for key, values in self.appends.items():
+            out.append((b"EVAL", _GUARDED_RPUSH.encode(), b"1", key.encode(), _b(self.lengths[key]), *values))
+        for article_id in self.dirty_records:
+            facts = self.facts.get(article_id)
+            key = self.keys.article(article_id.hex()).encode()
+            out.append((b"SET", key, facts.to_bytes()) if facts else (b"DEL", key))
+        for key in self.dirty_values:
+            value = self.values[key]
+            out.append((b"SET", key.encode(), value) if value is not None else (b"DEL", key.encode()))
+        for key, name in self.dirty_fields:
+            value = self.fields[(key, name)]
+            out.append((b"HSET", key.encode(), name, value) if value is not None else
+                       (b"HDEL", key.encode(), name))
+        if self.dirty_stats:
+            assert self.stats is not None
+            out.append((b"HSET", self.keys.stats.encode(),
+                        *(x for name in self.dirty_stats for x in (name.encode(), _b(self.stats[name])))))
+        for key, members in self.srems.items():
+            out.append((b"SREM", key.encode(), *members))
+        for key, name in self.hdels:
+            out.append((b"HDEL", key.encode(), name))
+        out.extend(tuple(command) for command in self.extra)
+        out.extend(self._stream_commands(stream_maxlen))
+        return out
+
+    def _stream_commands(self, maxlen: int) -> list[tuple]:
+        """Stream entries with explicit ids after the stream's last: a replay's XADD is refused."""
+        events = [e for e in self.events if not e.deferred]
+        for event in self.events:
+            if event.deferred:
+                # Queued after the batch only if its canonical is still the cluster's canonical then.
+                value = self.get(self.keys.cluster(event.cluster.hex()))
+                current = value[:8] if value else event.cluster
+                if current == event.canonical and self.record(event.canonical) is not None:
+                    events.append(event)
+        if not events:
+            return []
+        if self.stream_last is None:
+            self.stream_last = last_stream_id(self.client, self.keys)
+        ms, seq = self.stream_last
+        out = []
+        for event in events:
+            now = int(time.time() * 1000)
+            if now > ms:
+                ms, seq = now, 0
+            else:
+                seq += 1
+            trim = (b"MAXLEN", b"~", _b(maxlen)) if maxlen > 0 else ()
+            event.entry_id = f"{ms}-{seq}"
+            out.append((b"XADD", self.keys.canonical_stream.encode(), *trim, event.entry_id.encode(),
+                        *(x.encode("utf-8", "replace") for pair in event.fields for x in pair)))
+        self.stream_last = (ms, seq)
+        return out
+
+
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _last_id(info: object) -> tuple[int, int]:
+    """The last-generated-id of an XINFO STREAM reply ((0, 0) for an error: no stream yet)."""
+    if isinstance(info, Exception) or not info:
+        return 0, 0
+    if isinstance(info, dict):
+        last = info.get("last-generated-id") or info.get(b"last-generated-id") or b"0-0"
+    else:
+        flat = list(info)  # type: ignore[call-overload]
+        pairs = dict(zip(map(_str, flat[::2]), flat[1::2], strict=True))
+        last = pairs.get("last-generated-id") or b"0-0"
+    ms, _, seq = _str(last).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def last_stream_id(client: redis.Redis, keys: Keys) -> tuple[int, int]:
+    """The last id the canonical stream generated ((0, 0) when it does not exist)."""
+    return _last_id(run(client, [(b"XINFO", b"STREAM", keys.canonical_stream)])[0])
+
+
+def event_fields(event: str, event_id: str, canonical_hex: str, url: str, title: str, text: str, published: str,
+                 source: str, cluster_hex: str, replaces_hex: str | None) -> list[tuple[str, str]]:
+    fields = [("event", event), ("event_id", event_id), ("id", canonical_hex), ("url", url), ("title", title),
+              ("text", text), ("published", published), ("source", source), ("cluster", cluster_hex)]
+    if replaces_hex:
+        fields.append(("replaces", replaces_hex))
+    return fields
+
+
+def stored_event(store: Store, event: str, event_id: str, canonical: Facts, cluster: bytes,
+                 replaces: bytes | None) -> StreamEvent:
+    """A stream event whose canonical is a stored member: its text read from the record."""
+    stored = rec.unpack(canonical.id.hex(), canonical.to_bytes())
+    published = stored.published_at.isoformat() if stored.published_at else ""
+    return StreamEvent(
+        event_fields(event, event_id, canonical.id.hex(), stored.url, stored.title, stored.text, published,
+                     stored.source, cluster.hex(), replaces.hex() if replaces else None),
+        deferred=True, cluster=cluster, canonical=canonical.id,
+    )
+
+
+def members_of(store: Store, cluster_id: bytes) -> tuple[ClusterValue | None, list[bytes]]:
+    value = store.cluster(cluster_id)
+    if value is None:
+        return None, [cluster_id]
+    return value, value.ids
+
+
+def sealed(store: Store, cluster_id: bytes) -> bool:
+    """A cluster an operator split off: its founder carries SPLIT and still names it."""
+    founder = store.record(cluster_id)
+    return founder is not None and founder.has(rec.SPLIT) and founder.cluster == cluster_id
+
+
+def relabel(store: Store, records: list[Facts], canonical: Facts, excerpt_ratio: float,
+            fresh: bytes | None) -> None:
+    """Every record's relation to the canonical rewritten where it changed, the counters following
+    each change; `fresh` names the article being decided (always written, only counted in)."""
+    for r in records:
+        kind, similarity, containment, target = policy.KIND_CANONICAL, 0.0, 0.0, rec.NO_ID
+        if r.id != canonical.id:
+            kind, similarity, containment = policy.relation(r, canonical, excerpt_ratio)
+            target = canonical.id
+        counted = r.id != fresh
+        if not counted or kind != r.kind or target != r.duplicate_of:
+            before = r.kind
+            r.kind = kind
+            r.similarity = policy.score_bits(similarity)
+            r.containment = policy.score_bits(containment)
+            r.duplicate_of = target
+            store.put_record(r)
+            if counted:
+                store.incr(policy.stat_kind(before), -1)
+            store.incr(policy.stat_kind(kind), 1)
+
+
+def bucket_ids(value: bytes | None) -> list[bytes]:
+    if not value:
+        return []
+    return [value[pos : pos + 8] for pos in range(0, len(value) - 7, 8)]
+
+
+def bucket_has(value: bytes, article_id: bytes) -> bool:
+    return any(value[pos : pos + 8] == article_id for pos in range(0, len(value) - 7, 8))
+
+
+def bucket_without(value: bytes, article_id: bytes) -> bytes:
+    return b"".join(other for other in bucket_ids(value) if other != article_id)
+
+
+@dataclass
+class Outcome:
+    """What deciding one article did (the engine turns it into a Decision)."""
+
+    status: str
+    """"known", "thin", "new" or "dup"."""
+    cluster: bytes
+    canonical: bytes
+    kind: int
+    similarity: int
+    containment: int
+    duplicate_of: bytes
+    replaced: bytes = b""
+    events: list[StreamEvent] = field(default_factory=list)
+    reason: int = 0
+    candidates: int = 0
+
+
+@dataclass
+class Article:
+    """One article to decide, as the engine prepared it."""
+
+    id: bytes
+    packed: bytes
+    bucket_key: str
+    text: str
+    published_iso: str
+    slot_keys: list[str]
+    slot_fields: bytes
+
+    def slots(self) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
+        """The LSH slots (shard key, field) of its bands, and its content-hash slot."""
+        n = len(self.slot_fields) // 5
+        bands = [(self.slot_keys[i], self.slot_fields[5 * i : 5 * i + 5]) for i in range(n)]
+        head = rec.header(self.packed)
+        return bands, (self.slot_keys[n], b"\xff" + head.content_hash)
+
+
+@dataclass
+class Settings:
+    """What decisions depend on beyond the stored data."""
+
+    thresholds: object
+    stream_maxlen: int
+    slots_of: Callable[[Facts], tuple[list[str], bytes]]
+    """The shard keys and band fields of a stored record (dedup.index.slots)."""
+
+
+class Decider:
+    """The decision path: decide a batch, peek, forget, all on one Store per call."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
+        self.client = client
+        self.keys = keys
+        self.settings = settings
+        self.t = settings.thresholds
+
+    def store(self) -> Store:
+        return Store(self.client, self.keys)
+
+    # Candidates
+
+    def lookup(self, s: Store, a: Facts, bands: list[tuple[str, bytes]], exact: tuple[str, bytes],
+               ) -> tuple[list[bytes], set[bytes], bytes | None]:
+        """The content-hash slot first (the exact fast path), then, only when it holds nothing, the LSH
+        bands; never the article itself. Candidate ids in lookup order, the ids sharing the content
+        hash, and the content-hash slot's value."""
+        limit = self.t.max_candidates  # type: ignore[attr-defined]
+        seen = {a.id}
+        candidates: list[bytes] = []
+        exact_ids: set[bytes] = set()
+        exact_value = s.hget(*exact)
+        for other in bucket_ids(exact_value):
+            if other not in seen:
+                seen.add(other)
+                exact_ids.add(other)
+                candidates.append(other)
+        if not candidates:
+            for key, name in bands:
+                for other in bucket_ids(s.hget(key, name)):
+                    if other not in seen and len(candidates) < limit:
+                        seen.add(other)
+                        candidates.append(other)
+        return candidates, exact_ids, exact_value
+
+    def verify_all(self, s: Store, a: Facts, candidates: list[bytes], exact_ids: set[bytes]) -> list[policy.Scored]:
+        scored = []
+        for other in candidates:
+            if other == a.id:
+                continue
+            c = s.record(other)
+            if c is not None and not c.has(rec.THIN):
+                scored.append(policy.verify(a, c, self.t, other in exact_ids))  # type: ignore[arg-type]
+        return policy.ranked(scored)
+
+    def join_plan(self, s: Store, matches: list[policy.Scored]
+                  ) -> tuple[bytes, ClusterValue | None, list[bytes], list[tuple[bytes, bytes, list[bytes], ClusterValue | None]], dict[bytes, bytes]]:
+        """Where an article with these matches (best first) goes: the best match's cluster, plus up to
+        max_merge other matched clusters it bridges (never a sealed one, nor into a sealed one)."""
+        cluster_id = matches[0].record.cluster
+        value, members = members_of(s, cluster_id)
+        members = list(members)
+        old_canonicals = {value.canonical if value else cluster_id: cluster_id}
+        bridged: list[tuple[bytes, bytes, list[bytes], ClusterValue | None]] = []
+        in_cluster = set(members)
+        own_sealed = None
+        for match in matches:
+            other = match.record.cluster
+            if other != cluster_id and match.record.id not in in_cluster and len(bridged) < self.t.max_merge:  # type: ignore[attr-defined]
+                if own_sealed is None:
+                    own_sealed = sealed(s, cluster_id)
+                if not own_sealed and not sealed(s, other):
+                    other_value, other_members = members_of(s, other)
+                    added = [m for m in other_members if m not in in_cluster]
+                    members.extend(added)
+                    in_cluster.update(added)
+                    other_canonical = other_value.canonical if other_value else other
+                    bridged.append((other, other_canonical, added, other_value))
+                    old_canonicals[other_canonical] = other
+        return cluster_id, value, members, bridged, old_canonicals
+
+    # Deciding
+
+    def prefetch(self, s: Store, items: list[Article]) -> None:
+        """Read what a batch's decisions need in four pipelines (records and buckets, candidates,
+        their clusters and founders, the clusters' canonicals)."""
+        record_keys = [self.keys.article(item.id.hex()) for item in items]
+        slot_pairs: list[tuple[str, bytes]] = []
+        for item in items:
+            bands, exact = item.slots()
+            slot_pairs.append(exact)
+            slot_pairs.extend(bands)
+        slot_pairs = [p for p in dict.fromkeys(slot_pairs) if p not in s.fields]
+        list_keys = list(dict.fromkeys(item.bucket_key for item in items))
+        commands: list[tuple] = [(b"GET", key) for key in record_keys]
+        commands += [(b"HGET", key, name) for key, name in slot_pairs]
+        commands += [(b"LLEN", key) for key in list_keys]
+        commands += [(b"HGETALL", self.keys.stats), (b"XINFO", b"STREAM", self.keys.canonical_stream)]
+        results = run(self.client, commands)
+        for key, value in zip(record_keys, results, strict=False):
+            s.values[key] = _value(value)
+        pos = len(record_keys)
+        for pair, value in zip(slot_pairs, results[pos:], strict=False):
+            s.fields[pair] = _value(value)
+        pos += len(slot_pairs)
+        for key, value in zip(list_keys, results[pos:], strict=False):
+            s.lengths[key] = int(_value(value))  # type: ignore[arg-type]
+        pos += len(list_keys)
+        flat = _value(results[pos]) or []
+        if isinstance(flat, dict):
+            s.stats = {_str(k): int(v) for k, v in flat.items()}
+        else:
+            s.stats = {_str(k): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+        s.stream_last = _last_id(results[pos + 1])
+        # Candidates: the content-hash slot's ids, else the bands' (as lookup reads them).
+        wanted: list[bytes] = []
+        for item in items:
+            bands, exact = item.slots()
+            ids = bucket_ids(s.fields.get(exact))
+            if not ids:
+                for pair in bands:
+                    ids.extend(bucket_ids(s.fields.get(pair)))
+            wanted.extend(ids)
+        s.prefetch_records(dict.fromkeys(wanted))
+        found = [s.record(i) for i in dict.fromkeys(wanted)]
+        clusters = {f.cluster for f in found if f is not None}
+        s.prefetch([self.keys.cluster(c.hex()) for c in clusters] +
+                   [self.keys.article(c.hex()) for c in clusters if c not in s.facts])
+        canonicals = []
+        for c in clusters:
+            raw = s.values.get(self.keys.cluster(c.hex()))
+            if raw:
+                canonicals.append(raw[:8])
+        s.prefetch_records(canonicals)
+
+    def decide(self, s: Store, items: list[Article]) -> list[Outcome]:
+        self.prefetch(s, items)
+        return [self.decide_one(s, item) for item in items]
+
+    def decide_one(self, s: Store, item: Article) -> Outcome:
+        t = self.t
+        existing = s.record(item.id)
+        if existing is not None:
+            value = s.get(self.keys.cluster(existing.cluster.hex()))
+            canonical = value[:8] if value else existing.cluster
+            return Outcome("known", existing.cluster, canonical, existing.kind, existing.similarity,
+                           existing.containment, existing.duplicate_of)
+        a = Facts(item.id, item.packed)
+        s.rpush(item.bucket_key, item.id)
+        if a.has(rec.THIN):
+            s.put_record(a)
+            s.incr("thin")
+            return Outcome("thin", item.id, item.id, policy.KIND_THIN, 0, 0, rec.NO_ID)
+
+        bands, exact = item.slots()
+        candidates, exact_ids, exact_value = self.lookup(s, a, bands, exact)
+        matches = [x for x in self.verify_all(s, a, candidates, exact_ids) if x.kind is not None]
+        events: list[StreamEvent] = []
+        replaced = b""
+
+        def own_event(event: str, cluster: bytes, replaces: bytes | None) -> None:
+            event_id = f"{event}:{cluster.hex()}:{a.id.hex()}" + (f":{replaces.hex()}" if replaces else "")
+            url, title, _, source = rec.strings_of(a.raw)
+            events.append(StreamEvent(event_fields(event, event_id, a.id.hex(), url, title, item.text,
+                                                   item.published_iso, source, cluster.hex(),
+                                                   replaces.hex() if replaces else None)))
+
+        if not matches:
+            cluster_id, canonical, reason = item.id, a, policy.REASON_SINGLE
+            s.put_record(a)
+            s.incr("clusters")
+            s.incr("canonicals")
+            own_event("new", item.id, None)
+        else:
+            cluster_id, value, members, bridged, old_canonicals = self.join_plan(s, matches)
+            parts: list[bytes] = []
+            if value is not None:
+                parts.append(value.table)
+            else:
+                founder = s.record(cluster_id)
+                if founder is not None:
+                    parts.append(policy.pack_member(founder))
+            for other_id, _, added, other_value in bridged:
+                entries = ({m.id: policy.pack_member(m) for m in other_value.members} if other_value else {})
+                for m in added:
+                    r = s.record(m)
+                    if r is not None:
+                        r.cluster = cluster_id
+                        s.put_record(r)
+                        parts.append(entries.get(m) or policy.pack_member(r))
+                s.put_cluster(other_id, None)
+                s.incr("clusters", -1)
+            a.cluster = cluster_id
+            s.put_record(a)
+            parts.append(policy.pack_member(a))
+            table = b"".join(parts)
+            best, reason = policy.choose_in_table(table, t.excerpt_ratio)  # type: ignore[attr-defined]
+            canonical_id = policy.table_id(table, best)
+            old_canonical = next(iter(old_canonicals))
+            if canonical_id == old_canonical and not bridged:
+                # The canonical stays: only the newcomer is related to it (a hot story's 500th copy
+                # costs what its 5th does).
+                canonical = a if canonical_id == a.id else s.record(canonical_id)
+                assert canonical is not None
+                relabel(s, [a], canonical, t.excerpt_ratio, a.id)  # type: ignore[attr-defined]
+            else:
+                ids = ClusterValue(b"", 0, table).ids
+                s.prefetch_records(ids)
+                records = [r for r in (a if m == a.id else s.record(m) for m in ids) if r is not None]
+                if len(records) != len(ids):
+                    table = b"".join(policy.pack_member(r) for r in records)
+                    best, reason = policy.choose_in_table(table, t.excerpt_ratio)  # type: ignore[attr-defined]
+                canonical = records[best]
+                relabel(s, records, canonical, t.excerpt_ratio, a.id)  # type: ignore[attr-defined]
+            s.put_cluster(cluster_id, ClusterValue(canonical.id, reason, table))
+            for old_id in old_canonicals:
+                if old_id != canonical.id:
+                    if canonical.id == a.id:
+                        own_event("replaced", cluster_id, old_id)
+                    else:
+                        event_id = f"replaced:{cluster_id.hex()}:{canonical.id.hex()}:{old_id.hex()}"
+                        events.append(stored_event(s, "replaced", event_id, canonical, cluster_id, old_id))
+                    if not replaced:
+                        replaced = old_id
+
+        # Index the article, unless it is a near-identical copy of a member with the same opening.
+        if not exact_value:
+            s.hset(exact[0], exact[1], a.id)
+        if policy.adds_reach(a, matches, t.reach):  # type: ignore[attr-defined]
+            cap = t.bucket_cap * 8  # type: ignore[attr-defined]
+            for key, name in bands:
+                value_now = s.hget(key, name)
+                if not value_now:
+                    s.hset(key, name, a.id)
+                elif len(value_now) < cap and not bucket_has(value_now, a.id):
+                    s.hset(key, name, value_now + a.id)
+        s.events.extend(events)
+        return Outcome("new" if not matches else "dup", cluster_id, canonical.id, a.kind, a.similarity,
+                       a.containment, a.duplicate_of, replaced, events, reason, len(candidates))
+
+    # Reading only
+
+    def peek(self, s: Store, item: Article, limit: int) -> dict[str, object]:
+        """What decide would do with this article now, and every candidate it would verify."""
+        t = self.t
+        a = Facts(item.id, item.packed)
+        result: dict[str, object] = {
+            "status": "new", "cluster": item.id.hex(), "canonical": item.id.hex(), "kind": "canonical",
+            "similarity": 0, "containment": 0, "reason": policy.REASON_SINGLE, "replaces": [], "candidates": 0,
+            "matches": [], "known": False,
+        }
+        stored = s.record(item.id)
+        if stored is not None:
+            result["known"] = True
+            value = s.get(self.keys.cluster(stored.cluster.hex()))
+            kind_name = policy.KIND_NAMES.get(stored.kind) or ("thin" if stored.kind == policy.KIND_THIN
+                                                              else "canonical")
+            result["stored"] = {"cluster": stored.cluster.hex(),
+                                "canonical": (value[:8] if value else stored.cluster).hex(), "kind": kind_name}
+        if a.has(rec.THIN):
+            result["status"] = result["kind"] = "thin"
+            return result
+        bands, exact = item.slots()
+        candidates, exact_ids, _ = self.lookup(s, a, bands, exact)
+        s.prefetch_records(candidates)
+        scored = self.verify_all(s, a, candidates, exact_ids)
+        matches = [x for x in scored if x.kind is not None]
+        listed = scored
+        if exact_ids:
+            seen = {a.id, *candidates}
+            more: list[bytes] = []
+            for key, name in bands:
+                for other in bucket_ids(s.hget(key, name)):
+                    if other not in seen and len(more) < t.max_candidates:  # type: ignore[attr-defined]
+                        seen.add(other)
+                        more.append(other)
+            s.prefetch_records(more)
+            listed = policy.ranked(scored + self.verify_all(s, a, more, set()))
+        result["candidates"] = len(listed)
+        shown = []
+        for x in listed[:limit]:
+            value = s.get(self.keys.cluster(x.record.cluster.hex()))
+            shown.append({"id": x.record.id.hex(), "cluster": x.record.cluster.hex(),
+                          "canonical": (value[:8] if value else x.record.cluster).hex(),
+                          "kind": policy.KIND_NAMES.get(x.kind, "") if x.kind else "", "score": x.score,
+                          "jaccard": x.jaccard, "containment": x.containment,
+                          "same_site": x.record.site == a.site, "split": x.record.has(rec.SPLIT)})
+        result["matches"] = shown
+        if not matches:
+            return result
+        cluster_id, _, members, _, _ = self.join_plan(s, matches)
+        s.prefetch_records(members)
+        records: list[Facts] = []
+        old_canonicals: list[bytes] = []
+        for m in members:
+            if m != a.id:
+                r = s.record(m)
+                if r is not None:
+                    records.append(r)
+                    if r.kind == policy.KIND_CANONICAL:
+                        old_canonicals.append(r.id)
+        records.append(a)
+        best, reason = policy.choose_canonical(records, t.excerpt_ratio)  # type: ignore[attr-defined]
+        canonical = records[best]
+        result.update(status="dup", cluster=cluster_id.hex(), canonical=canonical.id.hex(), reason=reason)
+        if canonical.id == a.id:
+            result["replaces"] = [old.hex() for old in old_canonicals]
+        else:
+            kind, similarity, containment = policy.relation(a, canonical, t.excerpt_ratio)  # type: ignore[attr-defined]
+            result.update(kind=policy.KIND_NAMES[kind], similarity=similarity, containment=containment)
+        return result
+
+    # Retention
+
+    def forget(self, s: Store, article_ids: list[bytes]) -> int:
+        """Remove articles from the index and store; their clusters re-elect a canonical quietly. The
+        new canonicals are indexed in the same write set (copies identical to an indexed member were
+        not indexed themselves: the story stays findable once this article is gone)."""
+        ratio = self.t.excerpt_ratio  # type: ignore[attr-defined]
+        s.prefetch_records(article_ids)
+        survivors: dict[bytes, None] = {}
+        removed = 0
+        for article_id in article_ids:
+            r = s.record(article_id)
+            if r is None:
+                continue
+            removed += 1
+            if not r.has(rec.THIN):
+                keys, fields = self.settings.slots_of(r)
+                n = len(fields) // 5
+                slots = [(keys[i], fields[5 * i : 5 * i + 5]) for i in range(n)] + [(keys[n], b"\xff" + r.content)]
+                s.prefetch((), slots)
+                for key, name in slots:
+                    value = s.hget(key, name)
+                    if value and bucket_has(value, article_id):
+                        s.hset(key, name, bucket_without(value, article_id) or None)
+                s.incr(policy.stat_kind(r.kind), -1)
+                value_c, members = members_of(s, r.cluster)
+                if value_c is None:
+                    s.incr("clusters", -1)
+                else:
+                    s.prefetch_records(members)
+                    records = [o for o in (s.record(m) for m in members if m != article_id) if o is not None]
+                    if not records:
+                        s.put_cluster(r.cluster, None)
+                        s.incr("clusters", -1)
+                    else:
+                        best, reason = policy.choose_canonical(records, ratio)
+                        canonical = records[best]
+                        survivors[canonical.id] = None
+                        relabel(s, records, canonical, ratio, None)
+                        if len(records) == 1:
+                            s.put_cluster(r.cluster, None)
+                            records[0].cluster = records[0].id
+                            s.put_record(records[0])
+                        else:
+                            s.put_cluster(r.cluster, ClusterValue.of(canonical.id, reason, records))
+            else:
+                s.incr("thin", -1)
+            s.drop_record(article_id)
+            survivors.pop(article_id, None)
+            s.srems.setdefault(self.keys.reindex, []).append(article_id.hex().encode())
+        for survivor in sorted(survivors, key=bytes.hex):
+            self.index(s, survivor)
+        return removed
+
+    def index(self, s: Store, article_id: bytes) -> bool:
+        """Put a stored article's LSH slots (content hash included) in the index (idempotent)."""
+        r = s.record(article_id)
+        if r is None or r.has(rec.THIN):
+            return False
+        keys, fields = self.settings.slots_of(r)
+        n = len(fields) // 5
+        slots = [(keys[i], fields[5 * i : 5 * i + 5]) for i in range(n)] + [(keys[n], b"\xff" + r.content)]
+        s.prefetch((), slots)
+        cap = self.t.bucket_cap * 8  # type: ignore[attr-defined]
+        for key, name in slots:
+            value = s.hget(key, name)
+            if not value:
+                s.hset(key, name, article_id)
+            elif len(value) < cap and not bucket_has(value, article_id):
+                s.hset(key, name, value + article_id)
+        return True
+
+
+__all__ = ["Article", "Decider", "Lease", "LeaseLost", "Outcome", "Settings", "Store", "apply", "pack", "run",
+           "unpack"]

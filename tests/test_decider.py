@@ -1,0 +1,156 @@
+"""The decider lease and journal (dedup.decider): a batch is written all or nothing, once, by the holder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+
+from dedup import decider
+from dedup.article import Article
+from dedup.engine import Engine
+from dedup.keys import Keys
+from tests.textcases import articles, edited, wrapped_copy
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PAUSED = "journalled, not applied"
+
+DECIDE_AND_PAUSE = textwrap.dedent(
+    """
+    import json, sys, time
+    import redis
+    from dedup import decider
+    from dedup.article import Article
+    from dedup.engine import Engine
+    from dedup.keys import Keys
+
+    url, prefix, batch = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    engine = Engine(redis.Redis.from_url(url), Keys(prefix))
+
+    def pause(*args, **kwargs):
+        print(%(paused)r, flush=True)
+        time.sleep(300)
+
+    decider.apply = pause
+    engine.decide(engine.prepare_many([Article(url=u, text=t) for u, t in batch]))
+    """
+) % {"paused": PAUSED}
+
+
+def _batch() -> list[tuple[str, str]]:
+    out = []
+    for index, (url, body) in enumerate(articles()[:4]):
+        out += [(url, body), (f"https://mirror{index}.example/a", body),
+                (f"https://farm{index}.example/a", wrapped_copy(body))]
+    return out
+
+
+def _snapshot(client: redis.Redis, keys: Keys) -> dict[str, object]:
+    engine = Engine(client, keys)
+    return {
+        "records": {r.id: (r.kind, r.cluster, r.duplicate_of) for r in engine.records()},
+        "stats": engine.stats(),
+        "stream": [fields for _, fields in client.xrange(keys.canonical_stream)],
+        "lists": {int(b): client.lrange(keys.time_bucket(int(b)), 0, -1) for b in client.zrange(keys.time_buckets, 0, -1)},
+    }
+
+
+def test_a_kill_between_journal_and_apply_loses_nothing_and_queues_nothing_twice(
+    redis_client: redis.Redis, redis_server_url: str, key_prefix: str
+) -> None:
+    import json
+
+    keys = Keys(key_prefix)
+    batch = _batch()
+    proc = subprocess.Popen([sys.executable, "-c", DECIDE_AND_PAUSE, redis_server_url, key_prefix, json.dumps(batch)],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == PAUSED, f"{line!r}\n{proc.stderr.read() if proc.stderr else ''}"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert redis_client.exists(decider.journal_key(keys))
+    assert not list(redis_client.scan_iter(match=keys.article("*"))), "nothing applied before the journal is"
+
+    # The next process to take the lease applies the journal before its own batch.
+    engine = Engine(redis_client, keys)
+    late_url, late_body = articles()[0]
+    [late] = engine.decide(engine.prepare_many([Article(url="https://late.example/a", text=edited(late_body, 2))]))
+    assert not redis_client.exists(decider.journal_key(keys))
+    records = {r.url: r for r in engine.records()}
+    assert set(records) == {u for u, _ in batch} | {"https://late.example/a"}
+    assert late.cluster == records[late_url].cluster
+    events = [fields for _, fields in redis_client.xrange(keys.canonical_stream)]
+    assert sorted(Counter(e[b"cluster"] for e in events if e[b"event"] == b"new").values()) == [1, 1, 1, 1]
+    assert len({e[b"event_id"] for e in events}) == len(events)
+    assert engine.stats()["clusters"] == 4
+
+    # A replay of a journal already applied changes nothing (absolute values, guarded appends,
+    # stream ids refused the second time).
+    before = _snapshot(redis_client, keys)
+    store = engine.decider.store()
+    engine.decide(engine.prepare_many([Article(url=u, text=t) for u, t in batch]))  # all known: no writes
+    commands = store.commands(0)
+    assert commands == []
+    payload_batch = _batch()[:3]
+    other = Keys(key_prefix + "replay:")
+    fresh = Engine(redis_client, other)
+    store = fresh.decider.store()
+    store.zadds[other.time_buckets] = {}
+    fresh.decider.decide(store, [fresh._item(p) for p in fresh.prepare_many(
+        [Article(url=u, text=t) for u, t in payload_batch])])
+    commands = store.commands(fresh.config.stream_maxlen)
+    packed = decider.pack(commands)
+    decider.apply(redis_client, commands, packed)
+    once = _snapshot(redis_client, other)
+    decider.apply(redis_client, decider.unpack(packed), packed)
+    assert _snapshot(redis_client, other) == once
+    assert _snapshot(redis_client, keys) == before
+
+
+def test_the_lease_is_exclusive_and_a_holder_that_lost_it_cannot_journal(redis_client: redis.Redis,
+                                                                        key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    first = decider.Lease(redis_client, keys, ttl_ms=60_000)
+    second = decider.Lease(redis_client, keys, ttl_ms=60_000)
+    first.acquire(lambda payload: None)
+    with pytest.raises(TimeoutError):
+        second.acquire(lambda payload: None, timeout=0.2)
+    first.journal(b"")
+    redis_client.delete(decider.lease_key(keys))  # as if it expired while the holder stalled
+    second.acquire(lambda payload: None)
+    assert second.token != first.token
+    with pytest.raises(decider.LeaseLost):
+        first.journal(b"*1\r\n$4\r\nPING\r\n")
+    second.release()
+    first.depth = 1
+    first.release()  # not the holder: releasing deletes nothing of another's
+    assert not redis_client.exists(decider.lease_key(keys))
+
+
+def test_a_journal_left_behind_is_applied_by_the_next_holder(redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    applied: list[bytes] = []
+    lease = decider.Lease(redis_client, keys)
+    lease.acquire(applied.append)
+    lease.journal(b"left")
+    lease.depth = 1
+    redis_client.delete(decider.lease_key(keys))  # the holder died; its lease expired
+    lease.release()
+    nxt = decider.Lease(redis_client, keys)
+    nxt.acquire(applied.append)
+    assert applied == [b"left"]
+    assert not redis_client.exists(decider.journal_key(keys))
+    nxt.release()
