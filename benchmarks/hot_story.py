@@ -110,7 +110,7 @@ def main() -> None:
             picked = [r for r in rows if size - width <= r[0] <= size + width]
             return statistics.median(r[1] for r in picked), statistics.median(r[2] for r in picked)
 
-        print(f"dedup from {ROOT}")
+        print(f"dedup from {Path(sys.modules[Engine.__module__].__file__).parent}")
         print(f"{len(copies)} copies of one story among {len(unrelated)} unrelated articles; "
               f"{joined} joined the story's cluster ({len(members)} members, canonical: the original, "
               f"reason {reason})")
