@@ -1,5 +1,9 @@
 """The inbox: a Redis stream of extracted articles waiting for a decision (the crash-safe handoff).
 
+An entry is an article's fields as strings; one fingerprinted in the extraction workers carries its
+fingerprint too (FINGERPRINT_FIELDS), so the decider only packs it. Entries without one (written
+before the workers fingerprinted, or when a worker could not) are fingerprinted by the decider.
+
 A crawl adds an article to the inbox and marks its URL seen in one transaction; the decider reads
 the inbox through a consumer group and acknowledges an entry only after the engine has decided it.
 An entry read by a process that then died stays pending and is claimed again, and the engine's
@@ -14,14 +18,16 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
 from dedup.article import Article
+from dedup.engine import Fingerprinted
 from dedup.keys import Keys
+from dedup.signature import LEAD_PERM, NUM_PERM, Fingerprint
 from dedup.urls import url_id
 
 if TYPE_CHECKING:
@@ -35,20 +41,41 @@ _FIELDS = ("url", "text", "title", "final_url", "published", "canonical_link", "
            "fetched_at", "source")
 
 
-def encode(article: Article) -> dict[str, str]:
-    """Article -> stream fields (plain strings; never pickled)."""
-    fields: dict[str, str] = {}
+_FINGERPRINT_TEXT = "fp_clean_text"
+_FINGERPRINT_COUNTS = ("fp_n_tokens", "fp_prose_words", "fp_n_shingles", "fp_boilerplate_lines")
+_FINGERPRINT_BYTES = ("fp_content_hash", "fp_signature", "fp_lead_signature", "fp_second_lead_signature")
+FINGERPRINT_FIELDS = (_FINGERPRINT_TEXT, *_FINGERPRINT_COUNTS, *_FINGERPRINT_BYTES)
+"""The fields an entry fingerprinted by an extraction worker adds to its article's."""
+# LeanMinHash bytes: seed, size and scheme (13 bytes), then 4 bytes per permutation.
+_SIGNATURE_BYTES = {"fp_signature": (13 + 4 * NUM_PERM,), "fp_lead_signature": (13 + 4 * LEAD_PERM,),
+                    "fp_second_lead_signature": (0, 13 + 4 * LEAD_PERM), "fp_content_hash": (8,)}
+
+
+def encode(item: Article | Fingerprinted) -> dict[str, str | bytes]:
+    """Article (and its fingerprint, when it has one) -> stream fields (strings and bytes; never pickled)."""
+    article = item.article if isinstance(item, Fingerprinted) else item
+    fields: dict[str, str | bytes] = {}
     for name in _FIELDS:
         value = getattr(article, name)
         if value is None:
             continue
         fields[name] = value.isoformat() if isinstance(value, datetime) else str(value)
+    if isinstance(item, Fingerprinted):
+        fp = item.fingerprint
+        fields[_FINGERPRINT_TEXT] = fp.clean_text
+        for name, count in zip(_FINGERPRINT_COUNTS, (fp.n_tokens, fp.prose_words, fp.n_shingles,
+                                                      item.boilerplate_lines), strict=True):
+            fields[name] = str(count)
+        for name, raw in zip(_FINGERPRINT_BYTES, (fp.content_hash, fp.signature, fp.lead_signature,
+                                                   fp.second_lead_signature), strict=True):
+            fields[name] = raw
     return fields
 
 
 def decode(fields: dict[bytes, bytes]) -> Article:
     """Stream fields -> Article (raises ValueError/KeyError on a malformed entry)."""
-    values = {key.decode(): value.decode("utf-8", "replace") for key, value in fields.items()}
+    values = {key.decode(): value.decode("utf-8", "replace") for key, value in fields.items()
+              if not key.startswith(b"fp_")}
     if "url" not in values:
         raise KeyError("url")
     kwargs: dict[str, object] = {name: values[name] for name in _FIELDS if name in values}
@@ -57,6 +84,25 @@ def decode(fields: dict[bytes, bytes]) -> Article:
             kwargs[name] = datetime.fromisoformat(str(kwargs[name]))
     kwargs.setdefault("text", "")
     return Article(**kwargs)  # type: ignore[arg-type]
+
+
+def decode_item(fields: dict[bytes, bytes]) -> Article | Fingerprinted:
+    """Stream fields -> the article, fingerprinted when the entry carries its fingerprint (raises
+    ValueError/KeyError on a malformed entry)."""
+    article = decode(fields)
+    if _FINGERPRINT_TEXT.encode() not in fields:
+        return article
+    raw = {name: fields[name.encode()] for name in FINGERPRINT_FIELDS}
+    for name, lengths in _SIGNATURE_BYTES.items():
+        if len(raw[name]) not in lengths:
+            raise ValueError(f"{name}: {len(raw[name])} bytes")
+    n_tokens, prose_words, n_shingles, boilerplate_lines = (int(raw[name]) for name in _FINGERPRINT_COUNTS)
+    fingerprint = Fingerprint(
+        clean_text=raw[_FINGERPRINT_TEXT].decode("utf-8", "replace"), n_tokens=n_tokens, prose_words=prose_words,
+        n_shingles=n_shingles, content_hash=raw["fp_content_hash"], signature=raw["fp_signature"],
+        lead_signature=raw["fp_lead_signature"], second_lead_signature=raw["fp_second_lead_signature"],
+    )
+    return Fingerprinted(article, fingerprint, boilerplate_lines)
 
 
 def seen_day(now: float | None = None) -> int:
@@ -87,6 +133,17 @@ class Entry:
     entry_id: bytes
     article: Article | None
     problem: str = ""
+    fingerprinted: Fingerprinted | None = None
+    """The article with the fingerprint an extraction worker computed (None: the decider computes it)."""
+
+    @property
+    def item(self) -> Article | Fingerprinted | None:
+        """What the engine decides: the fingerprinted article, else the article."""
+        return self.fingerprinted or self.article
+
+    def with_article(self, article: Article) -> Article | Fingerprinted:
+        """The item with its article replaced by `article` (the same article, validated)."""
+        return replace(self.fingerprinted, article=article) if self.fingerprinted is not None else article
 
 
 class Inbox:
@@ -128,11 +185,11 @@ class Inbox:
         if own:
             pipe.execute()
 
-    def put(self, article: Article, seen_url: str) -> bytes:
+    def put(self, article: Article | Fingerprinted, seen_url: str) -> bytes:
         """Add one article, then mark its URL seen."""
         return self.put_many([(article, seen_url)])[0]
 
-    def put_many(self, items: list[tuple[Article, str]]) -> list[bytes]:
+    def put_many(self, items: list[tuple[Article | Fingerprinted, str]]) -> list[bytes]:
         """Add articles (one round trip), then mark their URLs seen (another).
 
         Not one transaction: the inbox and the day's seen-set are in different Redis Cluster slots. The
@@ -202,7 +259,11 @@ class Inbox:
                 entries.append(Entry(entry_id, None, "entry deleted"))
                 continue
             try:
-                entries.append(Entry(entry_id, decode(fields)))
+                item = decode_item(fields)
+                if isinstance(item, Fingerprinted):
+                    entries.append(Entry(entry_id, item.article, fingerprinted=item))
+                else:
+                    entries.append(Entry(entry_id, item))
             except (KeyError, ValueError, TypeError) as exc:
                 entries.append(Entry(entry_id, None, f"malformed inbox entry: {exc!r}"))
         return entries
@@ -220,10 +281,10 @@ class InboxWriter:
         self.metrics = metrics
         self.stopping = stopping
         self.max_batch = max_batch
-        self._waiting: list[tuple[Article, str, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Article | Fingerprinted, str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def put(self, article: Article, seen_url: str) -> None:
+    async def put(self, article: Article | Fingerprinted, seen_url: str) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((article, seen_url, future))
         if self._writer is None or self._writer.done():

@@ -6,6 +6,8 @@ import gzip
 import io
 import json
 import logging
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,13 +61,28 @@ def _looks_binary(data: str | bytes) -> bool:
     return control / len(sample) > 0.05
 
 
+def _lines(stream: IO[bytes]) -> Iterator[bytes | None]:
+    """The lines of a stream, each read with a cap: a line longer than the record limit is passed
+    over in chunks and given as None, never held whole."""
+    while True:
+        line = stream.readline(MAX_RECORD_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= MAX_RECORD_BYTES:
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(2**20)
+        yield None
+
+
 def jsonl_records(stream: IO[bytes]) -> Iterator[RawRecord]:
     """Records from JSON Lines; each bad line becomes a RawRecord with a problem."""
-    for number, raw_line in enumerate(stream, start=1):
-        if not raw_line.strip():
-            continue
-        if len(raw_line) > MAX_RECORD_BYTES:
+    for number, raw_line in enumerate(_lines(stream), start=1):
+        if raw_line is None:
             yield RawRecord(number, problem=f"record larger than {MAX_RECORD_BYTES // 2**20} MiB")
+            continue
+        if not raw_line.strip():
             continue
         try:
             data = json.loads(raw_line)
@@ -80,7 +97,7 @@ def jsonl_records(stream: IO[bytes]) -> Iterator[RawRecord]:
             yield RawRecord(number, problem="no http(s) url")
             continue
         html, text = data.get("html"), data.get("text")
-        title = data.get("title") if isinstance(data.get("title"), str) else ""
+        title = data["title"] if isinstance(data.get("title"), str) else ""
         published = parse_date(data.get("published"))
         if isinstance(html, str) and html.strip():
             if _looks_binary(html):
@@ -126,21 +143,64 @@ def warc_records(stream: IO[bytes]) -> Iterator[RawRecord]:
         yield RawRecord(0, problem=f"WARC stream damaged: {exc}")
 
 
-def open_records(path: str, stdin: IO[bytes]) -> Iterator[RawRecord]:
-    """Records from a path ('-' for stdin): WARC by name or magic, else JSON Lines (gz allowed)."""
-    handle: IO[bytes] = stdin if path == "-" else open(path, "rb")
+def _own_stdin(stdin: IO[bytes]) -> IO[bytes]:
+    """A reader of its own on stdin's descriptor: a reader thread left blocked on it when a run stops
+    early then holds no lock that interpreter shutdown needs (sys.stdin's)."""
     try:
+        return open(os.dup(stdin.fileno()), "rb")
+    except (AttributeError, OSError, ValueError):  # no descriptor (an in-memory stream): read it directly
+        return stdin
+
+
+class Source:
+    """An input file or stdin read record by record (WARC by name or magic, else JSON Lines, gzip
+    allowed), with how many of its bytes have been read and its size when it has one."""
+
+    def __init__(self, path: str, stdin: IO[bytes]) -> None:
+        self.path = path
+        self._file: IO[bytes] = _own_stdin(stdin) if path == "-" else open(path, "rb")
+        self.total_bytes: int | None = None
+        if path != "-":
+            try:
+                status = os.fstat(self._file.fileno())
+                self.total_bytes = status.st_size if stat.S_ISREG(status.st_mode) else None
+            except (OSError, ValueError):
+                self.total_bytes = None
+
+    def bytes_read(self) -> int | None:
+        """Bytes of the file read so far (compressed bytes for a gzip file); None for stdin."""
+        if self.total_bytes is None:
+            return None
+        try:
+            return self._file.tell()
+        except (OSError, ValueError):
+            return None
+
+    def records(self) -> Iterator[RawRecord]:
+        """The records, one at a time: nothing is read ahead of what the caller takes."""
+        handle = self._file
         peek = handle.peek(8)[:8] if hasattr(handle, "peek") else b""
-        if peek[:2] == b"\x1f\x8b" and not path.endswith((".warc.gz", ".arc.gz")):
+        if peek[:2] == b"\x1f\x8b" and not self.path.endswith((".warc.gz", ".arc.gz")):
             handle = gzip.GzipFile(fileobj=handle)  # type: ignore[assignment]
             peek = b""
-        if path.endswith((".warc", ".warc.gz")) or peek.startswith(b"WARC/"):
+        if self.path.endswith((".warc", ".warc.gz")) or peek.startswith(b"WARC/"):
             yield from warc_records(handle)
         else:
-            yield from jsonl_records(io.BufferedReader(handle) if not hasattr(handle, "peek") else handle)
+            yield from jsonl_records(io.BufferedReader(handle) if not hasattr(handle, "peek") else handle)  # type: ignore[type-var]
+
+    def close(self) -> None:
+        # stdin's reader is left open: a reader thread may still be blocked on it (closing would wait).
+        if self.path != "-":
+            self._file.close()
+
+
+def open_records(path: str, stdin: IO[bytes]) -> Iterator[RawRecord]:
+    """Records from a path ('-' for stdin): WARC by name or magic, else JSON Lines (gz allowed)."""
+    source = Source(path, stdin)
+    try:
+        yield from source.records()
     finally:
-        if handle is not stdin:
-            handle.close()
+        source.close()
 
 
 def to_article(raw: RawRecord, source: str) -> Article | str:
@@ -162,6 +222,22 @@ def to_article(raw: RawRecord, source: str) -> Article | str:
         return article
     assert raw.text is not None
     return Article(url=raw.url, text=raw.text, title=raw.title, published=raw.published, source=source)
+
+
+def extract_record(raw: RawRecord, source: str = "ingest") -> Article | str:
+    """One record to an Article or the reason it is set aside; never raises (one bad page never
+    stops a batch)."""
+    if raw.problem:
+        return raw.problem
+    try:
+        return to_article(raw, source)
+    except Exception as exc:  # the boundary of one record
+        return f"extraction failed: {exc.__class__.__name__}: {exc}"
+
+
+def extract_batch(records: list[RawRecord]) -> list[Article | str]:
+    """Worker: extract_record for a batch of records, in order."""
+    return [extract_record(raw) for raw in records]
 
 
 def to_articles(records: Iterable[RawRecord], source: str) -> Iterator[tuple[RawRecord, Article | str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import datetime
@@ -11,18 +12,26 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 
+from crawler.compression import BodyTooLarge, decompress_body
 from crawler.extract import extract_article
 from crawler.logs import about
+from crawler.workers import FingerprintSpec, fingerprinted
 from dedup.article import Article
+from dedup.engine import Fingerprinted
 
 log = logging.getLogger(__name__)
 
 
 def extract_page(
     url: str, body: bytes, final_url: str | None, encoding: str | None, fetched_at: str, source: str,
-    entry_title: str = "", entry_published: str = "",
-) -> Article | None:
-    """Worker: one page to an Article; the feed's title and date fill in what the page lacks."""
+    entry_title: str = "", entry_published: str = "", fingerprint: FingerprintSpec | None = None,
+    content_encoding: str = "", max_size: int = 0,
+) -> Article | Fingerprinted | None:
+    """Worker: one page to an Article, fingerprinted with `fingerprint` (crawler.workers) when given;
+    the feed's title and date fill in what the page lacks. A body still in its gzip or deflate
+    `content_encoding` is decompressed first, to at most max_size bytes (else BodyTooLarge)."""
+    if content_encoding:
+        body = decompress_body(body, content_encoding, max_size)
     article = extract_article(
         body, url, final_url=final_url if final_url != url else None, headers_encoding=encoding,
         fetched_at=datetime.fromisoformat(fetched_at) if fetched_at else None, source=source,
@@ -33,7 +42,7 @@ def extract_page(
         article = replace(article, title=entry_title)
     if article.published is None and entry_published:
         article = replace(article, published=datetime.fromisoformat(entry_published))
-    return article
+    return fingerprinted(article, fingerprint)
 
 
 class ExtractPipeline:
@@ -52,12 +61,19 @@ class ExtractPipeline:
         job = spider.job  # type: ignore[union-attr]
         source, url = job.source.name, item["url"]
         args = (url, item["body"], item["final_url"], item["encoding"], item["fetched_at"], source,
-                item["entry_title"], item["entry_published"])
+                item["entry_title"], item["entry_published"], job.fingerprint, item.get("content_encoding", ""),
+                job.crawl.max_response_size)
         try:
             if job.executor is not None:
                 article = await asyncio.get_running_loop().run_in_executor(job.executor, extract_page, *args)
             else:
                 article = await asyncio.to_thread(extract_page, *args)
+        except BodyTooLarge as exc:  # a gzip bomb: as if the download had been cut off at the limit
+            await spider.page_failed(url, item.get("listing", ""), "too_large", f"{type(exc).__name__}: {exc}")  # type: ignore[union-attr]
+            return {"url": url, "outcome": "fetch_failed"}
+        except zlib.error as exc:  # a body that does not decompress: the download failed
+            await spider.page_failed(url, item.get("listing", ""), "other", f"undecodable body: {exc}")  # type: ignore[union-attr]
+            return {"url": url, "outcome": "fetch_failed"}
         except BrokenProcessPool:
             # A worker died (out of memory, a crash in a parser); the page is tried again next crawl.
             job.metrics.extraction_failures.labels(source, "worker_died").inc()

@@ -26,9 +26,10 @@ from crawler.lease import LeaseKeeper, Leases
 from crawler.logs import about, configure_logging  # noqa: F401 - configure_logging: callers import it here
 from crawler.settings import ASYNCIO_REACTOR, scrapy_settings
 from crawler.spiders import CrawlJob, SourceSpider, stop_crawl
+from crawler.workers import FingerprintSpec
 from dedup.article import Article, Decision
 from dedup.deadletter import DeadLetters, decide_each, error_text, server_trouble
-from dedup.engine import Engine, EngineConfig
+from dedup.engine import Engine, EngineConfig, Fingerprinted
 from dedup.index import IndexParamsMismatch
 from dedup.keys import Keys
 from dedup.validate import InvalidArticle, shown, validate
@@ -89,6 +90,8 @@ class Service:
         self.health_port: int | None = None
         self._engine: Engine | None = None
         self._executor: Executor | None = executor
+        self._fingerprint_spec = FingerprintSpec.of(client, self.keys, self._engine_config())
+        """How the extraction workers fingerprint for this service's engine (None: the decider does it)."""
         self._running: dict[str, tuple[Any, CrawlJob]] = {}
         """The crawls in progress here: (Scrapy crawler, job) per source."""
         self._crawl_loops: dict[str, asyncio.Task[None]] = {}
@@ -328,7 +331,8 @@ class Service:
         crawl = source.crawl_settings(self.settings.crawl)
         job = CrawlJob(source=source, crawl=crawl, inbox=self.inbox, keys=self.keys, metrics=self.metrics,
                        executor=self._executor, retention=self.settings.dedup.retention,
-                       inbox_maxlen=self.settings.service.inbox_maxlen, stopping=self.stopping)
+                       inbox_maxlen=self.settings.service.inbox_maxlen, stopping=self.stopping,
+                       fingerprint=self._fingerprint_spec)
         lost = asyncio.Event()
         renew = asyncio.create_task(self._renew(source.name, token, lost))
         started = time.time()
@@ -422,11 +426,12 @@ class Service:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            config = EngineConfig(retention=self.settings.dedup.retention,
-                                  stream_maxlen=self.settings.dedup.stream_maxlen,
-                                  stream_retention=self.settings.dedup.stream_retention)
-            self._engine = Engine(self.client, self.keys, config)
+            self._engine = Engine(self.client, self.keys, self._engine_config())
         return self._engine
+
+    def _engine_config(self) -> EngineConfig:
+        return EngineConfig(retention=self.settings.dedup.retention, stream_maxlen=self.settings.dedup.stream_maxlen,
+                            stream_retention=self.settings.dedup.stream_retention)
 
     async def _decide_forever(self) -> None:
         """Decide inbox entries until stopped and drained: ours left pending first, then new ones."""
@@ -488,11 +493,12 @@ class Service:
         # Cleaning megabytes of text is CPU work: off the event loop, as extraction is.
         usable, letters = await asyncio.to_thread(_validated, entries)
         # Stopped (the service stops while Redis is away) leaves the batch pending for the next start.
-        results = await self._through_trouble(decide_each, self.engine, [article for _, article in usable])
+        results = await self._through_trouble(decide_each, self.engine, [item for _, item in usable])
         decided = [result for result in results if not isinstance(result, Exception)]
         canonical_urls = await redis_retry(self._canonical_urls, decided, **retry)
         decisions: list[Decision] = []
-        for (entry, article), result in zip(usable, results, strict=True):
+        for (entry, item), result in zip(usable, results, strict=True):
+            article = item.article if isinstance(item, Fingerprinted) else item
             if isinstance(result, Exception):
                 letters.append((entry, article, error_text(result), "decide"))
                 continue
@@ -689,10 +695,11 @@ def _slot(source: SourceSettings) -> float:
     return following.timestamp() if following is not None else time.time()
 
 
-def _validated(entries: list[Entry]) -> tuple[list[tuple[Entry, Article]], list[tuple[Entry, Article | None, str, str]]]:
-    """The entries' articles validated (dropped fields logged), and (entry, article, error, stage) for
-    each entry that cannot be decided at all."""
-    usable: list[tuple[Entry, Article]] = []
+def _validated(entries: list[Entry]) -> tuple[list[tuple[Entry, Article | Fingerprinted]],
+                                              list[tuple[Entry, Article | None, str, str]]]:
+    """The entries' articles validated (dropped fields logged), fingerprinted where an extraction worker
+    did it, and (entry, article, error, stage) for each entry that cannot be decided at all."""
+    usable: list[tuple[Entry, Article | Fingerprinted]] = []
     letters: list[tuple[Entry, Article | None, str, str]] = []
     for entry in entries:
         if entry.article is None:
@@ -705,7 +712,7 @@ def _validated(entries: list[Entry]) -> tuple[list[tuple[Entry, Article]], list[
             continue
         for note in checked.dropped:
             log.warning("source=%s url=%s: %s", checked.article.source, checked.article.url, note)
-        usable.append((entry, checked.article))
+        usable.append((entry, entry.with_article(checked.article)))
     return usable, letters
 
 

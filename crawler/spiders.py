@@ -13,6 +13,10 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import scrapy
+
+# Imported here, at a shallow stack, not by the first crawl's download handlers: Scrapy 2.19 builds deprecated
+# aliases in it with inspect.stack(), which reads the source of every frame (0.2 s or more deep in the reactor).
+import scrapy.core.downloader.contextfactory
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import IgnoreRequest
@@ -21,13 +25,16 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.python.failure import Failure
 
+from crawler.compression import DECOMPRESS_IN_WORKER
 from crawler.config import CrawlSettings, SourceSettings
 from crawler.control import MAX_FAILURES
 from crawler.feeds import FeedError, parse_listing
 from crawler.health import Metrics
 from crawler.inbox import Inbox, InboxWriter, redis_retry
 from crawler.logs import about
+from crawler.workers import FingerprintSpec
 from dedup.article import Article
+from dedup.engine import Fingerprinted
 from dedup.keys import Keys
 from dedup.urls import canonical_url
 
@@ -57,6 +64,8 @@ class CrawlJob:
     retention: float
     inbox_maxlen: int = 100_000
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    fingerprint: FingerprintSpec | None = None
+    """How the extraction workers fingerprint what they extract (None: the decider does)."""
     counts: dict[str, int] = field(default_factory=dict)
     stop_reason: str = ""
     """Set by stop_crawl(): from then on no request of this crawl is sent."""
@@ -74,7 +83,7 @@ class CrawlJob:
         if len(self.failures) < MAX_FAILURES or url in self.failures:
             self.failures[url] = reason
 
-    async def hand_over(self, article: Article, seen_url: str) -> None:
+    async def hand_over(self, article: Article | Fingerprinted, seen_url: str) -> None:
         """Put an extracted article in the inbox and mark its URL seen (batched with its neighbours)."""
         if self._writer is None:
             self._writer = InboxWriter(self.inbox, metrics=self.metrics, stopping=self.stopping)
@@ -234,6 +243,7 @@ class SourceSpider(scrapy.Spider):
                 request = Request(url, callback=self.parse_article, errback=self.article_failed,
                                   meta={"listing": listing_url, "feed_url": listing_url,
                                         "allow_networks": self.allow_networks, "article": url,
+                                        DECOMPRESS_IN_WORKER: True,
                                         "entry_title": title,
                                         "entry_published": published.isoformat() if published else ""})
             except ValueError as exc:  # a canonical URL Scrapy still refuses
@@ -265,6 +275,8 @@ class SourceSpider(scrapy.Spider):
             "final_url": response.url,
             "body": response.body,
             "encoding": _charset(content_type),
+            # Set when crawler.compression left a gzip or deflate body for the extraction worker.
+            "content_encoding": _header(response, b"Content-Encoding"),
             "fetched_at": datetime.now(UTC).isoformat(),
             "entry_title": response.meta.get("entry_title", ""),
             "entry_published": response.meta.get("entry_published", ""),
@@ -286,11 +298,16 @@ class SourceSpider(scrapy.Spider):
             self.job.count(reason)
             log.info("not fetched: %s", failure.value, extra=about(self.source, url))
             return
+        gone = bool(failure.check(HttpError)) and failure.value.response.status in _GONE
+        await self.page_failed(url, listing, reason, _failure_text(failure), remember=gone)
+
+    async def page_failed(self, url: str, listing: str, reason: str, text: str, *, remember: bool = False) -> None:
+        """Count an article page that could not be fetched or read; remembered as handled when it is gone."""
         self.job.metrics.fetch_errors.labels(self.source, reason).inc()
         self.job.count("fetch_errors")
-        self.job.failed(url, _failure_text(failure))
-        log.warning("fetch failed: %s", _failure_text(failure), extra=about(self.source, url))
-        if (failure.check(HttpError) and failure.value.response.status in _GONE) or reason in _REMEMBERED:
+        self.job.failed(url, text)
+        log.warning("fetch failed: %s", text, extra=about(self.source, url))
+        if remember or reason in _REMEMBERED:
             # Gone pages stay gone, a page over the size limit will not shrink, and a redirect loop
             # or endless chain is a broken URL: none is fetched again on the next crawl (a gzip bomb
             # or a loop would otherwise cost the publisher the same requests every tick).

@@ -52,13 +52,16 @@ for i = 1, #fields, 2 do
 end
 return dropped
 """
-# Count one page on its site's hash: the page count (ARGV[1] is PAGES_FIELD), then each of its lines;
-# the new counts in that order. One command per page instead of one per line (one key: cluster-safe).
+# Count one page on its site's hash and keep the hash for the retention (ARGV[1], seconds): the page
+# count (ARGV[2] is PAGES_FIELD), then each of its lines. Returns the hash's size, then the new counts in
+# that order. One command per page instead of one per line, plus EXPIRE and HLEN (one key: cluster-safe).
 _COUNT = """
-local counts = {}
-for i = 1, #ARGV do
+local counts = {0}
+for i = 2, #ARGV do
   counts[i] = redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
 end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+counts[1] = redis.call('HLEN', KEYS[1])
 return counts
 """
 
@@ -137,34 +140,29 @@ class BoilerplateLearner:
     def observe(self, pages: Sequence[tuple[str, str]]) -> list[frozenset[bytes]]:
         """Count each (site, clean text) page's lines, in order, in one round trip; return per
         page the hashes of its lines that are, with it counted, its site's boilerplate."""
-        pipe = self.client.pipeline(transaction=False)
-        plan: list[list[bytes]] = []
-        sites: dict[str, None] = {}
-        for site, clean_text in pages:
-            lines = countable_lines(clean_text)
-            plan.append(lines)
-            if not lines:
-                continue
-            sites.setdefault(site, None)
-            run_script(self._count, [self.keys.boilerplate(site)], [PAGES_FIELD, *lines], pipe)
-        for site in sites:
-            pipe.expire(self.keys.boilerplate(site), self.ttl)
-            pipe.hlen(self.keys.boilerplate(site))
-        results = pipe.execute() if sites else []
+        plan = [(site, countable_lines(clean_text)) for site, clean_text in pages]
+        calls = [([self.keys.boilerplate(site)], [self.ttl, PAGES_FIELD, *lines]) for site, lines in plan if lines]
+        if len(calls) == 1:  # one page (an extraction worker's): no pipeline, whose scripts cost a SCRIPT EXISTS
+            results = iter([self._count(keys=calls[0][0], args=calls[0][1])])
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                run_script(self._count, keys, args, pipe)
+            results = iter(pipe.execute() if calls else [])
         found: list[frozenset[bytes]] = []
-        position = 0
-        for lines in plan:
+        sizes: dict[str, int] = {}
+        for site, lines in plan:
             if not lines:
                 found.append(frozenset())
                 continue
-            site_pages, *counts = results[position]
-            position += 1
+            size, site_pages, *counts = next(results)
+            sizes[site] = int(size)  # the last page's: the site's hash after the whole batch
             found.append(frozenset(
                 line for line, count in zip(lines, counts, strict=True)
                 if is_boilerplate(int(count), int(site_pages), self.min_pages, self.min_share)
             ))
-        for index, site in enumerate(sites):
-            if int(results[position + 2 * index + 1]) > self.capacity:
+        for site, size in sizes.items():
+            if size > self.capacity:
                 self._halve(keys=[self.keys.boilerplate(site)])
         return found
 

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from dedup.article import Article, Decision
-from dedup.engine import Engine
+from dedup.engine import Engine, Fingerprinted
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
 from dedup.validate import MAX_TEXT_CHARS, shown, validate
@@ -114,7 +114,7 @@ def server_trouble(exc: BaseException) -> bool:
     return _SERVER_STATE.search(str(exc)) is not None
 
 
-def decide_each(engine: Engine, articles: list[Article]) -> list[Decision | Exception]:
+def decide_each(engine: Engine, articles: list[Article | Fingerprinted]) -> list[Decision | Exception]:
     """Decide a batch in order; if the batch fails, decide each article alone so that one bad record
     fails only itself (its exception takes its place). Server trouble is raised, not blamed on a record."""
     if not articles:

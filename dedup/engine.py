@@ -112,6 +112,18 @@ class Peek:
 
 
 @dataclass(frozen=True)
+class Fingerprinted:
+    """An article validated and fingerprinted, its site's boilerplate counted and discounted: what
+    Prepared holds that does not depend on the moment of the decision. The crawler makes it in its
+    extraction workers; Engine.prepare_many packs it when it is decided (its arrival stamped then)."""
+
+    article: Article
+    fingerprint: Fingerprint
+    """Of the text without its site's boilerplate lines."""
+    boilerplate_lines: int = 0
+
+
+@dataclass(frozen=True)
 class Prepared:
     """An article fingerprinted and packed, ready to decide (pure, no I/O)."""
 
@@ -148,14 +160,24 @@ class Engine:
 
     # Deciding
 
-    def prepare(self, article: Article, now: float | None = None, learn: bool = True) -> Prepared:
+    def prepare(self, article: Article | Fingerprinted, now: float | None = None, learn: bool = True) -> Prepared:
         """Fingerprint and pack one article (learn=False: read the site's boilerplate, count nothing);
         raises InvalidArticle."""
         return self.prepare_many([article], now, learn)[0]
 
-    def prepare_many(self, articles: list[Article], now: float | None = None, learn: bool = True) -> list[Prepared]:
+    def prepare_many(self, articles: list[Article | Fingerprinted], now: float | None = None,
+                     learn: bool = True) -> list[Prepared]:
         """prepare() for a batch: the same results, with the hashing done in a few array operations
-        and the site boilerplate counted in one round trip."""
+        and the site boilerplate counted in one round trip. An article fingerprinted already (where
+        it was extracted) is only packed: stamped as arriving now."""
+        plain = [article for article in articles if isinstance(article, Article)]
+        fresh = iter(self.fingerprint_many(plain, learn) if plain else [])
+        done = [item if isinstance(item, Fingerprinted) else next(fresh) for item in articles]
+        return [self._pack(item.article, item.fingerprint, now, item.boilerplate_lines) for item in done]
+
+    def fingerprint_many(self, articles: list[Article], learn: bool = True) -> list[Fingerprinted]:
+        """Validate, strip junk, count and discount site boilerplate, and fingerprint a batch (all of
+        prepare_many but the packing); raises InvalidArticle."""
         articles = [validate(article).article for article in articles]
         cleans = [strip_junk(article.text, article.title) for article in articles]
         found = [frozenset[bytes]()] * len(articles)
@@ -167,7 +189,7 @@ class Engine:
                 found = [self.boilerplate.known(site, clean) for site, clean in pages]
         discounted = [discount(clean, lines) for clean, lines in zip(cleans, found, strict=True)]
         prints = fingerprints_of_clean([d.text for d in discounted])
-        return [self._pack(article, fp, now, d.lines)
+        return [Fingerprinted(article, fp, d.lines)
                 for article, fp, d in zip(articles, prints, discounted, strict=True)]
 
     def _pack(self, article: Article, fp: Fingerprint, now: float | None, boilerplate_lines: int = 0) -> Prepared:
@@ -218,17 +240,17 @@ class Engine:
         return Prepared(article, own_id, fp, rec.pack(record), int(now // self.config.params.time_bucket), iso,
                         slot_keys, slot_fields)
 
-    def add(self, article: Article) -> Decision:
+    def add(self, article: Article | Fingerprinted) -> Decision:
         """Decide one article: exactly the decision a batch or another process would reach."""
         return self.decide([self.prepare(article)])[0]
 
-    def add_many(self, articles: Iterable[Article]) -> Iterator[Decision]:
+    def add_many(self, articles: Iterable[Article | Fingerprinted]) -> Iterator[Decision]:
         """Decide articles in batches, in order. From a few batches on, a child process fingerprints the
         next batches while this one decides (deciding is Python now, so a thread would share one core
         with fingerprinting); fewer batches are fingerprinted here, the next one in a thread."""
         size = max(1, self.config.batch_size)
         source = iter(articles)
-        ahead: list[list[Article]] = []
+        ahead: list[list[Article | Fingerprinted]] = []
         while len(ahead) < _FORK_FROM_BATCHES and (batch := list(islice(source, size))):
             ahead.append(batch)
         batches = chain(ahead, iter(lambda: list(islice(source, size)), []))
@@ -237,7 +259,7 @@ class Engine:
         else:
             yield from self._add_threaded(batches)
 
-    def _add_threaded(self, batches: Iterable[list[Article]]) -> Iterator[Decision]:
+    def _add_threaded(self, batches: Iterable[list[Article | Fingerprinted]]) -> Iterator[Decision]:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdedup-redis") as io:
             in_flight: Future[list[Decision]] | None = None
             for batch in batches:
@@ -248,7 +270,7 @@ class Engine:
             if in_flight is not None:
                 yield from in_flight.result()
 
-    def _add_forked(self, batches: Iterable[list[Article]]) -> Iterator[Decision]:
+    def _add_forked(self, batches: Iterable[list[Article | Fingerprinted]]) -> Iterator[Decision]:
         """Fingerprint in a child process (forked: it shares this engine's settings and opens its own
         Redis connections), at most _PREPARE_AHEAD batches ahead, and decide here, in order."""
         context = multiprocessing.get_context("fork")
@@ -618,4 +640,4 @@ def _timestamp(value: datetime) -> float:
 
 
 
-__all__ = ["REASONS", "Engine", "EngineConfig", "Match", "Peek", "canonical_url"]
+__all__ = ["REASONS", "Engine", "EngineConfig", "Fingerprinted", "Match", "Peek", "canonical_url"]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dedup.cluster import beside
+
 DEFAULT_PREFIX = "newsdedup:"
 
 
@@ -90,7 +92,7 @@ class Keys:
         """String with expiry: which instance is crawling this source now. Its hash tag is the source's
         state key, so that the lease scripts, which touch both, run on one Redis Cluster slot (before
         this name, `lease:<source>`: such a lease simply expires after its TTL)."""
-        return f"{self.prefix}lease:{{{self.source_state(source)}}}"
+        return beside(self.source_state(source), f"{self.prefix}lease:")
 
     def source_state(self, source: str) -> str:
         """Hash: a source's last crawl (when, outcome, counts) and conditional-GET validators."""
@@ -135,6 +137,12 @@ class Keys:
     @property
     def health(self) -> str:
         return self.prefix + "health"
+
+    def ingest_roles(self, run: str, shard: int) -> str:
+        """Hash: article id (8 bytes) -> the role one `ingest` run counted it under, for the articles of
+        that run whose id starts with the three hex digits `shard` (deleted at the end of the run;
+        expires if the run dies)."""
+        return f"{self.prefix}ingest:{run}:roles:{shard:03x}"
 
 
 def reply_text(value: object) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,76 @@ def test_missing_file_and_unreachable_redis_are_one_line_errors(tmp_path: Path) 
     path.write_text(json.dumps({"url": "https://a.example/", "text": "x " * 50}) + "\n")
     down = newsdedup("ingest", str(path), "--redis-url", "redis://127.0.0.1:1/0")
     assert down.returncode != 0 and b"cannot reach Redis" in down.stderr and b"Traceback" not in down.stderr
+
+
+PROGRESS = re.compile(r"^progress: [\d,]+ records read, [\d,]+ decided, [\d,]+ set aside, [\d,]+ records/s"
+                      r"(, \d+% of [\d.]+ (B|KB|MB|GB)(, ETA \S+)?)?$", re.MULTILINE)
+
+
+def test_progress_lines_go_to_stderr_only_when_asked(tmp_path: Path, redis_server_url: str, key_prefix: str) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(_records()) + "\n")
+    target = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    result = newsdedup("ingest", str(path), "--json", "--progress", "--workers", "1", *target)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = PROGRESS.findall(result.stderr.decode())
+    assert lines, result.stderr.decode()
+    last = [line for line in result.stderr.decode().splitlines() if line.startswith("progress:")][-1]
+    assert last.startswith("progress: 10 records read, 6 decided, 4 set aside, ") and "100% of" in last
+    assert all(json.loads(line) for line in result.stdout.decode().splitlines())  # stdout: JSON lines only
+
+    quiet = newsdedup("ingest", str(path), *target)  # not a terminal: no progress unless asked
+    assert b"progress:" not in quiet.stderr
+    assert b"6 articles decided" in quiet.stderr and b"6 already known; 4 records skipped" in quiet.stderr
+    assert b"progress:" not in newsdedup("ingest", "-", "--no-progress", *target,
+                                         stdin=path.read_bytes()).stderr
+
+
+def _story_lines(count: int) -> list[str]:
+    """Originals and copies with distinct dates (so the canonical never depends on arrival times),
+    some copies before their original, and a bad record early on."""
+    texts = [body for _, body in articles()]
+    lines = []
+    for n in range(count):
+        text = texts[n % len(texts)] + f"\n\nUpdate number {n}: " + " ".join(texts[(n + 3) % len(texts)].split()[:60])
+        original = {"url": f"https://news.example/{n}", "text": text, "published": f"2024-01-{1 + n % 28:02d}T{n % 24:02d}:00:00Z"}
+        copy = {"url": f"https://farm.example/{n}", "text": wrapped_copy(text), "published": f"2024-02-{1 + n % 28:02d}T00:00:00Z"}
+        pair = [copy, original] if n % 2 else [original, copy]
+        lines.extend(json.dumps(record) for record in pair)
+    lines.insert(3, "this is not json")
+    return lines
+
+
+def test_an_interrupted_run_then_a_rerun_export_what_one_run_does(tmp_path: Path, redis_server_url: str,
+                                                                 key_prefix: str) -> None:
+    lines = _story_lines(30)
+    path = tmp_path / "stories.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    whole = ["--redis-url", redis_server_url, "--key-prefix", key_prefix + "whole:"]
+    assert newsdedup("ingest", str(path), "--workers", "1", *whole).returncode == 0
+    expected = sorted(newsdedup("export", *whole).stdout.decode().splitlines())
+
+    target = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    command = [sys.executable, "-c", "import sys; from crawler.cli import main; sys.exit(main())",
+               "ingest", "-", "--workers", "1", *target]
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert proc.stdin and proc.stderr
+    proc.stdin.write(("\n".join(lines[:40]) + "\n").encode())  # then the input stays open, unfinished
+    proc.stdin.flush()
+    seen = []
+    for line in proc.stderr:  # the bad record on line 4 is reported once its batch went through
+        seen.append(line.decode())
+        if "line 4: skipped" in seen[-1]:
+            break
+    proc.send_signal(signal.SIGTERM)
+    err = "".join(seen) + proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, err
+    proc.stdin.close()
+    assert "stopping after the records in flight" in err and "run the same command again" in err
+    decided = int(re.search(r"(\d+) articles decided", err).group(1))  # type: ignore[union-attr]
+    assert 0 < decided < len(lines) - 1
+
+    again = newsdedup("ingest", str(path), "--workers", "1", *target)
+    assert again.returncode == 0, again.stderr.decode()
+    assert f"{decided} already known".encode() in again.stderr
+    assert sorted(newsdedup("export", *target).stdout.decode().splitlines()) == expected

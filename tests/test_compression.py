@@ -6,12 +6,20 @@ import gzip
 import zlib
 
 import pytest
-from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware as ScrapyHttpCompressionMiddleware
+from scrapy.downloadermiddlewares.httpcompression import (
+    HttpCompressionMiddleware as ScrapyHttpCompressionMiddleware,
+)
 from scrapy.exceptions import IgnoreRequest
-from scrapy.http import HtmlResponse, Request, TextResponse
+from scrapy.http import HtmlResponse, Request, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.compression import HttpCompressionMiddleware
+from crawler.compression import (
+    DECOMPRESS_IN_WORKER,
+    BodyTooLarge,
+    HttpCompressionMiddleware,
+    decompress_body,
+    worker_decodes,
+)
 from crawler.config import CrawlSettings
 from crawler.settings import crawl_scrapy_settings
 
@@ -86,3 +94,37 @@ def test_crawl_settings_use_it_in_scrapys_place() -> None:
     middlewares = crawl_scrapy_settings(CrawlSettings(), "newsdedup-test")["DOWNLOADER_MIDDLEWARES"]
     assert middlewares["scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware"] is None
     assert middlewares["crawler.compression.HttpCompressionMiddleware"] == 590
+
+
+def test_article_bodies_are_left_compressed_for_the_worker() -> None:
+    request = Request("http://news.test/a.html", meta={DECOMPRESS_IN_WORKER: True})
+    response = _middleware(HttpCompressionMiddleware).process_response(request, _compressed(b"gzip"))
+    assert isinstance(response, Response) and not isinstance(response, TextResponse)
+    assert response.headers[b"Content-Encoding"] == b"gzip"
+    assert decompress_body(response.body, "gzip", 0) == PAGE
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_worker_inflates_deflate_wrapped_or_raw(raw: bool) -> None:
+    compressor = zlib.compressobj(wbits=-15 if raw else 15)
+    assert decompress_body(compressor.compress(PAGE) + compressor.flush(), "deflate", 0) == PAGE
+
+
+def test_worker_gunzips_members_layers_and_damaged_ends() -> None:
+    assert decompress_body(gzip.compress(PAGE[:100]) + gzip.compress(PAGE[100:]), "gzip", 0) == PAGE
+    assert decompress_body(zlib.compress(gzip.compress(PAGE)), "gzip, deflate", 0) == PAGE
+    truncated = decompress_body(gzip.compress(PAGE)[:-100], "x-gzip", 0)
+    assert truncated and PAGE.startswith(truncated)
+    with pytest.raises(zlib.error):
+        decompress_body(b"\x1f\x8b\x08\x00 not gzip at all", "gzip", 0)
+
+
+def test_worker_refuses_a_bomb_at_the_size_limit() -> None:
+    bomb = gzip.compress(b"\0" * (8 << 20))
+    with pytest.raises(BodyTooLarge):
+        decompress_body(bomb, "gzip", 1 << 20)
+    assert len(decompress_body(bomb, "gzip", 8 << 20)) == 8 << 20
+
+
+def test_other_codings_are_still_decompressed_in_the_service() -> None:
+    assert not worker_decodes([b"br"]) and not worker_decodes([b"gzip, br"]) and worker_decodes([b"gzip"])

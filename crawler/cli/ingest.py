@@ -3,47 +3,25 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
 
 import click
 import redis
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from crawler.backfill import Ingest, ProgressMeter
 from crawler.cli import Context, common_options
 from crawler.cli.ops import index_exists, parse_since, since_option, where
-from crawler.ingest import RawRecord, open_records, to_article
-from dedup.article import Article
-from dedup.deadletter import DeadLetters, decide_each, error_text
-from dedup.validate import InvalidArticle, shown, validate
+from crawler.ingest import RawRecord, Source
+from dedup.deadletter import DeadLetters
 from dedup.engine import Engine
+from dedup.validate import shown
 
-_SOURCE = "ingest"
 EXIT_FAILED = 3
 """Exit status of `ingest` when some records could not be decided (the others were)."""
-
-
-def _extract(raw: RawRecord) -> tuple[RawRecord, Article | str]:
-    """Worker: one record to an Article or the reason it was skipped."""
-    if raw.problem:
-        return raw, raw.problem
-    try:
-        return raw, to_article(raw, _SOURCE)
-    except Exception as exc:  # one bad page never stops the batch
-        return raw, f"extraction failed: {exc.__class__.__name__}: {exc}"
-
-
-def _extracted(records: Iterator[RawRecord], workers: int) -> Iterator[tuple[RawRecord, Article | str]]:
-    if workers <= 1:
-        yield from map(_extract, records)
-        return
-    context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
-    with context.Pool(workers) as pool:
-        yield from pool.imap(_extract, records, chunksize=4)
 
 
 def final_roles(engine: Engine, article_ids: list[str]) -> Counter[str]:
@@ -72,10 +50,19 @@ def final_roles(engine: Engine, article_ids: list[str]) -> Counter[str]:
 @click.option("--workers", type=int, default=0, show_default=True,
               help="Extraction processes for HTML records (0: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per decision.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--progress/--no-progress", "progress", default=None,
+              help="A progress line on stderr every few seconds (default: only on a terminal).")
+@click.option("--quiet", is_flag=True, help="No progress lines (as --no-progress).")
+@click.option("--recheck", is_flag=True,
+              help="Extract and fingerprint records already in the store too (default: passed over).")
 @common_options(creates_store=True)
-def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) -> None:
+def ingest(ctx: Context, path: str, workers: int, as_json: bool, progress: bool | None, quiet: bool,
+           recheck: bool) -> None:
     """Decide JSON Lines records ({"url","html"} or {"url","text"}) or WARC responses; '-' is stdin.
+
+    Records whose article is in the store already (an earlier, interrupted run decided them) are
+    passed over before extraction, so running the same input again continues where it stopped.
+    Ctrl-C or SIGTERM stops after the records in flight, with a summary.
 
     Exit status 3 when some records could not be decided (each is reported with its line number
     and put on the dead-letter stream); the others are decided all the same.
@@ -84,74 +71,81 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
         raise click.ClickException(f"{path}: no such file")
     err = Console(stderr=True, soft_wrap=True)
     counts: Counter[str] = Counter()
-    workers = workers or (os.cpu_count() or 1)
-    show_progress = not quiet and not as_json and err.is_terminal
-    records = open_records(path, sys.stdin.buffer)
-    dead = DeadLetters(ctx.client, ctx.keys)
-    pending: list[tuple[RawRecord, Article]] = []
+    show_progress = (err.is_terminal if progress is None else progress) and not quiet
+    source = Source(path, sys.stdin.buffer)
+
+    def say(text: str) -> None:
+        err.print(text, markup=False, highlight=False)
 
     def report(raw: RawRecord, what: str, url: str = "") -> None:
         where = f"line {raw.line}" if raw.line else path
-        err.print(f"{where}: {what}" + (f" ({shown(url)})" if url else ""), markup=False, highlight=False)
+        say(f"{where}: {what}" + (f" ({shown(url)})" if url else ""))
 
-    def fail(raw: RawRecord, article: Article, error: str, stage: str) -> None:
-        """A record that cannot be decided: reported, put on the dead-letter stream, and the batch goes on."""
-        counts["failed"] += 1
-        dead.add(article, error, stage=stage, origin=f"ingest {path} line {raw.line}")
-        report(raw, f"failed, put on the dead-letter stream: {error}", article.url if stage != "validate" else "")
-        if as_json:
-            click.echo(json.dumps({"line": raw.line, "url": article.url, "failed": True, "stage": stage,
-                                   "error": error}))
+    stopped: list[int] = []
 
-    decided_ids: list[str] = []
-
-    def decide_pending() -> None:
-        results = decide_each(engine, [article for _, article in pending])
-        for (raw, article), result in zip(pending, results, strict=True):
-            if isinstance(result, Exception):
-                fail(raw, article, error_text(result), "decide")
-                continue
-            counts["articles"] += 1
-            if result.known:
-                counts["known"] += 1
-            else:
-                decided_ids.append(result.article_id)
-            if as_json:
-                click.echo(json.dumps({
-                    "url": result.url, "id": result.article_id, "cluster": result.cluster,
-                    "canonical": result.canonical_id, "kind": result.kind,
-                    "similarity": result.similarity, "known": result.known,
-                }))
-        pending.clear()
+    def stop(signum: int, _frame: object) -> None:
+        if stopped:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        stopped.append(signum)
+        say("stopping after the records in flight (Ctrl-C again to stop at once)")
+        run.stop.set()
 
     try:
         engine = ctx.engine
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
-                      TimeElapsedColumn(), console=err, disable=not show_progress, transient=True) as progress:
-            task = progress.add_task("ingesting", total=None)
-            for raw, result in _extracted(records, workers):
-                progress.advance(task)
-                if isinstance(result, str):
-                    counts["skipped"] += 1
-                    report(raw, f"skipped: {result}", raw.url)
-                    continue
-                try:
-                    checked = validate(result)
-                except InvalidArticle as exc:
-                    fail(raw, result, str(exc), "validate")
-                    continue
-                for note in checked.dropped:
+        run = Ingest(engine, DeadLetters(ctx.client, ctx.keys), f"ingest {path}",
+                     workers=workers or (os.cpu_count() or 1), skip_known=not recheck)
+        meter = ProgressMeter(say, position=source.bytes_read, total=source.total_bytes)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for outcome in run.run(source.records()):
+                raw = outcome.raw
+                for note in outcome.notes:
                     counts["dropped"] += 1
                     report(raw, f"note: {note}")
-                pending.append((raw, checked.article))
-                if len(pending) >= 256:
-                    decide_pending()
-            decide_pending()
-        engine.emit_pending()
+                if outcome.skipped:
+                    counts["skipped"] += 1
+                    report(raw, f"skipped: {outcome.skipped}", raw.url)
+                elif outcome.failed:
+                    counts["failed"] += 1
+                    article = outcome.article
+                    url = article.url if article and outcome.stage != "validate" else ""
+                    report(raw, f"failed, put on the dead-letter stream: {outcome.failed}", url)
+                    if as_json:
+                        click.echo(json.dumps({"line": raw.line, "url": article.url if article else raw.url,
+                                               "failed": True, "stage": outcome.stage, "error": outcome.failed}))
+                elif outcome.known_id:
+                    counts["articles"] += 1
+                    counts["known"] += 1
+                    if as_json:
+                        click.echo(json.dumps({"url": raw.url, "id": outcome.known_id, "known": True}))
+                elif outcome.decision:
+                    result = outcome.decision
+                    counts["articles"] += 1
+                    if result.known:
+                        counts["known"] += 1
+                    if as_json:
+                        click.echo(json.dumps({
+                            "url": result.url, "id": result.article_id, "cluster": result.cluster,
+                            "canonical": result.canonical_id, "kind": result.kind,
+                            "similarity": result.similarity, "known": result.known,
+                        }))
+                if show_progress:
+                    meter.update(run.read, counts["articles"], counts["skipped"] + counts["failed"])
+            engine.emit_pending()
+            if show_progress:
+                meter.update(run.read, counts["articles"], counts["skipped"] + counts["failed"], force=True)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            source.close()
+            try:
+                run.tally.close()
+            except redis.RedisError:
+                pass  # the run's role hashes expire on their own
     except redis.ResponseError as exc:  # out of memory, a read-only replica: no record's fault, stop here
         raise click.ClickException(f"Redis refused a write: {exc} ({counts['articles']} articles decided "
                                    "before it; ingesting the file again decides the rest)") from None
-    counts.update(final_roles(engine, decided_ids))
+    counts.update(run.tally.summary())
     duplicates = counts["duplicates"]
     summary = (
         f"{counts['articles']} articles decided: {counts['canonical']} canonical, {duplicates} duplicates "
@@ -161,8 +155,11 @@ def ingest(ctx: Context, path: str, workers: int, as_json: bool, quiet: bool) ->
         + (" (on the dead-letter stream: `newsdedup dead list`)" if counts["failed"] else "")
         + (f"; {counts['dropped']} unusable fields dropped" if counts["dropped"] else "")
     )
-    err.print(summary + " (as stored now: a canonical displaced by a better copy counts as its duplicate)",
-              markup=False, highlight=False)
+    say(summary + " (as stored now: a canonical displaced by a better copy counts as its duplicate)")
+    if stopped:
+        say(f"interrupted after {run.read:,} records: run the same command again to continue "
+            "(records already decided are passed over before extraction)")
+        sys.exit(128 + stopped[0])
     if counts["failed"]:
         sys.exit(EXIT_FAILED)
 

@@ -53,15 +53,10 @@ def host_only(host: str) -> str:
 
 def is_loopback(host: str) -> bool:
     """True for a loopback address or a name that resolves only to loopback addresses."""
-    name = host_only(host)
-    if name in LOOPBACK_NAMES:
+    if loopback_host_header(host):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        pass
-    try:
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host_only(host), None)}
     except (OSError, UnicodeError):
         return False
     return bool(addresses) and all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)
