@@ -29,7 +29,7 @@ from crawler.spiders import CrawlJob, SourceSpider, stop_crawl
 from dedup.article import Article, Decision
 from dedup.deadletter import DeadLetters, decide_each, error_text, server_trouble
 from dedup.engine import Engine, EngineConfig
-from dedup.index import IndexParamsMismatch
+from dedup.index import IndexParams, IndexParamsMismatch
 from dedup.keys import Keys
 from dedup.validate import InvalidArticle, shown, validate
 
@@ -419,7 +419,8 @@ class Service:
         if self._engine is None:
             config = EngineConfig(retention=self.settings.dedup.retention,
                                   stream_maxlen=self.settings.dedup.stream_maxlen,
-                                  stream_retention=self.settings.dedup.stream_retention)
+                                  stream_retention=self.settings.dedup.stream_retention,
+                                  params=IndexParams.for_size(self.settings.dedup.expected_articles))
             self._engine = Engine(self.client, self.keys, config)
         return self._engine
 

@@ -9,7 +9,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import redis
@@ -124,8 +124,8 @@ class Engine:
     def __init__(self, client: redis.Redis, keys: Keys | None = None, config: EngineConfig | None = None) -> None:
         self.client = client
         self.keys = keys or Keys()
-        self.config = config or EngineConfig()
-        ensure_params(client, self.keys, self.config.params)
+        config = config or EngineConfig()
+        self.config = replace(config, params=ensure_params(client, self.keys, config.params))
         self.scripts = Scripts(client)
         self.boilerplate = (
             BoilerplateLearner(client, self.keys, self.config.retention, self.config.boilerplate_capacity)

@@ -113,13 +113,15 @@ local function intersection(j, na, nb)
 end
 
 -- The LSH slots of an article, computed by the engine (dedup/index.py): KEYS[1..n] are the shard
--- keys of its n band slots, KEYS[n + 1] the shard of its content hash; `fields` packs the n band
--- fields (5 bytes each: band number, band hash) and the content-hash field is 0xFF + hash.
+-- keys of its n band slots, KEYS[n + 1] the shard of its content hash; `fields` is the width w of a
+-- band field (one byte), then the n band fields (w bytes each: band number, then the band hash
+-- divided by the shard count) and the content-hash field is 0xFF + hash.
 local function slots_from(fields, content)
   local slots = {}
-  local n = #fields / 5
+  local w = string.byte(fields, 1)
+  local n = (#fields - 1) / w
   for i = 1, n do
-    slots[i] = {KEYS[i], string.sub(fields, 5 * i - 4, 5 * i)}
+    slots[i] = {KEYS[i], string.sub(fields, 2 + w * (i - 1), 1 + w * i)}
   end
   return slots, {KEYS[n + 1], '\255' .. content}
 end
