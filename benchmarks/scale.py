@@ -8,7 +8,7 @@ dedup.engine.Engine.add_many into a private redis-server this script starts on a
 Redis's default listpack limits (as deploy/redis.conf).
 
     python benchmarks/scale.py --articles 100000
-    python benchmarks/scale.py --articles 1000000 --expected 1000000
+    python benchmarks/scale.py --articles 1000000 --expected 1000000   # also reports at 100k and 300k
     python benchmarks/scale.py --hot
 
 Memory: every key is counted by family (SCAN), MEMORY USAGE is taken on a sample of keys per family
@@ -202,22 +202,8 @@ def engine_for(client: redis.Redis, expected: int):
     return Engine(client, Keys(PREFIX), EngineConfig(params=params, retention=10 * 365 * 86400.0))
 
 
-def run_scale(client: redis.Redis, count: int, sample: int, expected: int) -> dict:
-    engine = engine_for(client, expected)
-    client.config_resetstat()
-    before = int(client.info("memory")["used_memory"])
-    source = Articles()
-    start = time.perf_counter()
-    marks = []
-    decided = 0
-    for _ in engine.add_many(source(count)):
-        decided += 1
-        if decided % 50000 == 0:
-            marks.append((decided, round(time.perf_counter() - start, 1),
-                          int(client.info("memory")["used_memory"])))
-            print(f"  {decided} articles, {marks[-1][1]} s, used_memory {marks[-1][2] / 2**20:.0f} MiB",
-                  file=sys.stderr, flush=True)
-    elapsed = time.perf_counter() - start
+def measure(client: redis.Redis, engine, sample: int, before: int, count: int, elapsed: float,
+            source: Articles) -> dict:
     after = int(client.info("memory")["used_memory"])
     families = memory_by_family(client, sample)
     stream = families.pop("stream canonical", {"keys": 0, "bytes": 0})
@@ -239,9 +225,35 @@ def run_scale(client: redis.Redis, count: int, sample: int, expected: int) -> di
                    "maxlen": engine.config.stream_maxlen,
                    "cap_bytes_at_maxlen": round(stream["bytes"] / max(1, queued) * engine.config.stream_maxlen)},
         "shard_encodings": dict(shard_encodings(client)),
-        "progress": marks,
         "stats": engine.stats(),
     }
+
+
+def run_scale(client: redis.Redis, count: int, sample: int, expected: int, report_at: list[int]) -> dict:
+    """Ingest `count` articles; the full per-family report at each of report_at and at the end."""
+    engine = engine_for(client, expected)
+    client.config_resetstat()
+    before = int(client.info("memory")["used_memory"])
+    source = Articles()
+    start = time.perf_counter()
+    marks, checkpoints = [], []
+    decided = 0
+    for _ in engine.add_many(source(count)):
+        decided += 1
+        if decided % 50000 == 0:
+            marks.append((decided, round(time.perf_counter() - start, 1),
+                          int(client.info("memory")["used_memory"])))
+            print(f"  {decided} articles, {marks[-1][1]} s, used_memory {marks[-1][2] / 2**20:.0f} MiB",
+                  file=sys.stderr, flush=True)
+        if decided in report_at and decided < count:
+            paused = time.perf_counter()
+            checkpoints.append(measure(client, engine, sample, before, decided, paused - start, source))
+            print(json.dumps(checkpoints[-1]), file=sys.stderr, flush=True)
+            start += time.perf_counter() - paused  # the measuring is not ingest time
+    result = measure(client, engine, sample, before, count, time.perf_counter() - start, source)
+    result["progress"] = marks
+    result["checkpoints"] = checkpoints
+    return result
 
 
 def _evalsha_usec(client: redis.Redis) -> int:
@@ -295,6 +307,8 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000, help="keys per family given to MEMORY USAGE")
     parser.add_argument("--expected", type=int, default=0,
                         help="size the index for this many articles (IndexParams.for_size), 0: defaults")
+    parser.add_argument("--report-at", default="100000,300000",
+                        help="also report every family at these counts on the way (comma-separated)")
     parser.add_argument("--hot", action="store_true", help="the hot-story cost instead of memory")
     parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose dedup package to run")
     parser.add_argument("--json", type=Path, help="also write the result here")
@@ -305,7 +319,8 @@ def main() -> None:
         try:
             client = redis.Redis(port=port)
             result = run_hot(client, expected=args.expected) if args.hot else \
-                run_scale(client, args.articles, args.sample, args.expected)
+                run_scale(client, args.articles, args.sample, args.expected,
+                          [int(n) for n in args.report_at.split(",") if n.strip()])
             result["tree"] = str(args.tree)
             result["redis_version"] = client.info("server")["redis_version"]
         finally:

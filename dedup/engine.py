@@ -337,7 +337,9 @@ class Engine:
         )
 
     def emit_pending(self) -> int:
-        """Complete stream events whose canonical is an older member (its text is stored compressed)."""
+        """Complete stream events whose canonical is an older member: its text is stored compressed,
+        or read from the stream entry that queued it as a canonical before; when that entry was
+        trimmed, the event is queued all the same with text_expired=1."""
         emitted = 0
         for event_id, payload in self.client.hgetall(self.keys.pending_events).items():
             try:
@@ -347,9 +349,10 @@ class Engine:
                 log.error("pending event %s unreadable: %s", _text(event_id), exc)
                 continue
             text = stored.text if stored else ""
+            expired = "1" if stored and stored.text_expired else ""
             published = stored.published_at.isoformat() if stored and stored.published_at else ""
             if self.scripts.emit(
-                keys=[], args=[self.keys.prefix, event_id, text, published, self.config.stream_maxlen]
+                keys=[], args=[self.keys.prefix, event_id, text, published, self.config.stream_maxlen, expired]
             ):
                 emitted += 1
         return emitted
@@ -359,7 +362,7 @@ class Engine:
     def get(self, article_id: str) -> rec.Record | None:
         """The stored record of one article, or None."""
         raw = self.client.get(self.keys.article(article_id))
-        return rec.unpack(article_id, raw) if raw else None
+        return self._with_text([rec.unpack(article_id, raw)])[0] if raw else None
 
     def get_by_url(self, url: str) -> rec.Record | None:
         return self.get(url_id(url))
@@ -421,9 +424,25 @@ class Engine:
             yield from self._fetch(ids)
 
     def _fetch(self, ids: list[str]) -> Iterator[rec.Record]:
-        for article_id, raw in zip(ids, self.client.mget([self.keys.article(i) for i in ids]), strict=True):
-            if raw:
-                yield rec.unpack(article_id, raw)
+        found = [rec.unpack(article_id, raw)
+                 for article_id, raw in zip(ids, self.client.mget([self.keys.article(i) for i in ids]), strict=True)
+                 if raw]
+        yield from self._with_text(found)
+
+    def _with_text(self, records: list[rec.Record]) -> list[rec.Record]:
+        """Records with the text of those that keep it in the canonical stream read from there (one
+        round trip); a trimmed entry leaves stream_text None (Record.text_expired)."""
+        refs = [index for index, record in enumerate(records) if record.text_ref]
+        if not refs:
+            return records
+        pipe = self.client.pipeline(transaction=False)
+        for index in refs:
+            pipe.xrange(self.keys.canonical_stream, records[index].text_ref, records[index].text_ref, count=1)
+        out = list(records)
+        for index, entries in zip(refs, pipe.execute(), strict=True):
+            if entries:
+                out[index] = rec.replace(records[index], stream_text=_text(entries[0][1].get(b"text", b"")))
+        return out
 
     def stats(self) -> dict[str, int]:
         """Counters: clusters, canonicals, dup_exact, dup_near, dup_excerpt, thin, and their sum."""

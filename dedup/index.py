@@ -33,12 +33,15 @@ class IndexParams:
 
     format: int = 3
     """3: compact band fields (band number, then the band hash divided by the shard count, in as
-    few bytes as that needs) and shard counts sized to the index (IndexParams.for_size)."""
+    few bytes as that needs), shard counts sized to the index (IndexParams.for_size), b-bit stored
+    signatures (bits, lead_bits) and band hashes over the stored bits."""
     scheme: str = signature.SCHEME
     num_perm: int = signature.NUM_PERM
     lead_perm: int = signature.LEAD_PERM
     seed: int = signature.SEED
     lead_seed: int = signature.LEAD_SEED
+    bits: int = signature.BITS
+    lead_bits: int = signature.LEAD_BITS
     shingle_words: int = signature.SHINGLE_WORDS
     lead_words: int = signature.LEAD_WORDS
     bands: int = 24
@@ -96,16 +99,11 @@ class Thresholds:
     max_merge: int = 4
 
 
-_SIG_HEADER = 13  # LeanMinHash bytes: seed (8), negated size (4), scheme code (1), then the values
-
-
-def _band_hashes(signature: bytes, bands: int, rows: int) -> list[int]:
-    """One 32-bit hash per band: the CRC-32 of the band's `rows` consecutive MinHash values."""
-    width = 4 * rows
-    return [
-        zlib.crc32(signature[_SIG_HEADER + band * width : _SIG_HEADER + (band + 1) * width])
-        for band in range(bands)
-    ]
+def _band_hashes(signature: bytes, bands: int, rows: int, bits: int) -> list[int]:
+    """One 32-bit hash per band: the CRC-32 of the band's `rows` consecutive stored values (the
+    stored bits of each value, dedup.signature.stored: retention re-indexes from stored records)."""
+    width = bits // 8 * rows
+    return [zlib.crc32(signature[band * width : (band + 1) * width]) for band in range(bands)]
 
 
 @lru_cache(maxsize=8)
@@ -123,10 +121,10 @@ def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: byt
     A band hash h goes to shard h % shards under the field (band number, h // shards): the shard
     number already holds part of the hash, the field only the rest (IndexParams.field_bytes). The
     packed fields start with their width, so the scripts can split them."""
-    full = _band_hashes(signature, params.bands, params.rows)
-    leads = [_band_hashes(lead_signature, params.lead_bands, params.lead_rows)]
+    full = _band_hashes(signature, params.bands, params.rows, params.bits)
+    leads = [_band_hashes(lead_signature, params.lead_bands, params.lead_rows, params.lead_bits)]
     if second_lead_signature:
-        second = _band_hashes(second_lead_signature, params.lead_bands, params.lead_rows)
+        second = _band_hashes(second_lead_signature, params.lead_bands, params.lead_rows, params.lead_bits)
         leads.append(second)
     names = _shard_keys(keys.prefix, params.shards)
     shards, width = params.shards, params.field_bytes

@@ -6,10 +6,17 @@ Layout (little-endian; the Lua scripts in dedup/lua/ read the same offsets):
             version, flags, kind, boilerplate lines (was spare, 0), arrived, published, n_shingles, n_tokens,
             similarity*10000, containment*10000, cluster, duplicate_of,
             canonical_link id, source_link id, content hash, site hash
-    then    <H> + LeanMinHash bytes (full text), <H> + LeanMinHash bytes (lead),
-            <H> + LeanMinHash bytes (lead from the second paragraph, or empty),
+    then    <H> + signature (full text), <H> + signature (lead),
+            <H> + signature (lead from the second paragraph, or empty): each in the stored form of
+            dedup.signature.stored (b-bit values: 1 byte each for the full text, 2 per opening),
             <H> + url, <H> + title, <H> + site, <H> + source (UTF-8),
-            <I> + zlib-compressed clean text
+            <B> text form, <I> + text data: the clean text as
+              TEXT_NONE    nothing (empty text),
+              TEXT_ZLIB    zlib-compressed (copies and thin pages: their text is nowhere else),
+              TEXT_STREAM  the id of the canonical stream entry that carries it (an article that
+                           was a canonical when decided: decide.lua writes the entry id in place of
+                           the text, which the stream already holds; it is gone once the stream is
+                           trimmed past the entry: Record.text_expired).
 No pickle: nothing read back is ever evaluated.
 """
 
@@ -20,7 +27,10 @@ import zlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-VERSION = 2
+VERSION = 3
+"""3: b-bit signatures and a text form byte (version 2 held 4-byte LeanMinHash values and always
+zlib text; such data is refused at start by dedup.index.ensure_params, IndexParams.format 3)."""
+TEXT_NONE, TEXT_ZLIB, TEXT_STREAM = 0, 1, 2
 HEADER = struct.Struct("<BBBBIiIIHH8s8s8s8s8s8s")
 NO_ID = b"\x00" * 8
 
@@ -89,11 +99,24 @@ class Record:
     second_lead_signature: bytes = b""
     boilerplate_lines: int = 0
     """Lines of site boilerplate discounted before fingerprinting (0-255)."""
+    text_ref: str = ""
+    """The canonical stream entry id that holds the text (TEXT_STREAM), else ""."""
+    stream_text: str | None = None
+    """The text read from that entry (dedup.engine.Engine fills it in when it reads a record);
+    None while unread or once the stream was trimmed past the entry."""
 
     @property
     def text(self) -> str:
-        """The stored clean text (junk stripped), decompressed."""
-        return zlib.decompress(self.text_z).decode("utf-8", "replace") if self.text_z else ""
+        """The clean text (junk stripped): decompressed, or as read from the canonical stream; ""
+        when it expired (text_expired)."""
+        if self.text_z:
+            return zlib.decompress(self.text_z).decode("utf-8", "replace")
+        return self.stream_text or ""
+
+    @property
+    def text_expired(self) -> bool:
+        """The text was held by a canonical stream entry that trimming has since removed."""
+        return bool(self.text_ref) and self.stream_text is None
 
     @property
     def published_at(self) -> datetime | None:
@@ -131,8 +154,12 @@ def pack(record: Record) -> bytes:
         struct.pack("<H", len(record.lead_signature)), record.lead_signature,
         struct.pack("<H", len(record.second_lead_signature)), record.second_lead_signature,
         _pack_str(record.url), _pack_str(record.title), _pack_str(record.site), _pack_str(record.source),
-        struct.pack("<I", len(record.text_z)), record.text_z,
     ]
+    if record.text_ref:
+        ref = record.text_ref.encode("ascii")
+        parts += [struct.pack("<BI", TEXT_STREAM, len(ref)), ref]
+    else:
+        parts += [struct.pack("<BI", TEXT_ZLIB if record.text_z else TEXT_NONE, len(record.text_z)), record.text_z]
     return b"".join(parts)
 
 
@@ -143,17 +170,23 @@ def _score(value: float | None) -> int:
 def unpack(article_id: str, data: bytes) -> Record:
     """Decode a stored record; raises ValueError on anything malformed."""
     if len(data) < HEADER.size or data[0] != VERSION:
-        raise ValueError(f"article {article_id}: not a version-{VERSION} record")
+        found = data[0] if data else None
+        raise ValueError(f"article {article_id}: not a version-{VERSION} record (version {found}: written by "
+                         "another version of newsdedup; use its key prefix with that version)")
     (_, flags, kind, boilerplate_lines, arrived, published, n_shingles, n_tokens, similarity, containment,
      cluster, duplicate_of, canonical_link, source_link, content_hash, site_hash) = HEADER.unpack_from(data)
     pos = HEADER.size
     chunks: list[bytes] = []
-    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<H", "<I"):
-        (length,) = struct.unpack_from(width, data, pos)
+    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<H", "<BI"):
+        *form, length = struct.unpack_from(width, data, pos)
         pos += struct.calcsize(width)
         chunks.append(data[pos : pos + length])
         pos += length
-    signature, lead, second_lead, url, title, site, source, text_z = chunks
+    signature, lead, second_lead, url, title, site, source, text_data = chunks
+    text_form = form[0]
+    if text_form not in (TEXT_NONE, TEXT_ZLIB, TEXT_STREAM) or pos != len(data):
+        raise ValueError(f"article {article_id}: malformed record (text form {text_form}, {len(data) - pos} "
+                         "bytes left over)")
     kind_name = KINDS.get(kind)
     is_dup = kind_name not in (None, "thin")
     return Record(
@@ -167,7 +200,9 @@ def unpack(article_id: str, data: bytes) -> Record:
         canonical_link=to_hex(canonical_link), source_link=to_hex(source_link),
         content_hash=content_hash, site_hash=site_hash, signature=signature, lead_signature=lead,
         second_lead_signature=second_lead,
-        text_z=text_z, boilerplate_lines=boilerplate_lines,
+        text_z=text_data if text_form == TEXT_ZLIB else b"",
+        text_ref=text_data.decode("ascii", "replace") if text_form == TEXT_STREAM else "",
+        boilerplate_lines=boilerplate_lines,
     )
 
 
