@@ -261,11 +261,36 @@ class Engine:
         results = pipe.execute()[-len(prepared):]
         decisions = [self._decision(item, result) for item, result in zip(prepared, results, strict=True)]
         self._count_hourly(prepared, decisions)
+        self._store_copies_as_deltas(prepared, decisions)
         # An event whose canonical is an older member waits for its stored text: complete it now.
         if any(len(result) > 9 and int(result[9]) > 0 for result in results):
             self.emit_pending()
         self.maybe_expire()
         return decisions
+
+    def _store_copies_as_deltas(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
+        """A copy's text, stored compressed by its decision, rewritten as a delta against the text of
+        the canonical it was compared with (record.TEXT_DELTA) when that is smaller: a near copy
+        then costs a few hundred bytes, an excerpt or an exact copy a few dozen."""
+        copies = [(item, decision) for item, decision in zip(prepared, decisions, strict=True)
+                  if not decision.known and decision.duplicate_of and decision.kind in ("exact", "near", "excerpt")]
+        if not copies:
+            return
+        try:
+            bases = {r.id: r for r in self.get_many(sorted({d.duplicate_of for _, d in copies if d.duplicate_of}))}
+            pipe = self.client.pipeline(transaction=False)
+            for item, decision in copies:
+                base = bases.get(decision.duplicate_of or "")
+                if base is None or base.text_base or base.text_expired or not base.text:
+                    continue  # no delta on a delta: reading one never takes more than one base
+                stored_z = rec.unpack(item.id, item.packed).text_z
+                delta = rec.to_bin(base.id) + rec.delta_of(item.fingerprint.clean_text, base.text)
+                if len(delta) < len(stored_z):
+                    self.scripts.retext(keys=[], args=[self.keys.prefix, item.id, rec.TEXT_ZLIB, len(stored_z),
+                                                       rec.TEXT_DELTA, delta], client=pipe)
+            pipe.execute()
+        except redis.RedisError as exc:  # the decisions stand; the copies keep their whole text
+            log.warning("copies' texts not stored as deltas: %s", exc)
 
     def _count_hourly(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
         """Decisions per hour for charts (dedup.hourly); a retried article is not counted again."""
@@ -430,8 +455,28 @@ class Engine:
         yield from self._with_text(found)
 
     def _with_text(self, records: list[rec.Record]) -> list[rec.Record]:
-        """Records with the text of those that keep it in the canonical stream read from there (one
-        round trip); a trimmed entry leaves stream_text None (Record.text_expired)."""
+        """Records with the text of those that keep it in the canonical stream read from there, and
+        of those stored as a delta rebuilt from their base's; a trimmed entry or a base gone leaves
+        stream_text None (Record.text_expired)."""
+        out = self._with_stream_text(records)
+        deltas = [index for index, record in enumerate(out) if record.text_base]
+        if not deltas:
+            return out
+        base_ids = sorted({out[index].text_base or "" for index in deltas})
+        raws = self.client.mget([self.keys.article(i) for i in base_ids])
+        bases = {r.id: r for r in self._with_stream_text(
+            [rec.unpack(i, raw) for i, raw in zip(base_ids, raws, strict=True) if raw])}
+        for index in deltas:
+            base = bases.get(out[index].text_base or "")
+            if base is None or base.text_base or base.text_expired:
+                continue
+            try:
+                out[index] = rec.replace(out[index], stream_text=rec.undelta(out[index].text_delta, base.text))
+            except zlib.error:
+                log.error("article %s: its text delta does not match its base %s", out[index].id, base.id)
+        return out
+
+    def _with_stream_text(self, records: list[rec.Record]) -> list[rec.Record]:
         refs = [index for index, record in enumerate(records) if record.text_ref]
         if not refs:
             return records
@@ -443,6 +488,30 @@ class Engine:
             if entries:
                 out[index] = rec.replace(records[index], stream_text=_text(entries[0][1].get(b"text", b"")))
         return out
+
+    def _inflate_dependents(self, gone: list[rec.Record]) -> None:
+        """Copies stored as a delta against an article about to be forgotten get their whole text
+        back (compressed) first: their base is in their cluster (or was when they were decided)."""
+        gone_ids = {r.id for r in gone}
+        clusters = sorted({r.cluster for r in gone})
+        member_ids: set[str] = set()
+        for raw in self.client.mget([self.keys.cluster(c) for c in clusters]):
+            if raw:
+                member_ids.update(raw[pos : pos + 8].hex() for pos in range(9, len(raw) - 7, 8))
+        candidates = sorted(member_ids - gone_ids)
+        if not candidates:
+            return
+        raws = self.client.mget([self.keys.article(i) for i in candidates])
+        dependents = [r for r in (rec.unpack(i, raw) for i, raw in zip(candidates, raws, strict=True) if raw)
+                      if r.text_base in gone_ids]
+        pipe = self.client.pipeline(transaction=False)
+        for record in self._with_text(dependents):
+            if record.stream_text is None:
+                continue  # the base's own text expired: nothing left to rebuild it from
+            whole = zlib.compress(record.stream_text.encode("utf-8", "replace"), 1)
+            self.scripts.retext(keys=[], args=[self.keys.prefix, record.id, rec.TEXT_DELTA,
+                                               8 + len(record.text_delta), rec.TEXT_ZLIB, whole], client=pipe)
+        pipe.execute()
 
     def stats(self) -> dict[str, int]:
         """Counters: clusters, canonicals, dup_exact, dup_near, dup_excerpt, thin, and their sum."""
@@ -459,13 +528,15 @@ class Engine:
         re-index to-do set (one atomic step), then `resume_reindex` indexes it and takes it off. A process
         killed in between leaves the to-do, which the next expiry (or the next start) completes.
         """
+        stored_records = [rec.unpack(article_id, raw) for article_id, raw in
+                          zip(article_ids, self.client.mget([self.keys.article(i) for i in article_ids]), strict=True)
+                          if raw]
+        if stored_records:
+            self._inflate_dependents(stored_records)
         pipe = self.client.pipeline(transaction=False)
         count = 0
-        for article_id, raw in zip(article_ids, self.client.mget([self.keys.article(i) for i in article_ids]),
-                                   strict=True):
-            if not raw:
-                continue
-            stored = rec.unpack(article_id, raw)
+        for stored in stored_records:
+            article_id = stored.id
             slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
                                            stored.lead_signature, stored.content_hash,
                                            stored.second_lead_signature)

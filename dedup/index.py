@@ -165,6 +165,7 @@ class Scripts:
         self.emit = client.register_script(_script("emit"))
         self.peek = client.register_script(_script("peek"))
         self.override = client.register_script(_script("override"))
+        self.retext = client.register_script(_script("retext"))
 
 
 # Fields recorded since a later version, with the value an index written before them implicitly has.

@@ -16,7 +16,12 @@ Layout (little-endian; the Lua scripts in dedup/lua/ read the same offsets):
               TEXT_STREAM  the id of the canonical stream entry that carries it (an article that
                            was a canonical when decided: decide.lua writes the entry id in place of
                            the text, which the stream already holds; it is gone once the stream is
-                           trimmed past the entry: Record.text_expired).
+                           trimmed past the entry: Record.text_expired),
+              TEXT_DELTA   the 8-byte id of the article it was compared with (its canonical when
+                           decided), then the text zlib-compressed with that article's text as
+                           the preset dictionary (a near copy costs a few hundred bytes, an
+                           exact copy or an excerpt a few dozen). dedup.engine writes it after the
+                           decision, and re-inflates it before the base article is forgotten.
 No pickle: nothing read back is ever evaluated.
 """
 
@@ -30,7 +35,7 @@ from datetime import UTC, datetime
 VERSION = 3
 """3: b-bit signatures and a text form byte (version 2 held 4-byte LeanMinHash values and always
 zlib text; such data is refused at start by dedup.index.ensure_params, IndexParams.format 3)."""
-TEXT_NONE, TEXT_ZLIB, TEXT_STREAM = 0, 1, 2
+TEXT_NONE, TEXT_ZLIB, TEXT_STREAM, TEXT_DELTA = 0, 1, 2, 3
 HEADER = struct.Struct("<BBBBIiIIHH8s8s8s8s8s8s")
 NO_ID = b"\x00" * 8
 
@@ -101,9 +106,12 @@ class Record:
     """Lines of site boilerplate discounted before fingerprinting (0-255)."""
     text_ref: str = ""
     """The canonical stream entry id that holds the text (TEXT_STREAM), else ""."""
+    text_base: str | None = None
+    """TEXT_DELTA: the id of the article whose text is the preset dictionary of text_delta."""
+    text_delta: bytes = b""
     stream_text: str | None = None
-    """The text read from that entry (dedup.engine.Engine fills it in when it reads a record);
-    None while unread or once the stream was trimmed past the entry."""
+    """The text read from the stream entry or rebuilt from the delta (dedup.engine.Engine fills it
+    in when it reads a record); None while unread or once the entry or the base is gone."""
 
     @property
     def text(self) -> str:
@@ -115,8 +123,9 @@ class Record:
 
     @property
     def text_expired(self) -> bool:
-        """The text was held by a canonical stream entry that trimming has since removed."""
-        return bool(self.text_ref) and self.stream_text is None
+        """The text was held by a canonical stream entry that trimming has since removed (its own, or
+        its delta base's)."""
+        return bool(self.text_ref or self.text_base) and self.stream_text is None
 
     @property
     def published_at(self) -> datetime | None:
@@ -158,6 +167,9 @@ def pack(record: Record) -> bytes:
     if record.text_ref:
         ref = record.text_ref.encode("ascii")
         parts += [struct.pack("<BI", TEXT_STREAM, len(ref)), ref]
+    elif record.text_base:
+        parts += [struct.pack("<BI", TEXT_DELTA, 8 + len(record.text_delta)), to_bin(record.text_base),
+                  record.text_delta]
     else:
         parts += [struct.pack("<BI", TEXT_ZLIB if record.text_z else TEXT_NONE, len(record.text_z)), record.text_z]
     return b"".join(parts)
@@ -184,7 +196,8 @@ def unpack(article_id: str, data: bytes) -> Record:
         pos += length
     signature, lead, second_lead, url, title, site, source, text_data = chunks
     text_form = form[0]
-    if text_form not in (TEXT_NONE, TEXT_ZLIB, TEXT_STREAM) or pos != len(data):
+    if text_form not in (TEXT_NONE, TEXT_ZLIB, TEXT_STREAM, TEXT_DELTA) or pos != len(data) or \
+            (text_form == TEXT_DELTA and len(text_data) < 8):
         raise ValueError(f"article {article_id}: malformed record (text form {text_form}, {len(data) - pos} "
                          "bytes left over)")
     kind_name = KINDS.get(kind)
@@ -202,8 +215,22 @@ def unpack(article_id: str, data: bytes) -> Record:
         second_lead_signature=second_lead,
         text_z=text_data if text_form == TEXT_ZLIB else b"",
         text_ref=text_data.decode("ascii", "replace") if text_form == TEXT_STREAM else "",
+        text_base=text_data[:8].hex() if text_form == TEXT_DELTA else None,
+        text_delta=text_data[8:] if text_form == TEXT_DELTA else b"",
         boilerplate_lines=boilerplate_lines,
     )
 
 
-__all__ = ["Record", "pack", "unpack", "replace"]
+def delta_of(text: str, base: str) -> bytes:
+    """The text compressed with the base text as zlib's preset dictionary (TEXT_DELTA)."""
+    packer = zlib.compressobj(9, zdict=base.encode("utf-8", "replace"))
+    return packer.compress(text.encode("utf-8", "replace")) + packer.flush()
+
+
+def undelta(delta: bytes, base: str) -> str:
+    """The text back from delta_of(text, base); raises zlib.error when base is not the one used."""
+    unpacker = zlib.decompressobj(zdict=base.encode("utf-8", "replace"))
+    return (unpacker.decompress(delta) + unpacker.flush()).decode("utf-8", "replace")
+
+
+__all__ = ["Record", "delta_of", "pack", "replace", "undelta", "unpack"]

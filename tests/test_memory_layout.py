@@ -74,8 +74,42 @@ def test_a_canonical_keeps_its_text_in_its_stream_entry_a_copy_in_its_record(eng
     queued = engine.client.xrange(engine.keys.canonical_stream, stored.text_ref, stored.text_ref)[0][1]
     assert stored.text == queued[b"text"].decode() and len(stored.text) > len(body) // 2
     copy_record = engine.get(copy.article_id)
-    assert copy_record is not None and not copy_record.text_ref and copy_record.text_z
+    assert copy_record is not None and not copy_record.text_ref and copy_record.text_base == original.article_id
     assert len(stored.signature) == 128 and len(stored.lead_signature) == 32
+
+
+def test_a_copy_is_stored_as_a_delta_and_gets_its_whole_text_back_before_its_base_goes(engine: Engine) -> None:
+    url, body = articles()[5]
+    original = engine.add(Article(url=url, text=body, published=datetime(2019, 11, 19, tzinfo=UTC)))
+    copies = {
+        "https://copy.example/5": edited(body, seed=6),
+        "https://mirror.example/5": body,
+        "https://farm.example/5": wrapped_copy(body),
+    }
+    decided = {url: engine.add(Article(url=url, text=text)) for url, text in copies.items()}
+    assert all(d.duplicate_of == original.article_id for d in decided.values())
+    whole = {}
+    for copy_url, decision in decided.items():
+        raw = engine.client.get(engine.keys.article(decision.article_id))
+        stored = engine.get(decision.article_id)
+        assert stored is not None and stored.text_base == original.article_id
+        assert len(raw) < len(body) // 3, f"{copy_url}: a delta costs a fraction of the text"
+        assert engine.prepare(Article(url=copy_url, text=copies[copy_url])).fingerprint.clean_text == stored.text
+        whole[decision.article_id] = stored.text
+    assert engine.forget([original.article_id]) == 1
+    for article_id, text in whole.items():
+        after = engine.get(article_id)
+        assert after is not None and after.text_base is None and after.text_z and after.text == text
+
+
+def test_a_delta_whose_base_text_expired_is_expired_too(engine: Engine) -> None:
+    url, body = articles()[1]
+    original = engine.add(Article(url=url, text=body, published=datetime(2019, 11, 19, tzinfo=UTC)))
+    copy = engine.add(Article(url="https://copy.example/1", text=edited(body, seed=7)))
+    engine.client.xtrim(engine.keys.canonical_stream, maxlen=0)
+    stored = engine.get(copy.article_id)
+    assert stored is not None and stored.text_base == original.article_id and stored.text_expired
+    assert stored.text == ""
 
 
 def test_a_trimmed_entry_leaves_the_text_expired_and_the_cli_says_so(
@@ -93,10 +127,10 @@ def test_a_trimmed_entry_leaves_the_text_expired_and_the_cli_says_so(
     assert shown.exit_code == 0, shown.output
     assert "expired" in shown.output and "trimmed" in shown.output
     as_json = runner.invoke(cli, ["show", url, "--diff", "https://copy.example/3", "--json", *where])
-    assert json.loads(as_json.stdout)["text_expired"] == [original.article_id]
-    explained = runner.invoke(cli, ["explain", url, "https://copy.example/3", *where])
+    assert json.loads(as_json.stdout)["text_expired"] == [original.article_id, copy.article_id]
+    explained = runner.invoke(cli, ["explain", "https://copy.example/3", url, *where])
     assert explained.exit_code == 1 and "expired" in explained.output
-    assert len(engine.get(copy.article_id).text) > len(body) // 2  # type: ignore[union-attr]
+    assert engine.get(copy.article_id).text_expired  # type: ignore[union-attr]  # its delta base went too
 
 
 def test_a_replaced_event_for_a_member_whose_text_expired_is_still_queued_saying_so(engine: Engine) -> None:

@@ -136,6 +136,10 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
 
 def text_expired_note(record: rec.Record) -> str:
     """What an operator is told when an article's text is no longer stored."""
+    if record.text_base:
+        return (f"the text of {record.id} ({record.url}) expired: it was stored as a difference from the text of "
+                f"{record.text_base}, which the canonical stream has since trimmed ([dedup] stream_maxlen / "
+                "stream_retention)")
     return (f"the text of {record.id} ({record.url}) expired: it was kept only in canonical stream entry "
             f"{record.text_ref}, which the stream has since trimmed ([dedup] stream_maxlen / stream_retention)")
 

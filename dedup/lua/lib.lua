@@ -95,11 +95,19 @@ end
 
 -- The record with its text replaced by a reference to the canonical stream entry that carries it
 -- (dedup/record.py TEXT_STREAM: form byte 2, then the entry id): the stream holds the text already.
-local function with_text_ref(raw, entry)
-  local r = parse('', raw)
-  local pos = r.strings_pos
+-- Where a record's text section starts (its form byte, then <I4> length and data).
+local function text_pos(raw)
+  local pos = parse('', raw).strings_pos
   for _ = 1, 4 do pos = pos + 2 + struct.unpack('<H', raw, pos) end
-  return string.sub(raw, 1, pos - 1) .. struct.pack('<BI4', 2, #entry) .. entry
+  return pos
+end
+
+local function with_text(raw, form, data)
+  return string.sub(raw, 1, text_pos(raw) - 1) .. struct.pack('<BI4', form, #data) .. data
+end
+
+local function with_text_ref(raw, entry)
+  return with_text(raw, 2, entry)
 end
 
 -- Estimated Jaccard of two equal-length signatures: the share of equal values, corrected for
