@@ -28,6 +28,7 @@ import argparse
 import json
 import random
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -314,6 +315,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))
+    # A terminated run still stops its redis-server (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as workdir:
         proc, port = start_redis(Path(workdir))
         try:
