@@ -311,12 +311,24 @@ def main() -> None:
     parser.add_argument("--report-at", default="100000,300000",
                         help="also report every family at these counts on the way (comma-separated)")
     parser.add_argument("--hot", action="store_true", help="the hot-story cost instead of memory")
+    parser.add_argument("--measure-port", type=int, default=0,
+                        help="only measure the Redis of a run still going on this port (its ingest goes on)")
     parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose dedup package to run")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))
     # A terminated run still stops its redis-server (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.measure_port:
+        client = redis.Redis(port=args.measure_port)
+        engine = engine_for(client, args.expected)
+        count = engine.stats()["articles"]
+        result = measure(client, engine, args.sample, 0, count, 1.0, Articles())
+        result["note"] = "measured on a run in progress: used_memory_delta is all of used_memory, seconds not known"
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return
     with tempfile.TemporaryDirectory() as workdir:
         proc, port = start_redis(Path(workdir))
         try:
