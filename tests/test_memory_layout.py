@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -155,6 +156,17 @@ def test_a_replaced_event_for_a_member_whose_text_expired_is_still_queued_saying
 
 
 def test_an_earlier_record_version_is_refused_plainly() -> None:
-    url, body = articles()[0]
     with pytest.raises(ValueError, match="version 2"):
         rec.unpack("00" * 8, bytes([2]) + b"\x00" * 100)
+
+
+def test_the_expected_size_is_read_from_the_config(tmp_path: Path) -> None:
+    from crawler.cli import engine_config
+    from crawler.config import load_settings
+
+    config = tmp_path / "sources.toml"
+    config.write_text('[dedup]\nexpected_articles = 2000000\n')
+    settings = load_settings(config, env={})
+    assert settings.dedup.expected_articles == 2_000_000
+    assert engine_config(settings).params == IndexParams.for_size(2_000_000)
+    assert engine_config(load_settings(None, env={})).params == IndexParams()
