@@ -16,7 +16,7 @@ and scaled by the family's key count; INFO used_memory before and after is repor
 canonical stream is reported apart: what it costs per queued canonical, and the cap its MAXLEN sets.
 
 --hot: one story copied 600 times (2-3% of words changed each time) among 2,000 unrelated
-articles, decided one at a time; the decision script's Redis time (INFO commandstats) and the wall
+articles, decided one at a time; the decisions' Redis time (every command's, INFO commandstats) and the wall
 time per copy, at cluster sizes around 5, 50 and 500.
 
 --tree PATH runs another checkout's dedup package (for example /work/main, for a before/after).
@@ -258,8 +258,10 @@ def run_scale(client: redis.Redis, count: int, sample: int, expected: int, repor
 
 
 def _evalsha_usec(client: redis.Redis) -> int:
+    """Redis time spent on commands so far: every command's (the decision is pipelined single-key
+    commands and a few scripts since it moved to Python; one Lua script per decision before)."""
     stats = client.info("commandstats")
-    return sum(int(v["usec"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+    return sum(int(v["usec"]) for k, v in stats.items() if k.startswith("cmdstat_") and k != "cmdstat_info")
 
 
 def run_hot(client: redis.Redis, copies: int = 600, others: int = 2000, expected: int = 0) -> dict:
