@@ -181,6 +181,14 @@ def stored(values: np.ndarray, bits: int) -> bytes:
     return (mixed & np.uint32((1 << bits) - 1)).astype(f"<u{bits // 8}").tobytes()
 
 
+def _stored_rows(values: np.ndarray, bits: int) -> np.ndarray:
+    """The stored forms of a batch's values (one column per text, as _batch_minhash returns them):
+    one row per text, each row's bytes what stored() gives for that column."""
+    with np.errstate(over="ignore"):
+        mixed = _fmix32(np.ascontiguousarray(values.T).astype(np.uint32))
+    return np.ascontiguousarray((mixed & np.uint32((1 << bits) - 1)).astype(f"<u{bits // 8}"))
+
+
 def _lean_bytes(template: MinHash, values: np.ndarray) -> bytes:
     """The stored form of a signature of this template (the full text's or an opening's)."""
     return stored(values, LEAD_BITS if template is _templates()[1] else BITS)
@@ -276,6 +284,7 @@ def fingerprints_of_clean(cleans: list[str]) -> list[Fingerprint]:
     first = np.concatenate(([True], keyed[1:] != keyed[:-1])) if len(keyed) else np.empty(0, dtype=bool)
     distinct = np.bincount((keyed[first] >> np.uint64(32)).astype(np.int64), minlength=len(items))
     k_lead = max(1, LEAD_WORDS - k + 1)
+    full_rows, lead_rows = _stored_rows(full_values, BITS), _stored_rows(lead_values, LEAD_BITS)
     results = []
     for index, (clean, words) in enumerate(zip(cleans, word_lists, strict=True)):
         start = _second_paragraph_start(clean, len(words)) if long_texts[index] else None
@@ -290,8 +299,8 @@ def fingerprints_of_clean(cleans: list[str]) -> list[Fingerprint]:
             prose_words=count_prose_words(clean, len(words)),
             n_shingles=int(distinct[index]),
             content_hash=hashlib.sha256(b" ".join(words)).digest()[:8],
-            signature=_lean_bytes(full_template, full_values[:, index]),
-            lead_signature=_lean_bytes(lead_template, lead_values[:, index]),
+            signature=full_rows[index].tobytes(),
+            lead_signature=lead_rows[index].tobytes(),
             second_lead_signature=second,
         ))
     return results
