@@ -521,20 +521,21 @@ class Engine:
                 yield raw.hex()
 
     def records(self, newest_first: bool = False, batch: int = 500) -> Iterator[rec.Record]:
-        """Every stored record (in batches of MGET)."""
+        """Every stored record (in batches of MGET), without reading texts kept on the stream or as
+        deltas (Record.text is "" for those: get and get_many read them)."""
         ids: list[str] = []
         for article_id in self.article_ids(newest_first):
             ids.append(article_id)
             if len(ids) >= batch:
-                yield from self._fetch(ids)
+                yield from self._fetch(ids, text=False)
                 ids = []
         if ids:
-            yield from self._fetch(ids)
+            yield from self._fetch(ids, text=False)
 
-    def _fetch(self, ids: list[str]) -> Iterator[rec.Record]:
+    def _fetch(self, ids: list[str], text: bool = True) -> Iterator[rec.Record]:
         found = [rec.unpack(article_id, raw) for article_id, raw in
                  zip(ids, get_many(self.client, [self.keys.article(i) for i in ids]), strict=True) if raw]
-        yield from self._with_text(found)
+        yield from self._with_text(found) if text else found
 
     def _with_text(self, records: list[rec.Record]) -> list[rec.Record]:
         """Records with the text of those that keep it in the canonical stream read from there, and
