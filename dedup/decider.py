@@ -14,6 +14,11 @@ with an expiry and a fencing token from `<prefix>{decider}:fence`). A batch is d
 4. the write set is applied in one pipeline, if the lease is still valid for a good while, and the
    journal is deleted (fenced again).
 
+Texts (dedup.record text forms): a canonical queued by its own decision keeps, in its record, only the
+id of the stream entry that carries its text, the id this write set assigns (so a replay writes the
+same); a copy's text is a delta against its canonical's, computed in the decision; forgetting an
+article gives the copies stored against it their whole text back in the same write set.
+
 A process killed between 3 and 4 leaves the journal: whoever takes the lease next applies it first.
 Every write is idempotent (SET/DEL of whole values, HSET of absolute counters, list appends guarded
 by the list's expected length, stream entries whose explicit id is refused the second time), so a

@@ -14,14 +14,16 @@ Layout (little-endian):
               TEXT_NONE    nothing (empty text),
               TEXT_ZLIB    zlib-compressed (copies and thin pages: their text is nowhere else),
               TEXT_STREAM  the id of the canonical stream entry that carries it (an article that
-                           was a canonical when decided: decide.lua writes the entry id in place of
-                           the text, which the stream already holds; it is gone once the stream is
-                           trimmed past the entry: Record.text_expired),
+                           was queued as a canonical by its own decision: the decider's write set
+                           (dedup.decider.Store.commands) writes the entry id it assigns in place
+                           of the text, which the stream entry holds; it is gone once the stream
+                           is trimmed past the entry: Record.text_expired),
               TEXT_DELTA   the 8-byte id of the article it was compared with (its canonical when
                            decided), then the text zlib-compressed with that article's text as
                            the preset dictionary (a near copy costs a few hundred bytes, an
-                           exact copy or an excerpt a few dozen). dedup.engine writes it after the
-                           decision, and re-inflates it before the base article is forgotten.
+                           exact copy or an excerpt a few dozen). The decision writes it in its
+                           write set (dedup.decider.Decider.store_as_delta), and the write set that
+                           forgets the base re-inflates it (Decider.inflate_dependents).
 No pickle: nothing read back is ever evaluated.
 """
 
