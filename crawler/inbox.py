@@ -27,7 +27,7 @@ import redis
 from dedup.article import Article
 from dedup.engine import Fingerprinted
 from dedup.keys import Keys
-from dedup.signature import LEAD_PERM, NUM_PERM, Fingerprint
+from dedup.signature import BITS, LEAD_BITS, LEAD_PERM, NUM_PERM, Fingerprint
 from dedup.urls import url_id
 
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ _FINGERPRINT_COUNTS = ("fp_n_tokens", "fp_prose_words", "fp_n_shingles", "fp_boi
 _FINGERPRINT_BYTES = ("fp_content_hash", "fp_signature", "fp_lead_signature", "fp_second_lead_signature")
 FINGERPRINT_FIELDS = (_FINGERPRINT_TEXT, *_FINGERPRINT_COUNTS, *_FINGERPRINT_BYTES)
 """The fields an entry fingerprinted by an extraction worker adds to its article's."""
-# LeanMinHash bytes: seed, size and scheme (13 bytes), then 4 bytes per permutation.
-_SIGNATURE_BYTES = {"fp_signature": (13 + 4 * NUM_PERM,), "fp_lead_signature": (13 + 4 * LEAD_PERM,),
-                    "fp_second_lead_signature": (0, 13 + 4 * LEAD_PERM), "fp_content_hash": (8,)}
+# Stored signatures (dedup.signature.stored): BITS per full-text value, LEAD_BITS per opening value.
+_SIGNATURE_BYTES = {"fp_signature": (BITS // 8 * NUM_PERM,), "fp_lead_signature": (LEAD_BITS // 8 * LEAD_PERM,),
+                    "fp_second_lead_signature": (0, LEAD_BITS // 8 * LEAD_PERM), "fp_content_hash": (8,)}
 
 
 def encode(item: Article | Fingerprinted) -> dict[str, str | bytes]:

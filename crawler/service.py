@@ -30,7 +30,7 @@ from crawler.workers import FingerprintSpec
 from dedup.article import Article, Decision
 from dedup.deadletter import DeadLetters, decide_each, error_text, server_trouble
 from dedup.engine import Engine, EngineConfig, Fingerprinted
-from dedup.index import IndexParamsMismatch
+from dedup.index import IndexParams, IndexParamsMismatch
 from dedup.keys import Keys
 from dedup.validate import InvalidArticle, shown, validate
 
@@ -432,7 +432,8 @@ class Service:
 
     def _engine_config(self) -> EngineConfig:
         return EngineConfig(retention=self.settings.dedup.retention, stream_maxlen=self.settings.dedup.stream_maxlen,
-                            stream_retention=self.settings.dedup.stream_retention)
+                            stream_retention=self.settings.dedup.stream_retention,
+                            params=IndexParams.for_size(self.settings.dedup.expected_articles))
 
     async def _decide_forever(self) -> None:
         """Decide inbox entries until stopped and drained: ours left pending first, then new ones."""

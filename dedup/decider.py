@@ -14,6 +14,11 @@ with an expiry and a fencing token from `<prefix>{decider}:fence`). A batch is d
 4. the write set is applied in one pipeline, if the lease is still valid for a good while, and the
    journal is deleted (fenced again).
 
+Texts (dedup.record text forms): a canonical queued by its own decision keeps, in its record, only the
+id of the stream entry that carries its text, the id this write set assigns (so a replay writes the
+same); a copy's text is a delta against its canonical's, computed in the decision; forgetting an
+article gives the copies stored against it their whole text back in the same write set.
+
 A process killed between 3 and 4 leaves the journal: whoever takes the lease next applies it first.
 Every write is idempotent (SET/DEL of whole values, HSET of absolute counters, list appends guarded
 by the list's expected length, stream entries whose explicit id is refused the second time), so a
@@ -32,10 +37,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import zlib
+
 import redis
 
 from dedup import policy
 from dedup import record as rec
+from dedup.index import split_fields
 from dedup.keys import Keys
 from dedup.policy import ClusterValue, Facts
 
@@ -322,6 +330,9 @@ class StreamEvent:
     canonical: bytes = b""
     entry_id: str = ""
     """The stream entry id it is added with (set when the write set is built)."""
+    text_of: bytes = b""
+    """The article whose text this event carries and whose record keeps only this entry's id in
+    place of its text (record.TEXT_STREAM): the article just decided, queued as a canonical."""
 
 
 @dataclass
@@ -346,6 +357,8 @@ class Store:
     extra: list[list[bytes]] = field(default_factory=list)
     events: list[StreamEvent] = field(default_factory=list)
     stream_last: tuple[int, int] | None = None
+    texts: dict[str, str | None] = field(default_factory=dict)
+    """Texts of canonical stream entries read (None: the entry was trimmed)."""
     reads: int = 0
     """Round trips made for values not prefetched (a measure of how well prefetching works)."""
 
@@ -393,6 +406,44 @@ class Store:
         self.facts[article_id] = facts
         return facts
 
+    def prefetch_texts(self, entry_ids: Iterable[str]) -> None:
+        """Read the texts of these canonical stream entries in one pipeline (those not read yet)."""
+        wanted = [e for e in dict.fromkeys(entry_ids) if e and e not in self.texts]
+        if not wanted:
+            return
+        stream = self.keys.canonical_stream.encode()
+        results = run(self.client, [(b"XRANGE", stream, e.encode(), e.encode(), b"COUNT", b"1") for e in wanted])
+        for entry_id, reply in zip(wanted, results, strict=True):
+            entries = _value(reply) or []
+            self.texts[entry_id] = _entry_text(entries[0]) if entries else None
+
+    def text(self, facts: Facts) -> str | None:
+        """The clean text of a stored record: decompressed, read from the canonical stream entry that
+        carries it, or rebuilt from its delta base; None once that entry or base is gone (expired)."""
+        form, data = rec.text_section(facts.raw)
+        if form == rec.TEXT_NONE:
+            return ""
+        if form == rec.TEXT_ZLIB:
+            return zlib.decompress(data).decode("utf-8", "replace")
+        if form == rec.TEXT_STREAM:
+            entry_id = data.decode("ascii", "replace")
+            if entry_id not in self.texts:
+                self.reads += 1
+                self.prefetch_texts([entry_id])
+            return self.texts[entry_id]
+        if form == rec.TEXT_DELTA and len(data) >= 8:
+            base = self.record(data[:8])
+            if base is None or rec.text_section(base.raw)[0] == rec.TEXT_DELTA:
+                return None
+            base_text = self.text(base)
+            if base_text is None:
+                return None
+            try:
+                return rec.undelta(data[8:], base_text)
+            except zlib.error:
+                log.error("article %s: its text delta does not match its base %s", facts.id.hex(), data[:8].hex())
+        return None
+
     def cluster(self, cluster_id: bytes) -> ClusterValue | None:
         raw = self.get(self.keys.cluster(cluster_id.hex()))
         return ClusterValue.parse(raw) if raw else None
@@ -435,6 +486,14 @@ class Store:
 
     def commands(self, stream_maxlen: int) -> list[tuple]:
         """The batch's write set: absolute values, in an order a replay can repeat."""
+        stream = self._stream_commands(stream_maxlen)
+        for event in self.events:
+            owner = self.facts.get(event.text_of) if event.text_of and event.entry_id else None
+            if owner is not None and event.text_of in self.dirty_records and \
+                    rec.text_section(owner.raw)[0] == rec.TEXT_ZLIB:
+                # The stream entry carries the text: the record keeps the entry's id (the id this write
+                # set assigns, journalled with it: a replay writes the same).
+                owner.raw = rec.with_text(owner.to_bytes(), rec.TEXT_STREAM, event.entry_id.encode())
         out: list[tuple] = []
         for key, members in self.zadds.items():
             if members:
@@ -461,7 +520,7 @@ class Store:
         for key, name in self.hdels:
             out.append((b"HDEL", key.encode(), name))
         out.extend(tuple(command) for command in self.extra)
-        out.extend(self._stream_commands(stream_maxlen))
+        out.extend(stream)
         return out
 
     def _stream_commands(self, maxlen: int) -> list[tuple]:
@@ -526,16 +585,28 @@ def event_fields(event: str, event_id: str, canonical_hex: str, url: str, title:
     return fields
 
 
+def _entry_text(entry: object) -> str:
+    fields = entry[1]  # type: ignore[index]
+    if isinstance(fields, dict):
+        value = fields.get(b"text", b"")
+    else:
+        flat = list(fields)
+        value = dict(zip(flat[::2], flat[1::2], strict=True)).get(b"text", b"")
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def stored_event(store: Store, event: str, event_id: str, canonical: Facts, cluster: bytes,
                  replaces: bytes | None) -> StreamEvent:
-    """A stream event whose canonical is a stored member: its text read from the record."""
+    """A stream event whose canonical is a stored member: its text read from the record (or from the
+    stream entry or delta base holding it); queued with text_expired=1 when that text is gone."""
     stored = rec.unpack(canonical.id.hex(), canonical.to_bytes())
     published = stored.published_at.isoformat() if stored.published_at else ""
-    return StreamEvent(
-        event_fields(event, event_id, canonical.id.hex(), stored.url, stored.title, stored.text, published,
-                     stored.source, cluster.hex(), replaces.hex() if replaces else None),
-        deferred=True, cluster=cluster, canonical=canonical.id,
-    )
+    text = store.text(canonical)
+    fields = event_fields(event, event_id, canonical.id.hex(), stored.url, stored.title, text or "", published,
+                          stored.source, cluster.hex(), replaces.hex() if replaces else None)
+    if text is None:
+        fields.insert(9, ("text_expired", "1"))  # after cluster, as emit.lua put it
+    return StreamEvent(fields, deferred=True, cluster=cluster, canonical=canonical.id)
 
 
 def members_of(store: Store, cluster_id: bytes) -> tuple[ClusterValue | None, list[bytes]]:
@@ -619,10 +690,9 @@ class Article:
 
     def slots(self) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
         """The LSH slots (shard key, field) of its bands, and its content-hash slot."""
-        n = len(self.slot_fields) // 5
-        bands = [(self.slot_keys[i], self.slot_fields[5 * i : 5 * i + 5]) for i in range(n)]
-        head = rec.header(self.packed)
-        return bands, (self.slot_keys[n], b"\xff" + head.content_hash)
+        pairs = list(zip(self.slot_keys, split_fields(self.slot_fields, rec.header(self.packed).content_hash),
+                         strict=True))
+        return pairs[:-1], pairs[-1]
 
 
 @dataclass
@@ -758,9 +828,17 @@ class Decider:
         canonicals = []
         for c in clusters:
             raw = s.values.get(self.keys.cluster(c.hex()))
-            if raw:
-                canonicals.append(raw[:8])
+            canonicals.append(raw[:8] if raw else c)
         s.prefetch_records(canonicals)
+        # The texts of those canonicals kept in the stream: a copy's text is stored as a delta against them.
+        refs = []
+        for c in canonicals:
+            facts = s.record(c)
+            if facts is not None:
+                form, data = rec.text_section(facts.raw)
+                if form == rec.TEXT_STREAM:
+                    refs.append(data.decode("ascii", "replace"))
+        s.prefetch_texts(refs)
 
     def decide(self, s: Store, items: list[Article]) -> list[Outcome]:
         self.prefetch(s, items)
@@ -792,7 +870,8 @@ class Decider:
             url, title, _, source = rec.strings_of(a.raw)
             events.append(StreamEvent(event_fields(event, event_id, a.id.hex(), url, title, item.text,
                                                    item.published_iso, source, cluster.hex(),
-                                                   replaces.hex() if replaces else None)))
+                                                   replaces.hex() if replaces else None),
+                                      text_of=a.id))
 
         if not matches:
             cluster_id, canonical, reason = item.id, a, policy.REASON_SINGLE
@@ -852,6 +931,8 @@ class Decider:
                     if not replaced:
                         replaced = old_id
 
+        if matches and a.kind in (policy.KIND_EXACT, policy.KIND_NEAR, policy.KIND_EXCERPT):
+            self.store_as_delta(s, a, item.text)
         # Index the article, unless it is a near-identical copy of a member with the same opening.
         if not exact_value:
             s.hset(exact[0], exact[1], a.id)
@@ -866,6 +947,42 @@ class Decider:
         s.events.extend(events)
         return Outcome("new" if not matches else "dup", cluster_id, canonical.id, a.kind, a.similarity,
                        a.containment, a.duplicate_of, replaced, events, reason, len(candidates))
+
+    def store_as_delta(self, s: Store, a: Facts, text: str) -> None:
+        """A copy's text stored as a delta against the text of the canonical it was related to
+        (record.TEXT_DELTA: zlib with that text as preset dictionary) when that is smaller: a near copy
+        then costs a few hundred bytes, an excerpt or an exact copy a few dozen. One level at most:
+        never against a base that is a delta itself. Part of the decision's write set."""
+        base = s.record(a.duplicate_of)
+        if base is None or base.id == a.id:
+            return
+        form, data = rec.text_section(a.raw)
+        if form != rec.TEXT_ZLIB or rec.text_section(base.raw)[0] == rec.TEXT_DELTA:
+            return
+        base_text = s.text(base)
+        if not base_text:
+            return
+        delta = base.id + rec.delta_of(text, base_text)
+        if len(delta) < len(data):
+            a.raw = rec.with_text(a.to_bytes(), rec.TEXT_DELTA, delta)
+            s.put_record(a)
+
+    def inflate_dependents(self, s: Store, gone: bytes, members: list[bytes], leaving: set[bytes]) -> None:
+        """Members stored as a delta against an article about to be forgotten (and not leaving with it)
+        get their whole text back (compressed) in the same write set: their base is in their cluster
+        (or was when they were decided)."""
+        for m in members:
+            r = s.record(m) if m not in leaving else None
+            if r is None:
+                continue
+            form, data = rec.text_section(r.raw)
+            if form != rec.TEXT_DELTA or data[:8] != gone:
+                continue
+            text = s.text(r)
+            if text is None:
+                continue  # the base's own text expired: nothing left to rebuild it from
+            r.raw = rec.with_text(r.to_bytes(), rec.TEXT_ZLIB, zlib.compress(text.encode("utf-8", "replace"), 1))
+            s.put_record(r)
 
     # Reading only
 
@@ -947,6 +1064,7 @@ class Decider:
         not indexed themselves: the story stays findable once this article is gone)."""
         ratio = self.t.excerpt_ratio  # type: ignore[attr-defined]
         s.prefetch_records(article_ids)
+        doomed = set(article_ids)
         survivors: dict[bytes, None] = {}
         removed = 0
         for article_id in article_ids:
@@ -956,8 +1074,7 @@ class Decider:
             removed += 1
             if not r.has(rec.THIN):
                 keys, fields = self.settings.slots_of(r)
-                n = len(fields) // 5
-                slots = [(keys[i], fields[5 * i : 5 * i + 5]) for i in range(n)] + [(keys[n], b"\xff" + r.content)]
+                slots = list(zip(keys, split_fields(fields, r.content), strict=True))
                 s.prefetch((), slots)
                 for key, name in slots:
                     value = s.hget(key, name)
@@ -965,6 +1082,9 @@ class Decider:
                         s.hset(key, name, bucket_without(value, article_id) or None)
                 s.incr(policy.stat_kind(r.kind), -1)
                 value_c, members = members_of(s, r.cluster)
+                if value_c is not None:
+                    s.prefetch_records(members)
+                    self.inflate_dependents(s, article_id, members, doomed)
                 if value_c is None:
                     s.incr("clusters", -1)
                 else:
@@ -999,8 +1119,7 @@ class Decider:
         if r is None or r.has(rec.THIN):
             return False
         keys, fields = self.settings.slots_of(r)
-        n = len(fields) // 5
-        slots = [(keys[i], fields[5 * i : 5 * i + 5]) for i in range(n)] + [(keys[n], b"\xff" + r.content)]
+        slots = list(zip(keys, split_fields(fields, r.content), strict=True))
         s.prefetch((), slots)
         cap = self.t.bucket_cap * 8  # type: ignore[attr-defined]
         for key, name in slots:

@@ -14,9 +14,9 @@ import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from itertools import chain, islice
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import chain, islice
 
 import redis
 
@@ -145,8 +145,9 @@ class Engine:
     def __init__(self, client: redis.Redis, keys: Keys | None = None, config: EngineConfig | None = None) -> None:
         self.client = client
         self.keys = keys or Keys()
-        self.config = config or EngineConfig()
-        ensure_params(client, self.keys, self.config.params)
+        config = config or EngineConfig()
+        # The stored shard count wins: an index keeps the size it was created with.
+        self.config = replace(config, params=ensure_params(client, self.keys, config.params))
         self.lease = dec.Lease(client, self.keys)
         self.decider = dec.Decider(client, self.keys, dec.Settings(
             self.config.thresholds, self.config.stream_maxlen, self._slots_of))
@@ -469,7 +470,7 @@ class Engine:
     def get(self, article_id: str) -> rec.Record | None:
         """The stored record of one article, or None."""
         raw = self.client.get(self.keys.article(article_id))
-        return rec.unpack(article_id, raw) if raw else None
+        return self._with_text([rec.unpack(article_id, raw)])[0] if raw else None
 
     def get_by_url(self, url: str) -> rec.Record | None:
         return self.get(url_id(url))
@@ -520,20 +521,56 @@ class Engine:
                 yield raw.hex()
 
     def records(self, newest_first: bool = False, batch: int = 500) -> Iterator[rec.Record]:
-        """Every stored record (in batches of MGET)."""
+        """Every stored record (in batches of MGET), without reading texts kept on the stream or as
+        deltas (Record.text is "" for those: get and get_many read them)."""
         ids: list[str] = []
         for article_id in self.article_ids(newest_first):
             ids.append(article_id)
             if len(ids) >= batch:
-                yield from self._fetch(ids)
+                yield from self._fetch(ids, text=False)
                 ids = []
         if ids:
-            yield from self._fetch(ids)
+            yield from self._fetch(ids, text=False)
 
-    def _fetch(self, ids: list[str]) -> Iterator[rec.Record]:
-        for article_id, raw in zip(ids, get_many(self.client, [self.keys.article(i) for i in ids]), strict=True):
-            if raw:
-                yield rec.unpack(article_id, raw)
+    def _fetch(self, ids: list[str], text: bool = True) -> Iterator[rec.Record]:
+        found = [rec.unpack(article_id, raw) for article_id, raw in
+                 zip(ids, get_many(self.client, [self.keys.article(i) for i in ids]), strict=True) if raw]
+        yield from self._with_text(found) if text else found
+
+    def _with_text(self, records: list[rec.Record]) -> list[rec.Record]:
+        """Records with the text of those that keep it in the canonical stream read from there, and
+        of those stored as a delta rebuilt from their base's; a trimmed entry or a base gone leaves
+        stream_text None (Record.text_expired). Single-key reads only (fine on a cluster)."""
+        out = self._with_stream_text(records)
+        deltas = [index for index, record in enumerate(out) if record.text_base]
+        if not deltas:
+            return out
+        base_ids = sorted({out[index].text_base or "" for index in deltas})
+        raws = get_many(self.client, [self.keys.article(i) for i in base_ids])
+        bases = {r.id: r for r in self._with_stream_text(
+            [rec.unpack(i, raw) for i, raw in zip(base_ids, raws, strict=True) if raw])}
+        for index in deltas:
+            base = bases.get(out[index].text_base or "")
+            if base is None or base.text_base or base.text_expired:
+                continue
+            try:
+                out[index] = rec.replace(out[index], stream_text=rec.undelta(out[index].text_delta, base.text))
+            except zlib.error:
+                log.error("article %s: its text delta does not match its base %s", out[index].id, base.id)
+        return out
+
+    def _with_stream_text(self, records: list[rec.Record]) -> list[rec.Record]:
+        refs = [index for index, record in enumerate(records) if record.text_ref]
+        if not refs:
+            return records
+        pipe = self.client.pipeline(transaction=False)
+        for index in refs:
+            pipe.xrange(self.keys.canonical_stream, records[index].text_ref, records[index].text_ref, count=1)
+        out = list(records)
+        for index, entries in zip(refs, pipe.execute(), strict=True):
+            if entries:
+                out[index] = rec.replace(records[index], stream_text=_text(entries[0][1].get(b"text", b"")))
+        return out
 
     def stats(self) -> dict[str, int]:
         """Counters: clusters, canonicals, dup_exact, dup_near, dup_excerpt, thin, and their sum."""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import struct
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import redis
@@ -12,6 +11,15 @@ import redis
 from dedup import signature
 from dedup.keys import Keys
 from dedup.urls import URL_ID_FORMAT
+
+
+DEFAULT_SHARDS = 16384
+FIELDS_PER_ARTICLE = 41
+"""Band fields one indexed article adds at most: 24 full bands, 8 lead bands, 8 second-lead bands
+and the content hash (a copy close to its match adds none; most add about 33)."""
+FIELDS_PER_SHARD = 256
+"""Fields per shard for_size aims at: half of Redis's default hash-max-listpack-entries (512), so a
+shard stays a listpack up to twice the expected size and hashing unevenly."""
 
 
 class IndexParamsMismatch(RuntimeError):
@@ -22,24 +30,44 @@ class IndexParamsMismatch(RuntimeError):
 class IndexParams:
     """What stored signatures and band keys depend on; recorded once per key prefix."""
 
-    format: int = 3
-    """3: cluster values carry what the canonical policy ranks each member by (dedup.policy)."""
+    format: int = 4
+    """4: cluster values carry what the canonical policy ranks each member by (dedup.policy); compact
+    band fields (band number, then the band hash divided by the shard count, in as few bytes as that
+    needs), shard counts sized to the index (IndexParams.for_size), b-bit stored signatures (bits,
+    lead_bits) and band hashes over the stored bits; record VERSION 3 (text forms: dedup.record)."""
     scheme: str = signature.SCHEME
     num_perm: int = signature.NUM_PERM
     lead_perm: int = signature.LEAD_PERM
     seed: int = signature.SEED
     lead_seed: int = signature.LEAD_SEED
+    bits: int = signature.BITS
+    lead_bits: int = signature.LEAD_BITS
     shingle_words: int = signature.SHINGLE_WORDS
     lead_words: int = signature.LEAD_WORDS
     bands: int = 24
     rows: int = 4
     lead_bands: int = 8
     lead_rows: int = 2
-    shards: int = 16384
+    shards: int = DEFAULT_SHARDS
+    """Band shard hashes. Each should stay under Redis's hash-max-listpack-entries (512 by default)
+    so it keeps the compact listpack encoding: about 41 fields per article spread over the shards
+    (see for_size). An existing index keeps the count it was created with (ensure_params)."""
     time_bucket: int = 60
     """Seconds per time bucket (the list of ids decided in that span; retention drops whole ones)."""
     url_ids: int = URL_ID_FORMAT
     """How article ids and seen-set entries are computed from URLs (dedup.urls)."""
+
+    @classmethod
+    def for_size(cls, expected_articles: int, **overrides: object) -> IndexParams:
+        """Parameters for an index expected to hold this many articles: enough band shards that
+        each stays near FIELDS_PER_SHARD fields, so under the listpack limit, at that size."""
+        shards = max(DEFAULT_SHARDS, -(-expected_articles * FIELDS_PER_ARTICLE // FIELDS_PER_SHARD))
+        return cls(shards=int(overrides.pop("shards", shards)), **overrides)  # type: ignore[arg-type]
+
+    @property
+    def field_bytes(self) -> int:
+        """Bytes of the band hash left in a shard's field once the shard number took its share."""
+        return max(1, (((2**32 - 1) // self.shards).bit_length() + 7) // 8)
 
     def as_strings(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items()}
@@ -71,16 +99,11 @@ class Thresholds:
     max_merge: int = 4
 
 
-_SIG_HEADER = 13  # LeanMinHash bytes: seed (8), negated size (4), scheme code (1), then the values
-
-
-def _band_hashes(signature: bytes, bands: int, rows: int) -> list[int]:
-    """One 32-bit hash per band: the CRC-32 of the band's `rows` consecutive MinHash values."""
-    width = 4 * rows
-    return [
-        zlib.crc32(signature[_SIG_HEADER + band * width : _SIG_HEADER + (band + 1) * width])
-        for band in range(bands)
-    ]
+def _band_hashes(signature: bytes, bands: int, rows: int, bits: int) -> list[int]:
+    """One 32-bit hash per band: the CRC-32 of the band's `rows` consecutive stored values (the
+    stored bits of each value, dedup.signature.stored: retention re-indexes from stored records)."""
+    width = bits // 8 * rows
+    return [zlib.crc32(signature[band * width : (band + 1) * width]) for band in range(bands)]
 
 
 @lru_cache(maxsize=8)
@@ -90,34 +113,41 @@ def _shard_keys(prefix: str, shards: int) -> tuple[str, ...]:
     return tuple(keys.band_shard(shard) for shard in range(shards))
 
 
-@lru_cache(maxsize=16)
-def _fields_format(count: int) -> struct.Struct:
-    return struct.Struct(">" + "BI" * count)
-
-
 def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: bytes,
           content_hash: bytes, second_lead_signature: bytes = b"") -> tuple[list[str], bytes]:
     """The shard keys (bands, then the content hash) and packed band fields of one article.
-    Both openings share the lead band numbers, so one text's opening finds the other's."""
-    full = _band_hashes(signature, params.bands, params.rows)
-    leads = [_band_hashes(lead_signature, params.lead_bands, params.lead_rows)]
+    Both openings share the lead band numbers, so one text's opening finds the other's.
+
+    A band hash h goes to shard h % shards under the field (band number, h // shards): the shard
+    number already holds part of the hash, the field only the rest (IndexParams.field_bytes). The
+    packed fields start with their width, so the scripts can split them."""
+    full = _band_hashes(signature, params.bands, params.rows, params.bits)
+    leads = [_band_hashes(lead_signature, params.lead_bands, params.lead_rows, params.lead_bits)]
     if second_lead_signature:
-        second = _band_hashes(second_lead_signature, params.lead_bands, params.lead_rows)
+        second = _band_hashes(second_lead_signature, params.lead_bands, params.lead_rows, params.lead_bits)
         leads.append(second)
     names = _shard_keys(keys.prefix, params.shards)
-    numbered: list[int] = []
+    shards, width = params.shards, params.field_bytes
+    fields = [bytes((width + 1,))]
     shard_keys: list[str] = []
     for band, h in enumerate(full):
-        numbered += (band, h)
-        shard_keys.append(names[h % params.shards])
+        fields.append(bytes((band,)) + (h // shards).to_bytes(width, "big"))
+        shard_keys.append(names[h % shards])
     for index, lead in enumerate(leads):
         for band, h in enumerate(lead):
             if index and h == leads[0][band]:
                 continue  # the same slot as the first opening's band
-            numbered += (128 + band, h)
-            shard_keys.append(names[h % params.shards])
-    shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % params.shards])
-    return shard_keys, _fields_format(len(numbered) // 2).pack(*numbered)
+            fields.append(bytes((128 + band,)) + (h // shards).to_bytes(width, "big"))
+            shard_keys.append(names[h % shards])
+    shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % shards])
+    return shard_keys, b"".join(fields)
+
+
+def split_fields(packed: bytes, content_hash: bytes) -> list[bytes]:
+    """The hash fields of packed slots (as slots() returns them), the content-hash field last: what
+    each shard key of slots() holds this article's bucket under."""
+    width = packed[0] if packed else 1
+    return [packed[i : i + width] for i in range(1, len(packed), width)] + [b"\xff" + content_hash]
 
 
 # Fields recorded since a later version, with the value an index written before them implicitly has.
@@ -130,11 +160,16 @@ return redis.call('HGETALL', KEYS[1])
 """
 
 
-def ensure_params(client: redis.Redis, keys: Keys, params: IndexParams) -> None:
-    """Record the parameters on first use; refuse to work on data written with other ones."""
+def ensure_params(client: redis.Redis, keys: Keys, params: IndexParams) -> IndexParams:
+    """Record the parameters on first use; refuse to work on data written with other ones. Returns
+    the parameters to work with: the shard count is the stored one (an index keeps the count it was
+    sized with; a reader configured for another expected size still finds its buckets)."""
     wanted = params.as_strings()
     flat = client.eval(_RECORD_PARAMS, 1, keys.params, *(item for pair in wanted.items() for item in pair))
     stored = {**_BEFORE_RECORDED, **{k.decode(): v.decode() for k, v in zip(flat[::2], flat[1::2], strict=True)}}
+    if stored.get("shards", "").isdigit() and int(stored["shards"]) > 0:
+        params = replace(params, shards=int(stored["shards"]))
+        wanted["shards"] = stored["shards"]
     different = {
         name: (stored.get(name), value) for name, value in wanted.items() if stored.get(name) != value
     }
@@ -153,3 +188,4 @@ def ensure_params(client: redis.Redis, keys: Keys, params: IndexParams) -> None:
             f"Redis prefix {keys.prefix!r} holds an index built with other parameters ({detail}); "
             "use another key prefix or the same version of newsdedup"
         )
+    return params

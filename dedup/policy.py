@@ -21,6 +21,7 @@ import numpy as np
 
 from dedup import record as rec
 from dedup.index import Thresholds
+from dedup.signature import jaccard, signature_values
 
 NO_ID = rec.NO_ID
 KIND_CANONICAL, KIND_EXACT, KIND_NEAR, KIND_EXCERPT, KIND_THIN = 0, 1, 2, 3, 4
@@ -73,7 +74,8 @@ class Facts:
     def _signatures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._sig is None:
             full, lead, second = rec.signatures(self.raw)
-            self._sig = (rec.signature_values(full), rec.signature_values(lead), rec.signature_values(second))
+            self._sig = (signature_values(full), signature_values(lead, lead=True),
+                         signature_values(second, lead=True))
         return self._sig
 
     @property
@@ -203,11 +205,11 @@ def intersection(j: float, na: int, nb: int) -> float:
 def opening_similarity(a: Facts, c: Facts) -> float:
     """How alike two texts open: their first openings, or one's first against the other's opening
     from its second paragraph (a standfirst or caption on one side only)."""
-    best = rec.jaccard(a.lead, c.lead)
+    best = jaccard(a.lead, c.lead)
     if best < 1 and len(c.lead2):
-        best = max(best, rec.jaccard(a.lead, c.lead2))
+        best = max(best, jaccard(a.lead, c.lead2))
     if best < 1 and len(a.lead2):
-        best = max(best, rec.jaccard(a.lead2, c.lead))
+        best = max(best, jaccard(a.lead2, c.lead))
     return best
 
 
@@ -230,7 +232,7 @@ def verify(a: Facts, c: Facts, t: Thresholds, same_hash: bool) -> Scored:
     if same_hash or c.content == a.content:
         return Scored(c, KIND_EXACT, 2, 1, 1)
     kind = None
-    j = rec.jaccard(a.signature, c.signature)
+    j = jaccard(a.signature, c.signature)
     small = min(a.n_shingles, c.n_shingles)
     large = max(a.n_shingles, c.n_shingles)
     shared = intersection(j, a.n_shingles, c.n_shingles)
@@ -239,7 +241,7 @@ def verify(a: Facts, c: Facts, t: Thresholds, same_hash: bool) -> Scored:
         if a.site == c.site:
             # Two pages of one site share its boilerplate and its lists of headlines: they are copies
             # only when nearly identical and opening with the same words.
-            if j >= t.same_site_near and rec.jaccard(a.lead, c.lead) >= t.excerpt_lead:
+            if j >= t.same_site_near and jaccard(a.lead, c.lead) >= t.excerpt_lead:
                 kind = KIND_NEAR
         elif j >= t.near:
             kind = KIND_NEAR
@@ -260,7 +262,7 @@ def relation(m: Facts, c: Facts, excerpt_ratio: float) -> tuple[int, float, floa
     """How member m relates to canonical c: kind, similarity (Jaccard), containment of m in c."""
     if m.content == c.content:
         return KIND_EXACT, 1, 1
-    j = rec.jaccard(m.signature, c.signature)
+    j = jaccard(m.signature, c.signature)
     inter = intersection(j, m.n_shingles, c.n_shingles)
     contained = min(1, inter / max(1, m.n_shingles))
     if m.n_shingles < excerpt_ratio * c.n_shingles and contained >= 0.5:
@@ -281,7 +283,7 @@ def adds_reach(a: Facts, matches: list[Scored], reach: float) -> bool:
     best = matches[0]
     if best.kind == KIND_EXACT:
         return False
-    return best.jaccard < reach or rec.jaccard(a.lead, best.record.lead) < reach
+    return best.jaccard < reach or jaccard(a.lead, best.record.lead) < reach
 
 
 # The canonical policy (ARCHITECTURE.md): overrides, then pages naming a member, then members that call

@@ -6,10 +6,24 @@ Layout (little-endian):
             version, flags, kind, boilerplate lines (was spare, 0), arrived, published, n_shingles, n_tokens,
             similarity*10000, containment*10000, cluster, duplicate_of,
             canonical_link id, source_link id, content hash, site hash
-    then    <H> + LeanMinHash bytes (full text), <H> + LeanMinHash bytes (lead),
-            <H> + LeanMinHash bytes (lead from the second paragraph, or empty),
+    then    <H> + signature (full text), <H> + signature (lead),
+            <H> + signature (lead from the second paragraph, or empty): each in the stored form of
+            dedup.signature.stored (b-bit values: 1 byte each for the full text, 2 per opening),
             <H> + url, <H> + title, <H> + site, <H> + source (UTF-8),
-            <I> + zlib-compressed clean text
+            <B> text form, <I> + text data: the clean text as
+              TEXT_NONE    nothing (empty text),
+              TEXT_ZLIB    zlib-compressed (copies and thin pages: their text is nowhere else),
+              TEXT_STREAM  the id of the canonical stream entry that carries it (an article that
+                           was queued as a canonical by its own decision: the decider's write set
+                           (dedup.decider.Store.commands) writes the entry id it assigns in place
+                           of the text, which the stream entry holds; it is gone once the stream
+                           is trimmed past the entry: Record.text_expired),
+              TEXT_DELTA   the 8-byte id of the article it was compared with (its canonical when
+                           decided), then the text zlib-compressed with that article's text as
+                           the preset dictionary (a near copy costs a few hundred bytes, an
+                           exact copy or an excerpt a few dozen). The decision writes it in its
+                           write set (dedup.decider.Decider.store_as_delta), and the write set that
+                           forgets the base re-inflates it (Decider.inflate_dependents).
 No pickle: nothing read back is ever evaluated.
 """
 
@@ -21,9 +35,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-import numpy as np
-
-VERSION = 2
+VERSION = 3
+"""3: b-bit signatures and a text form byte (version 2 held 4-byte LeanMinHash values and always
+zlib text; such data is refused at start by dedup.index.ensure_params, IndexParams.format 4)."""
+TEXT_NONE, TEXT_ZLIB, TEXT_STREAM, TEXT_DELTA = 0, 1, 2, 3
 HEADER = struct.Struct("<BBBBIiIIHH8s8s8s8s8s8s")
 NO_ID = b"\x00" * 8
 
@@ -92,11 +107,28 @@ class Record:
     second_lead_signature: bytes = b""
     boilerplate_lines: int = 0
     """Lines of site boilerplate discounted before fingerprinting (0-255)."""
+    text_ref: str = ""
+    """The canonical stream entry id that holds the text (TEXT_STREAM), else ""."""
+    text_base: str | None = None
+    """TEXT_DELTA: the id of the article whose text is the preset dictionary of text_delta."""
+    text_delta: bytes = b""
+    stream_text: str | None = None
+    """The text read from the stream entry or rebuilt from the delta (dedup.engine.Engine fills it
+    in when it reads a record); None while unread or once the entry or the base is gone."""
 
     @property
     def text(self) -> str:
-        """The stored clean text (junk stripped), decompressed."""
-        return zlib.decompress(self.text_z).decode("utf-8", "replace") if self.text_z else ""
+        """The clean text (junk stripped): decompressed, or as read from the canonical stream; ""
+        when it expired (text_expired)."""
+        if self.text_z:
+            return zlib.decompress(self.text_z).decode("utf-8", "replace")
+        return self.stream_text or ""
+
+    @property
+    def text_expired(self) -> bool:
+        """The text was held by a canonical stream entry that trimming has since removed (its own, or
+        its delta base's)."""
+        return bool(self.text_ref or self.text_base) and self.stream_text is None
 
     @property
     def published_at(self) -> datetime | None:
@@ -134,8 +166,15 @@ def pack(record: Record) -> bytes:
         struct.pack("<H", len(record.lead_signature)), record.lead_signature,
         struct.pack("<H", len(record.second_lead_signature)), record.second_lead_signature,
         _pack_str(record.url), _pack_str(record.title), _pack_str(record.site), _pack_str(record.source),
-        struct.pack("<I", len(record.text_z)), record.text_z,
     ]
+    if record.text_ref:
+        ref = record.text_ref.encode("ascii")
+        parts += [struct.pack("<BI", TEXT_STREAM, len(ref)), ref]
+    elif record.text_base:
+        parts += [struct.pack("<BI", TEXT_DELTA, 8 + len(record.text_delta)), to_bin(record.text_base),
+                  record.text_delta]
+    else:
+        parts += [struct.pack("<BI", TEXT_ZLIB if record.text_z else TEXT_NONE, len(record.text_z)), record.text_z]
     return b"".join(parts)
 
 
@@ -146,17 +185,24 @@ def _score(value: float | None) -> int:
 def unpack(article_id: str, data: bytes) -> Record:
     """Decode a stored record; raises ValueError on anything malformed."""
     if len(data) < HEADER.size or data[0] != VERSION:
-        raise ValueError(f"article {article_id}: not a version-{VERSION} record")
+        found = data[0] if data else None
+        raise ValueError(f"article {article_id}: not a version-{VERSION} record (version {found}: written by "
+                         "another version of newsdedup; use its key prefix with that version)")
     (_, flags, kind, boilerplate_lines, arrived, published, n_shingles, n_tokens, similarity, containment,
      cluster, duplicate_of, canonical_link, source_link, content_hash, site_hash) = HEADER.unpack_from(data)
     pos = HEADER.size
     chunks: list[bytes] = []
-    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<H", "<I"):
-        (length,) = struct.unpack_from(width, data, pos)
+    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<H", "<BI"):
+        *form, length = struct.unpack_from(width, data, pos)
         pos += struct.calcsize(width)
         chunks.append(data[pos : pos + length])
         pos += length
-    signature, lead, second_lead, url, title, site, source, text_z = chunks
+    signature, lead, second_lead, url, title, site, source, text_data = chunks
+    text_form = form[0]
+    if text_form not in (TEXT_NONE, TEXT_ZLIB, TEXT_STREAM, TEXT_DELTA) or pos != len(data) or \
+            (text_form == TEXT_DELTA and len(text_data) < 8):
+        raise ValueError(f"article {article_id}: malformed record (text form {text_form}, {len(data) - pos} "
+                         "bytes left over)")
     kind_name = KINDS.get(kind)
     is_dup = kind_name not in (None, "thin")
     return Record(
@@ -170,7 +216,11 @@ def unpack(article_id: str, data: bytes) -> Record:
         canonical_link=to_hex(canonical_link), source_link=to_hex(source_link),
         content_hash=content_hash, site_hash=site_hash, signature=signature, lead_signature=lead,
         second_lead_signature=second_lead,
-        text_z=text_z, boilerplate_lines=boilerplate_lines,
+        text_z=text_data if text_form == TEXT_ZLIB else b"",
+        text_ref=text_data.decode("ascii", "replace") if text_form == TEXT_STREAM else "",
+        text_base=text_data[:8].hex() if text_form == TEXT_DELTA else None,
+        text_delta=text_data[8:] if text_form == TEXT_DELTA else b"",
+        boilerplate_lines=boilerplate_lines,
     )
 
 
@@ -232,27 +282,38 @@ def strings_of(data: bytes) -> tuple[str, str, str, str]:
     return out[0], out[1], out[2], out[3]
 
 
-_NO_VALUES = np.zeros(0, dtype="<u4")
-_LEAN_HEAD = 13  # LeanMinHash bytes: seed (8), negated size (4), scheme code (1), then the values
+def text_pos(data: bytes) -> int:
+    """Where a stored record's text section starts (its form byte, then <I> length and data)."""
+    pos = HEADER.size
+    for _ in range(7):
+        (length,) = struct.unpack_from("<H", data, pos)
+        pos += 2 + length
+    return pos
 
 
-def signature_values(signature: bytes) -> np.ndarray:
-    """The hash values of a stored signature (a read-only view, no copy): the one place that knows
-    how a signature is stored."""
-    count = (len(signature) - _LEAN_HEAD) // 4
-    if count <= 0:
-        return _NO_VALUES
-    return np.frombuffer(signature, dtype="<u4", count=count, offset=_LEAN_HEAD)
+def text_section(data: bytes) -> tuple[int, bytes]:
+    """The text form and data of a stored record."""
+    pos = text_pos(data)
+    form, length = struct.unpack_from("<BI", data, pos)
+    return form, data[pos + 5 : pos + 5 + length]
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Estimated Jaccard of two signatures' values: the share of equal hash values (0 when their
-    lengths differ or they are empty)."""
-    n = len(a)
-    if n == 0 or n != len(b):
-        return 0.0
-    return int(np.count_nonzero(a == b)) / n
+def with_text(data: bytes, form: int, text_data: bytes) -> bytes:
+    """The stored record with its text section replaced (TEXT_* form and its data)."""
+    return data[: text_pos(data)] + struct.pack("<BI", form, len(text_data)) + text_data
 
 
-__all__ = ["Header", "Record", "header", "jaccard", "pack", "replace", "signature_values", "signatures",
-           "unpack", "with_header"]
+def delta_of(text: str, base: str) -> bytes:
+    """The text compressed with the base text as zlib's preset dictionary (TEXT_DELTA)."""
+    packer = zlib.compressobj(9, zdict=base.encode("utf-8", "replace"))
+    return packer.compress(text.encode("utf-8", "replace")) + packer.flush()
+
+
+def undelta(delta: bytes, base: str) -> str:
+    """The text back from delta_of(text, base); raises zlib.error when base is not the one used."""
+    unpacker = zlib.decompressobj(zdict=base.encode("utf-8", "replace"))
+    return (unpacker.decompress(delta) + unpacker.flush()).decode("utf-8", "replace")
+
+
+__all__ = ["Header", "Record", "delta_of", "header", "pack", "replace", "signatures", "strings_of", "text_pos",
+           "text_section", "undelta", "unpack", "with_header", "with_text"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -17,7 +16,7 @@ from dedup.normalize import _UNSPACED
 from dedup.normalize import tokens as tokenize
 
 if TYPE_CHECKING:
-    from datasketch import LeanMinHash, MinHash
+    from datasketch import MinHash
 
 # The signature scheme. Changing any of these makes stored signatures incomparable; they are
 # recorded in Redis (see dedup.index.IndexParams) and a process with other values refuses to start.
@@ -28,6 +27,13 @@ SEED = 20181031
 LEAD_SEED = 20240414
 SHINGLE_WORDS = 4
 LEAD_WORDS = 40
+BITS = 8
+"""Bits stored per full-text MinHash value (b-bit MinHash): the low bits of the value mixed by
+MurmurHash3's finalizer. Two different values agree by chance once in 2**BITS, which
+estimated_jaccard corrects for; band hashes are taken over the stored bits too (4 rows of 8 bits:
+a chance band match between unrelated texts is about one in 4 billion)."""
+LEAD_BITS = 16
+"""Bits per opening value: 16 values only, banded in pairs, so they keep more bits each."""
 MIN_TOKENS = 30
 """Texts with fewer words are "thin": recorded, never indexed or merged."""
 MAX_WORDS_PER_SENTENCE = 40
@@ -42,8 +48,6 @@ _MIX = np.array(
      0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53],
     dtype=np.uint64,
 )
-_LEAN_HEADER = struct.Struct("<qiB")
-_AFFINE32_CODE = 1  # datasketch's scheme code for "affine32" in LeanMinHash bytes
 
 
 @cache
@@ -67,9 +71,9 @@ class Fingerprint:
     n_shingles: int
     content_hash: bytes
     signature: bytes
-    """LeanMinHash bytes (little-endian) of the full text's word shingles."""
+    """The stored form (see stored) of the MinHash of the full text's word shingles."""
     lead_signature: bytes
-    """LeanMinHash bytes of the opening LEAD_WORDS words: finds excerpts of the article."""
+    """The stored form of the MinHash of the opening LEAD_WORDS words: finds excerpts of the article."""
     second_lead_signature: bytes = b""
     """The same for the words from the second paragraph on (empty for one paragraph): a standfirst
     or a caption opening one copy and not the other still leaves an opening in common."""
@@ -169,9 +173,49 @@ def _minhash_of_mixed(template: MinHash, mixed: np.ndarray) -> np.ndarray:
     return permuted.min(axis=1)
 
 
+def stored(values: np.ndarray, bits: int) -> bytes:
+    """The stored form of MinHash values (datasketch's hashvalues): `bits` low bits of each value
+    mixed by fmix32, little-endian, nothing else (the seed and scheme are the index's parameters)."""
+    with np.errstate(over="ignore"):
+        mixed = _fmix32(np.asarray(values).astype(np.uint32))
+    return (mixed & np.uint32((1 << bits) - 1)).astype(f"<u{bits // 8}").tobytes()
+
+
+def _stored_rows(values: np.ndarray, bits: int) -> np.ndarray:
+    """The stored forms of a batch's values (one column per text, as _batch_minhash returns them):
+    one row per text, each row's bytes what stored() gives for that column."""
+    with np.errstate(over="ignore"):
+        mixed = _fmix32(np.ascontiguousarray(values.T).astype(np.uint32))
+    return np.ascontiguousarray((mixed & np.uint32((1 << bits) - 1)).astype(f"<u{bits // 8}"))
+
+
 def _lean_bytes(template: MinHash, values: np.ndarray) -> bytes:
-    """LeanMinHash.serialize(buf, "<") of these values, without building the object."""
-    return _LEAN_HEADER.pack(template.seed, -len(values), _AFFINE32_CODE) + values.astype("<u4").tobytes()
+    """The stored form of a signature of this template (the full text's or an opening's)."""
+    return stored(values, LEAD_BITS if template is _templates()[1] else BITS)
+
+
+def signature_values(signature: bytes, lead: bool = False) -> np.ndarray:
+    """The values of a stored signature (full text, or lead=True: an opening), as integers."""
+    return np.frombuffer(signature, dtype="<u2" if lead else "<u1")
+
+
+def jaccard(va: np.ndarray, vb: np.ndarray) -> float:
+    """Estimated Jaccard similarity of two signatures' stored values (signature_values): the share of
+    equal values, corrected for values that agree by chance (b-bit MinHash, Li and Koenig 2010:
+    J = (P - 2**-b) / (1 - 2**-b), b the width of the values); 0 when empty or of different lengths.
+    The one estimator: the decision policy (dedup.policy), the CLI and tests/lua_reference's lib.lua
+    compute the same."""
+    n = len(va)
+    if n == 0 or n != len(vb):
+        return 0.0
+    chance = 2.0 ** -(8 * va.dtype.itemsize)
+    share = int(np.count_nonzero(va == vb)) / n
+    return max(0.0, (share - chance) / (1.0 - chance))
+
+
+def estimated_jaccard(a: bytes, b: bytes, lead: bool = False) -> float:
+    """Estimated Jaccard similarity of two stored signatures (full texts, or lead=True: openings)."""
+    return jaccard(signature_values(a, lead), signature_values(b, lead))
 
 
 def fingerprint(text: str, title: str = "") -> Fingerprint:
@@ -240,6 +284,7 @@ def fingerprints_of_clean(cleans: list[str]) -> list[Fingerprint]:
     first = np.concatenate(([True], keyed[1:] != keyed[:-1])) if len(keyed) else np.empty(0, dtype=bool)
     distinct = np.bincount((keyed[first] >> np.uint64(32)).astype(np.int64), minlength=len(items))
     k_lead = max(1, LEAD_WORDS - k + 1)
+    full_rows, lead_rows = _stored_rows(full_values, BITS), _stored_rows(lead_values, LEAD_BITS)
     results = []
     for index, (clean, words) in enumerate(zip(cleans, word_lists, strict=True)):
         start = _second_paragraph_start(clean, len(words)) if long_texts[index] else None
@@ -254,8 +299,8 @@ def fingerprints_of_clean(cleans: list[str]) -> list[Fingerprint]:
             prose_words=count_prose_words(clean, len(words)),
             n_shingles=int(distinct[index]),
             content_hash=hashlib.sha256(b" ".join(words)).digest()[:8],
-            signature=_lean_bytes(full_template, full_values[:, index]),
-            lead_signature=_lean_bytes(lead_template, lead_values[:, index]),
+            signature=full_rows[index].tobytes(),
+            lead_signature=lead_rows[index].tobytes(),
             second_lead_signature=second,
         ))
     return results
@@ -279,10 +324,3 @@ def _batch_minhash(template: MinHash, mixed: np.ndarray, starts: np.ndarray, n_i
             permuted += b[:, None]
         values[:, present[first:last]] = np.minimum.reduceat(permuted, (bounds[first:last] - lo), axis=1)
     return values
-
-
-def load_signature(data: bytes) -> LeanMinHash:
-    """A LeanMinHash back from its stored bytes (no pickle involved)."""
-    from datasketch import LeanMinHash
-
-    return LeanMinHash.deserialize(data, "<")

@@ -96,6 +96,15 @@ def test_a_kill_between_journal_and_apply_loses_nothing_and_queues_nothing_twice
     assert sorted(Counter(e[b"cluster"] for e in events if e[b"event"] == b"new").values()) == [1, 1, 1, 1]
     assert len({e[b"event_id"] for e in events}) == len(events)
     assert engine.stats()["clusters"] == 4
+    # A canonical's record names the stream entry carrying its text: the id the journal assigned.
+    by_id = {_id: fields for _id, fields in redis_client.xrange(keys.canonical_stream)}
+    read_back = [engine.get(r.id) for r in records.values()]  # records() leaves stream texts unread
+    canonicals = [r for r in read_back if r is not None and r.kind is None]
+    assert len(canonicals) == 4 and all(r.text_ref.encode() in by_id for r in canonicals)
+    for r in canonicals:
+        assert by_id[r.text_ref.encode()][b"id"].decode() == r.id and not r.text_expired
+        assert r.text == by_id[r.text_ref.encode()][b"text"].decode() and len(r.text) > 200
+    assert all(r is not None and r.text and not r.text_expired for r in read_back)
 
     # A replay of a journal already applied changes nothing (absolute values, guarded appends,
     # stream ids refused the second time).

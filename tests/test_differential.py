@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,15 +61,34 @@ def _textcase_articles() -> list[Article]:
     return out
 
 
+def _text_of(client: redis.Redis, keys: Keys, raw: bytes) -> tuple[str, str | None]:
+    """A record's text form (a canonical kept in the stream, or whole) and its text as read back.
+    The Python path stores a copy's text as a delta against its canonical's (TEXT_DELTA) in the
+    decision's write set, the reference never did (its engine rewrote it after the decision): a delta
+    counts as a whole text here, and its text is rebuilt and compared."""
+    form, data = rec.text_section(raw)
+    if form == rec.TEXT_STREAM:
+        entry = data.decode()
+        found = client.xrange(keys.canonical_stream, entry, entry, count=1)
+        return "stream", found[0][1][b"text"].decode() if found else None
+    if form == rec.TEXT_DELTA:
+        base = client.get(keys.article(data[:8].hex()))
+        base_text = _text_of(client, keys, base)[1] if base else None
+        return "whole", rec.undelta(data[8:], base_text) if base_text is not None else None
+    return "whole", rec.unpack("0" * 16, raw).text
+
+
 def _state(client: redis.Redis, keys: Keys, cluster_of: Any) -> dict[str, Any]:
-    """Everything the decisions wrote under a prefix, comparable across the two cluster layouts."""
+    """Everything the decisions wrote under a prefix, comparable across the two cluster layouts.
+    Records are compared byte for byte up to their text section; the text section by its form and
+    the text it gives back (the stream entry ids it names differ: the Python path chooses them)."""
     prefix = keys.prefix
     records = {}
     clusters = {}
     for bucket in client.zrange(keys.time_buckets, 0, -1):
         for raw_id in client.lrange(keys.time_bucket(int(bucket)), 0, -1):
             raw = client.get(keys.article(raw_id.hex()))
-            records[raw_id.hex()] = raw
+            records[raw_id.hex()] = (raw[: rec.text_pos(raw)], _text_of(client, keys, raw)) if raw else None
             if raw:
                 cluster = rec.unpack(raw_id.hex(), raw).cluster
                 clusters[cluster] = cluster_of(cluster)
@@ -109,8 +129,18 @@ def _old_decision(result: list) -> tuple:
             result[6].decode() or None, result[7].decode() or None)
 
 
-def _g(value: float) -> str:
-    return f"{value:.12g}"
+class _g:  # noqa: N801 - reads as a conversion in the tuples compared below
+    """A float as cjson wrote it (14 significant digits) compares equal to the same float within that
+    precision (rounding twice, to 14 then 12 digits, could make two equal values differ in the 12th)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = float(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _g) and math.isclose(self.value, other.value, rel_tol=1e-12, abs_tol=1e-13)
+
+    def __repr__(self) -> str:
+        return f"{self.value:.14g}"
 
 
 def _normal(value: Any) -> Any:

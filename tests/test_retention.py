@@ -23,7 +23,7 @@ import redis
 from dedup import decider
 from dedup.article import Article
 from dedup.engine import Engine
-from dedup.index import slots
+from dedup.index import slots, split_fields
 from dedup.keys import Keys
 from tests.textcases import articles
 
@@ -86,7 +86,7 @@ def _indexed(engine: Engine, article_id: str) -> bool:
     assert record is not None
     slot_keys, slot_fields = slots(engine.keys, engine.config.params, record.signature, record.lead_signature,
                                    record.content_hash, record.second_lead_signature)
-    fields = [slot_fields[i : i + 5] for i in range(0, len(slot_fields), 5)] + [b"\xff" + record.content_hash]
+    fields = split_fields(slot_fields, record.content_hash)
     raw_id = bytes.fromhex(article_id)
     for key, field in zip(slot_keys, fields, strict=True):
         value = engine.client.hget(key, field) or b""

@@ -1,26 +1,50 @@
-"""Fingerprints: the stored signatures are datasketch's, whole batches or one text at a time."""
+"""Fingerprints: the stored signatures are b-bit forms of datasketch's, whole batches or one text at a time."""
 
 from __future__ import annotations
 
-from datasketch import LeanMinHash, MinHash
+from datasketch import MinHash
 
 from dedup.junk import strip_junk
 from dedup.normalize import tokens
-from dedup.signature import NUM_PERM, SEED, fingerprint, fingerprints, load_signature, shingle_hashes
+from dedup.signature import (
+    BITS,
+    NUM_PERM,
+    SEED,
+    estimated_jaccard,
+    fingerprint,
+    fingerprints,
+    shingle_hashes,
+    stored,
+)
 from tests.textcases import articles, edited, excerpt
 
 
-def test_signature_bytes_are_datasketchs_lean_minhash() -> None:
+def _sketch(text: str) -> MinHash:
+    shingles = shingle_hashes(tokens(strip_junk(text), folded=True))
+    sketch = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32", hashfunc=int)
+    sketch.update_batch(shingles.tolist())
+    return sketch
+
+
+def test_stored_signatures_are_b_bit_forms_of_datasketchs_minhash() -> None:
     for _, body in articles():
-        shingles = shingle_hashes(tokens(strip_junk(body), folded=True))
-        sketch = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32", hashfunc=int)
-        sketch.update_batch(shingles.tolist())
-        lean = LeanMinHash(sketch)
-        expected = bytearray(lean.bytesize("<"))
-        lean.serialize(expected, "<")
-        assert fingerprint(body).signature == bytes(expected)
-        assert fingerprint(body).n_shingles == len(shingles)
-        assert load_signature(bytes(expected)).jaccard(lean) == 1.0
+        sketch = _sketch(body)
+        assert fingerprint(body).signature == stored(sketch.hashvalues, BITS)
+        assert len(fingerprint(body).signature) == NUM_PERM * BITS // 8
+        assert fingerprint(body).n_shingles == len(shingle_hashes(tokens(strip_junk(body), folded=True)))
+
+
+def test_b_bit_estimates_track_datasketchs_full_estimates() -> None:
+    """Corrected for chance agreements, the stored bits estimate what the full values do: copies
+    stay copies, unrelated texts stay near zero."""
+    bodies = [body for _, body in articles()]
+    pairs = [(body, edited(body)) for body in bodies] + [(body, excerpt(body)) for body in bodies]
+    pairs += list(zip(bodies, bodies[1:], strict=False))
+    for a, b in pairs:
+        full = _sketch(a).jaccard(_sketch(b))
+        estimate = estimated_jaccard(fingerprint(a).signature, fingerprint(b).signature)
+        assert abs(estimate - full) <= 0.08, (full, estimate)
+    assert estimated_jaccard(fingerprint(bodies[0]).signature, fingerprint(bodies[0]).signature) == 1.0
 
 
 def test_a_batch_fingerprints_each_text_as_it_would_alone() -> None:

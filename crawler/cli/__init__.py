@@ -23,7 +23,7 @@ from crawler.config import ConfigError, Settings, load_settings
 from crawler.embedded_redis import DB_FILENAME
 from crawler.redis_conn import RedisUnavailable, connect, redact_url
 from dedup.engine import Engine, EngineConfig
-from dedup.index import IndexParamsMismatch
+from dedup.index import IndexParams, IndexParamsMismatch
 from dedup.keys import Keys
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,6 +95,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         stream_maxlen=settings.dedup.stream_maxlen,
         stream_retention=settings.dedup.stream_retention,
         overrides_maxlen=settings.dedup.overrides_maxlen,
+        params=IndexParams.for_size(settings.dedup.expected_articles),
     )
 
 

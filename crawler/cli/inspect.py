@@ -35,7 +35,7 @@ from dedup import record as rec
 from dedup.article import Article
 from dedup.engine import REASONS, Engine, Match, Peek
 from dedup.overrides import Override, Overrides
-from dedup.signature import fingerprint, load_signature
+from dedup.signature import estimated_jaccard, fingerprint
 from dedup.urls import site_of, url_id
 from dedup.validate import InvalidArticle
 
@@ -134,6 +134,16 @@ def show(ctx: Context, ref: str, diff_ref: str | None, as_json: bool) -> None:
     emit(*parts)
 
 
+def text_expired_note(record: rec.Record) -> str:
+    """What an operator is told when an article's text is no longer stored."""
+    if record.text_base:
+        return (f"the text of {record.id} ({record.url}) expired: it was stored as a difference from the text of "
+                f"{record.text_base}, which the canonical stream has since trimmed ([dedup] stream_maxlen / "
+                "stream_retention)")
+    return (f"the text of {record.id} ({record.url}) expired: it was kept only in canonical stream entry "
+            f"{record.text_ref}, which the stream has since trimmed ([dedup] stream_maxlen / stream_retention)")
+
+
 def _show_diff(engine: Engine, cluster: str, canonical: rec.Record | None, member_ref: str, as_json: bool) -> None:
     member = resolve(engine, member_ref, "member")
     if member.cluster != cluster:
@@ -141,6 +151,15 @@ def _show_diff(engine: Engine, cluster: str, canonical: rec.Record | None, membe
                                    "`newsdedup explain A B` compares any two articles")
     if canonical is None:
         raise click.ClickException(f"cluster {cluster} has no stored canonical")
+    expired = [r for r in (canonical, member) if r.text_expired]
+    if expired:
+        note = "; ".join(text_expired_note(r) for r in expired)
+        if as_json:
+            echo_json({"cluster": cluster, "canonical": canonical.url, "member": member.url, "rows": [],
+                       "text_expired": [r.id for r in expired], "note": note})
+        else:
+            emit(Text(f"No diff: {note}"))
+        return
     rows = diff_rows(canonical.text, member.text)
     if as_json:
         echo_json({"cluster": cluster, "canonical": canonical.url, "member": member.url,
@@ -404,6 +423,8 @@ def _side(ctx: Context, ref: str, engine_box: list[Engine]) -> Side:
     if not engine_box:
         engine_box.append(require_index(ctx))
     found = resolve(engine_box[0], ref)
+    if found.text_expired:
+        raise click.ClickException(f"cannot compare texts: {text_expired_note(found)}")
     return Side(found.url, found.id, found.text, found.signature, found.n_shingles, found)
 
 
@@ -426,7 +447,7 @@ def explain(ctx: Context, a: str, b: str, full: bool, passages: int, as_json: bo
     """Compare two articles (stored URLs or ids, or files): similarity, containment, shared passages."""
     engines: list[Engine] = []
     side_a, side_b = _side(ctx, a, engines), _side(ctx, b, engines)
-    estimated = load_signature(side_a.signature).jaccard(load_signature(side_b.signature))
+    estimated = estimated_jaccard(side_a.signature, side_b.signature)
     shared_estimate = estimated * (side_a.n_shingles + side_b.n_shingles) / (1 + estimated)
     smaller = max(1, min(side_a.n_shingles, side_b.n_shingles))
     exact = compare(side_a.clean_text, side_b.clean_text)

@@ -76,12 +76,22 @@ class LuaReference:
             event = json.loads(payload)
             raw = self.client.get(self.keys.article(event["id"]))
             stored = rec.unpack(event["id"], raw) if raw else None
-            text = stored.text if stored else ""
+            text = self.text_of(stored) if stored else ""
             published = stored.published_at.isoformat() if stored and stored.published_at else ""
-            if self.emit_script(keys=[], args=[self.keys.prefix, event_id, text, published,
-                                               self.config.stream_maxlen]):
+            if self.emit_script(keys=[], args=[self.keys.prefix, event_id, text or "", published,
+                                               self.config.stream_maxlen, "1" if text is None else ""]):
                 emitted += 1
         return emitted
+
+    def text_of(self, stored: rec.Record) -> str | None:
+        """The text of a record as the engine read it back before (stored compressed, or in the canonical
+        stream entry named by the record: decide.lua keeps a canonical's text there only); None once
+        that entry is trimmed. (Copies' texts as deltas were written by the engine after the
+        decision, not by these scripts: the reference has none.)"""
+        if stored.text_ref:
+            entries = self.client.xrange(self.keys.canonical_stream, stored.text_ref, stored.text_ref, count=1)
+            return _text(entries[0][1].get(b"text", b"")) if entries else None
+        return stored.text
 
     def forget(self, article_ids: list[str]) -> int:
         pipe = self.client.pipeline(transaction=False)

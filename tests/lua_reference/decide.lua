@@ -35,6 +35,9 @@ local candidate_ids, exact_ids, exact_value, bucket_values = lookup(slots, exact
 local matches = copies_of(verify_all(a, candidate_ids, exact_ids, cfg))
 
 local events, pending, replaced_hex = {}, 0, ''
+-- The stream entry that carries this article's text, when it is queued as a canonical: the record
+-- then keeps the entry id instead of a second copy of the text (dedup/record.py TEXT_STREAM).
+local own_entry = nil
 local cluster_id, canonical, reason
 
 local function xadd(event, canonical_r, cluster, replaces)
@@ -64,6 +67,7 @@ local function xadd(event, canonical_r, cluster, replaces)
     entry = redis.call('XADD', PREFIX .. 'canonical', '*', unpack(fields))
   end
   events[#events + 1] = entry
+  if canonical_r.id == id and not own_entry then own_entry = entry end
 end
 
 if #matches == 0 then
@@ -130,7 +134,12 @@ if adds_reach then
   end
 end
 
-local final = parse(id, redis.call('GET', key))
+local final_raw = redis.call('GET', key)
+if own_entry then
+  final_raw = with_text_ref(final_raw, own_entry)
+  redis.call('SET', key, final_raw)
+end
+local final = parse(id, final_raw)
 return {#matches == 0 and 'new' or 'dup', hex(cluster_id), hex(canonical.id), final.kind,
   final.similarity, final.containment, final.duplicate_of == NO_ID and '' or hex(final.duplicate_of),
   replaced_hex, table.concat(events, ','), pending, reason, #candidate_ids}

@@ -47,27 +47,37 @@ local function load(id)
   return parse(id, raw)
 end
 
--- The hash values of a LeanMinHash stored at pos (13 bytes of seed, size and scheme first).
-local function sig_values(raw, pos, len)
-  local n = (len - 13) / 4
-  if n <= 0 then return {} end
-  local values = {struct.unpack('<' .. string.rep('I4', n), raw, pos + 13)}
-  values[n + 1] = nil
+-- The values of a stored signature at pos (dedup.signature.stored: b-bit values, little-endian):
+-- one byte each for the full text, two for an opening. Each list carries the chance that two
+-- different values agree (2^-bits), which jaccard corrects for.
+local FULL_CHANCE, LEAD_CHANCE = 1 / 256, 1 / 65536
+
+local function sig_values(raw, pos, len, width)
+  local n = len / width
+  if n <= 0 then return {chance = 0} end
+  local values
+  if width == 1 then
+    values = {string.byte(raw, pos, pos + len - 1)}
+  else
+    values = {struct.unpack('<' .. string.rep('I2', n), raw, pos)}
+    values[n + 1] = nil
+  end
+  values.chance = (width == 1) and FULL_CHANCE or LEAD_CHANCE
   return values
 end
 
 local function signature(r)
-  if not r.values then r.values = sig_values(r.raw, r.sig_pos, r.sig_len) end
+  if not r.values then r.values = sig_values(r.raw, r.sig_pos, r.sig_len, 1) end
   return r.values
 end
 
 local function lead_signature(r)
-  if not r.lead_values then r.lead_values = sig_values(r.raw, r.lead_pos, r.lead_len) end
+  if not r.lead_values then r.lead_values = sig_values(r.raw, r.lead_pos, r.lead_len, 2) end
   return r.lead_values
 end
 
 local function second_lead_signature(r)
-  if not r.lead2_values then r.lead2_values = sig_values(r.raw, r.lead2_pos, r.lead2_len) end
+  if not r.lead2_values then r.lead2_values = sig_values(r.raw, r.lead2_pos, r.lead2_len, 2) end
   return r.lead2_values
 end
 
@@ -83,7 +93,25 @@ local function strings(r)
   r.url, r.title, r.site_name, r.source = out[1], out[2], out[3], out[4]
 end
 
--- Estimated Jaccard of two equal-length signatures: the share of equal hash values.
+-- The record with its text replaced by a reference to the canonical stream entry that carries it
+-- (dedup/record.py TEXT_STREAM: form byte 2, then the entry id): the stream holds the text already.
+-- Where a record's text section starts (its form byte, then <I4> length and data).
+local function text_pos(raw)
+  local pos = parse('', raw).strings_pos
+  for _ = 1, 4 do pos = pos + 2 + struct.unpack('<H', raw, pos) end
+  return pos
+end
+
+local function with_text(raw, form, data)
+  return string.sub(raw, 1, text_pos(raw) - 1) .. struct.pack('<BI4', form, #data) .. data
+end
+
+local function with_text_ref(raw, entry)
+  return with_text(raw, 2, entry)
+end
+
+-- Estimated Jaccard of two equal-length signatures: the share of equal values, corrected for
+-- values that agree by chance (b-bit MinHash; dedup.signature.estimated_jaccard is the same).
 local function jaccard(a, b)
   local n = #a
   if n == 0 or n ~= #b then return 0 end
@@ -91,7 +119,8 @@ local function jaccard(a, b)
   for i = 1, n do
     if a[i] == b[i] then equal = equal + 1 end
   end
-  return equal / n
+  local chance = a.chance or 0
+  return math.max(0, (equal / n - chance) / (1 - chance))
 end
 
 -- How alike two texts open: their first openings, or one's first against the other's opening from
@@ -113,13 +142,15 @@ local function intersection(j, na, nb)
 end
 
 -- The LSH slots of an article, computed by the engine (dedup/index.py): KEYS[1..n] are the shard
--- keys of its n band slots, KEYS[n + 1] the shard of its content hash; `fields` packs the n band
--- fields (5 bytes each: band number, band hash) and the content-hash field is 0xFF + hash.
+-- keys of its n band slots, KEYS[n + 1] the shard of its content hash; `fields` is the width w of a
+-- band field (one byte), then the n band fields (w bytes each: band number, then the band hash
+-- divided by the shard count) and the content-hash field is 0xFF + hash.
 local function slots_from(fields, content)
   local slots = {}
-  local n = #fields / 5
+  local w = string.byte(fields, 1)
+  local n = (#fields - 1) / w
   for i = 1, n do
-    slots[i] = {KEYS[i], string.sub(fields, 5 * i - 4, 5 * i)}
+    slots[i] = {KEYS[i], string.sub(fields, 2 + w * (i - 1), 1 + w * i)}
   end
   return slots, {KEYS[n + 1], '\255' .. content}
 end
