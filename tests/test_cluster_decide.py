@@ -152,7 +152,7 @@ def _decider_pid(client: RedisCluster, keys: Keys, services: list[ServiceProcess
     return None
 
 
-@pytest.mark.parametrize("newsroom", [(360, 53)], indirect=True)
+@pytest.mark.parametrize("newsroom", [(120, 53)], indirect=True)
 def test_four_instances_with_the_decider_killed_9_lose_nothing_on_the_cluster(
     newsroom: Newsroom, tmp_path: Path, redis_cluster_url: str, cluster_key_prefix: str, cluster_client: RedisCluster,
 ) -> None:
