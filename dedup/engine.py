@@ -19,11 +19,12 @@ from dedup import record as rec
 from dedup.article import Article, Decision
 from dedup.boilerplate import CAPACITY as BOILERPLATE_CAPACITY
 from dedup.boilerplate import BoilerplateLearner, discount
-from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, slots
+from dedup.index import IndexParams, Scripts, Thresholds, ensure_params, shard_names, slots, spin_slot
 from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
 from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
+from dedup.spin import SpinCandidate, SpinVerifier, spin_sketch
 from dedup.thin import is_list_article
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 from dedup.validate import validate
@@ -116,6 +117,9 @@ class Prepared:
     published_iso: str
     slot_keys: list[str]
     slot_fields: bytes
+    spin: tuple[int, ...] = ()
+    """The spin keys (dedup.spin.spin_sketch; empty for thin and short texts)."""
+    site: str = ""
 
 
 class Engine:
@@ -145,6 +149,7 @@ class Engine:
             )
         )
         self._forget_config = f"{t.excerpt_ratio}"
+        self.spin = SpinVerifier(near=t.near)
 
     # Deciding
 
@@ -213,10 +218,11 @@ class Engine:
             boilerplate_lines=boilerplate_lines,
         )
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
+        spin = () if thin else spin_sketch(fp.clean_text)
         slot_keys, slot_fields = slots(self.keys, self.config.params, fp.signature, fp.lead_signature,
-                                       fp.content_hash, fp.second_lead_signature)
+                                       fp.content_hash, fp.second_lead_signature, spin)
         return Prepared(article, own_id, fp, rec.pack(record), int(now // self.config.params.time_bucket), iso,
-                        slot_keys, slot_fields)
+                        slot_keys, slot_fields, spin, site)
 
     def add(self, article: Article) -> Decision:
         """Decide one article: exactly the decision a batch or another process would reach."""
@@ -245,16 +251,17 @@ class Engine:
         if not self._resumed:  # before the first decision: a canonical left unindexed would be missed
             self.resume_reindex()
             self._resumed = True
+        spun = self._spun(prepared)
         pipe = self.client.pipeline(transaction=False)
         for bucket in sorted({item.bucket for item in prepared}):
             pipe.zadd(self.keys.time_buckets, {bucket: bucket}, nx=True)
-        for item in prepared:
+        for item, spun_ids in zip(prepared, spun, strict=True):
             self.scripts.decide(
                 keys=item.slot_keys,
                 args=[
                     self.keys.prefix, item.id, item.packed, item.bucket,
                     item.fingerprint.clean_text, item.published_iso, self._decide_config,
-                    item.slot_fields,
+                    item.slot_fields, spun_ids,
                 ],
                 client=pipe,
             )
@@ -266,6 +273,56 @@ class Engine:
             self.emit_pending()
         self.maybe_expire()
         return decisions
+
+    def _spun(self, prepared: list[Prepared]) -> list[bytes]:
+        """Per article, the ids of stored or earlier-in-batch articles on other sites verified as
+        its spun copies or originals (8 raw bytes each): candidates sharing a spin key, with an
+        estimated Jaccard too low for the rules but not unrelated, compared by dedup.spin.
+
+        One round trip reads the spin keys of the whole batch; records are read and texts profiled
+        only for the few candidates that pass the cheap tests. Not atomic with the decision: an
+        article another process stores meanwhile is found by its own spin keys the other way."""
+        out = [b""] * len(prepared)
+        wanted = [i for i, item in enumerate(prepared) if item.spin]
+        if not wanted:
+            return out
+        params = self.config.params
+        names = shard_names(self.keys.prefix, params.shards)
+        pipe = self.client.pipeline(transaction=False)
+        for i in wanted:
+            for position, value in enumerate(prepared[i].spin):
+                pipe.hget(*spin_slot(names, params.shards, position, value))
+        values = iter(pipe.execute())
+        earlier: dict[tuple[int, int], list[int]] = {}
+        found: dict[int, set[str]] = {}
+        in_batch: dict[int, set[int]] = {}
+        for i in wanted:
+            item = prepared[i]
+            ids: set[str] = set()
+            mates: set[int] = set()
+            for key in enumerate(item.spin):
+                raw = next(values)
+                if raw:
+                    ids.update(raw[pos : pos + 8].hex() for pos in range(0, len(raw) - 7, 8))
+                mates.update(earlier.setdefault(key, []))
+                earlier[key].append(i)
+            ids.discard(item.id)
+            found[i], in_batch[i] = ids, mates
+        needed = sorted({other for ids in found.values() for other in ids})
+        stored = {}
+        if needed:
+            stored = {r.id: r for r in self.get_many(needed)}
+        for i in wanted:
+            item = prepared[i]
+            others = [SpinCandidate(r.id, r.site, r.signature, r.flags & rec.THIN == 0, r.text_z)
+                      for other in sorted(found[i]) if (r := stored.get(other)) is not None]
+            others += [SpinCandidate(prepared[j].id, prepared[j].site, prepared[j].fingerprint.signature,
+                                           True, prepared[j].fingerprint.clean_text)
+                       for j in sorted(in_batch[i]) if prepared[j].id != item.id]
+            verified = self.spin.verify(item.id, item.site, item.fingerprint.signature,
+                                        item.fingerprint.clean_text, others)
+            out[i] = b"".join(bytes.fromhex(other) for other in verified)
+        return out
 
     def _count_hourly(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
         """Decisions per hour for charts (dedup.hourly); a retried article is not counted again."""
@@ -307,7 +364,8 @@ class Engine:
         item = self.prepare(article, learn=False)
         raw = self.scripts.peek(
             keys=item.slot_keys,
-            args=[self.keys.prefix, item.id, item.packed, self._decide_config, item.slot_fields, limit],
+            args=[self.keys.prefix, item.id, item.packed, self._decide_config, item.slot_fields, limit,
+                  self._spun([item])[0]],
         )
         result = json.loads(raw)
         stored = result.get("stored") or {}
@@ -449,7 +507,7 @@ class Engine:
             stored = rec.unpack(article_id, raw)
             slot_keys, slot_fields = slots(self.keys, self.config.params, stored.signature,
                                            stored.lead_signature, stored.content_hash,
-                                           stored.second_lead_signature)
+                                           stored.second_lead_signature, _stored_spin(stored))
             self.scripts.forget(keys=[*slot_keys, self.keys.reindex],
                                 args=[self.keys.prefix, article_id, self._forget_config, slot_fields], client=pipe)
             count += 1
@@ -471,7 +529,7 @@ class Engine:
                     record = rec.unpack(survivor, stored)
                     slot_keys, slot_fields = slots(self.keys, self.config.params, record.signature,
                                                    record.lead_signature, record.content_hash,
-                                                   record.second_lead_signature)
+                                                   record.second_lead_signature, _stored_spin(record))
                 self.scripts.index_article(keys=[*slot_keys, self.keys.reindex], args=[
                     self.keys.prefix, survivor, slot_fields, self.config.thresholds.bucket_cap], client=pipe)
             done += sum(int(indexed) for indexed in pipe.execute())
@@ -508,6 +566,11 @@ class Engine:
         if removed:
             log.info("retention: %d articles older than %.0f s removed", removed, self.config.retention)
         return removed
+
+
+def _stored_spin(record: rec.Record) -> tuple[int, ...]:
+    """The spin keys a stored article was indexed under (computed again from its stored text)."""
+    return () if record.flags & rec.THIN else spin_sketch(record.text)
 
 
 def _site(article: Article) -> str:

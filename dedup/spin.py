@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from dedup.normalize import fold
 
@@ -224,3 +227,124 @@ def anchor_sketch(text: str, size: int = SKETCH_SIZE) -> list[int]:
 def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: float = 0.2) -> bool:
     """The verdict: enough sentences aligned in order and the grammar of the text kept."""
     return scores.judged and scores.aligned >= aligned_min and scores.skeleton >= skeleton_min
+
+
+# The spin sketch: index keys computed at prepare time for every article, cheap enough to pay on
+# each one. A MinHash of SPIN_KEYS values over the text's anchor pairs (two consecutive names or
+# figures, in order); each value is one index key (one-row bands). A spun copy keeps most anchors
+# in order, so it shares keys with its original; candidates need SPIN_MIN_SHARED keys in common.
+SPIN_KEYS = 8
+SPIN_RUN = 2
+SPIN_MIN_SHARED = 2
+SPIN_MIN_ANCHORS = 12
+"""Texts with fewer anchors get no spin keys (too few names and figures to tell a copy)."""
+_SPIN_SEED = 20261130
+# One capitalised word not inside a word and not opening a sentence or a line, or a figure. The
+# lookbehinds come after the first character so that the scan starts only at capitals and digits.
+_SKETCH_ANCHOR = re.compile(
+    r"[A-Z](?<![\w'][A-Z])(?<![.!?\"] [A-Z])(?<!\n[A-Z])[\w'.-]*"
+    r"|\d(?<![\w.,]\d)[\d,.]*"
+)
+
+
+def _spin_permutations() -> tuple[np.ndarray, np.ndarray]:
+    generator = np.random.RandomState(_SPIN_SEED)
+    a = generator.randint(1, 2**32 - 1, size=SPIN_KEYS, dtype=np.uint64) | np.uint64(1)
+    b = generator.randint(0, 2**32 - 1, size=SPIN_KEYS, dtype=np.uint64)
+    return a, b
+
+
+_SPIN_A, _SPIN_B = _spin_permutations()
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def sketch_anchors(clean_text: str) -> list[str]:
+    """The anchors of a clean (folded) text in order, as the spin sketch sees them."""
+    out = []
+    for raw in _SKETCH_ANCHOR.findall(clean_text):
+        word = raw.rstrip(".,'-").casefold()
+        if word and word not in FUNCTION_WORDS:
+            out.append(word.replace(",", "") if word[0].isdigit() else word)
+    return out
+
+
+def spin_sketch(clean_text: str) -> tuple[int, ...]:
+    """SPIN_KEYS MinHash values over the anchor pairs of a clean text (empty when it has fewer than
+    SPIN_MIN_ANCHORS anchors): the article's spin index keys."""
+    anchors = sketch_anchors(clean_text)
+    if len(anchors) < SPIN_MIN_ANCHORS:
+        return ()
+    pairs = {anchors[i] + " " + anchors[i + 1] for i in range(len(anchors) - SPIN_RUN + 1)}
+    hashed = np.fromiter((zlib.crc32(p.encode()) for p in pairs), dtype=np.uint64, count=len(pairs))
+    with np.errstate(over="ignore"):
+        values = (np.multiply.outer(_SPIN_A, hashed) + _SPIN_B[:, None]) & _MASK32
+    return tuple(int(v) for v in values.min(axis=1))
+
+
+def shared_keys(first: Iterable[int], second: Iterable[int]) -> int:
+    """How many of two spin sketches' keys agree, position by position."""
+    return sum(1 for x, y in zip(first, second, strict=False) if x == y)
+
+
+SPIN_MIN_JACCARD = 0.08
+"""Below this estimated Jaccard (word 4-grams, the engine's MinHash) a candidate is not profiled:
+spun copies keep 0.12 or more (first percentile of both spinners), unrelated texts about 0."""
+_SIGNATURE_HEADER = 13
+
+
+@dataclass(frozen=True)
+class SpinCandidate:
+    """A candidate found by a spin key: what the verifier needs of it."""
+
+    id: str
+    site: str
+    signature: bytes
+    """LeanMinHash bytes of the word 4-grams, as stored."""
+    comparable: bool
+    """False for thin pages (never merged)."""
+    text: str | bytes
+    """Clean text, or as stored (zlib-compressed UTF-8)."""
+
+
+class SpinVerifier:
+    """Judges the candidates a spin key found: only other sites' articles whose estimated Jaccard is
+    between SPIN_MIN_JACCARD and the engine's own near threshold are profiled and compared
+    (is_spun_copy). Profiles of stored articles are kept in a small LRU cache."""
+
+    def __init__(self, near: float = 0.5, cache_size: int = 2048) -> None:
+        self.near = near
+        self.cache_size = cache_size
+        self._profiles: OrderedDict[str, SpinProfile] = OrderedDict()
+        self.profiled = 0
+        """Texts profiled so far (a measure of the stage's cost)."""
+
+    def _profile(self, key: str, text: str | bytes) -> SpinProfile:
+        found = self._profiles.get(key)
+        if found is not None:
+            self._profiles.move_to_end(key)
+            return found
+        if isinstance(text, bytes):
+            text = zlib.decompress(text).decode("utf-8", "replace") if text else ""
+        made = profile(text)
+        self.profiled += 1
+        self._profiles[key] = made
+        if len(self._profiles) > self.cache_size:
+            self._profiles.popitem(last=False)
+        return made
+
+    def verify(self, own_id: str, site: str, signature: bytes, text: str,
+               candidates: Iterable[SpinCandidate]) -> list[str]:
+        """The ids of the candidates that are spun copies of this text (or it of them)."""
+        own = np.frombuffer(signature, dtype="<u4", offset=_SIGNATURE_HEADER)
+        out = []
+        for candidate in candidates:
+            if not candidate.comparable or candidate.site == site or len(candidate.signature) != len(signature):
+                continue
+            other = np.frombuffer(candidate.signature, dtype="<u4", offset=_SIGNATURE_HEADER)
+            jaccard = np.count_nonzero(own == other) / max(1, len(own))
+            if not SPIN_MIN_JACCARD <= jaccard < self.near:
+                continue
+            scores = self._profile(own_id, text).compare(self._profile(candidate.id, candidate.text))
+            if is_spun_copy(scores):
+                out.append(candidate.id)
+        return out

@@ -1,7 +1,8 @@
 -- Decide one article atomically: look up candidates in the LSH index, verify them, join or found
 -- a cluster, apply the canonical policy, insert the article, and queue stream events.
 -- KEYS: the article's band shard keys, then its content-hash shard key (see slots_from).
--- ARGV: prefix, id (16 hex), record, time bucket, stream text, published ISO, config, band fields
+-- ARGV: prefix, id (16 hex), record, time bucket, stream text, published ISO, config, band fields,
+-- ids verified as spun copies by the engine (8 raw bytes each; see Engine._spun)
 local id = unhex(ARGV[2])
 local record_raw = ARGV[3]
 local bucket = ARGV[4]
@@ -32,7 +33,8 @@ end
 -- Candidates from the index, verified (lib.lua: lookup, verify_all; peek.lua runs the same).
 local slots, exact = slots_from(ARGV[8], a.content)
 local candidate_ids, exact_ids, exact_value, bucket_values = lookup(slots, exact, cfg.max_candidates, id)
-local matches = copies_of(verify_all(a, candidate_ids, exact_ids, cfg))
+local spun = add_spun(ARGV[9], candidate_ids, exact_ids, id)
+local matches = copies_of(verify_all(a, candidate_ids, exact_ids, cfg, spun))
 
 local events, pending, replaced_hex = {}, 0, ''
 local cluster_id, canonical, reason

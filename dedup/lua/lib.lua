@@ -7,6 +7,7 @@ local HEADER_SIZE = 72
 local FLAG_THIN, FLAG_ELSEWHERE, FLAG_PINNED, FLAG_SPLIT, FLAG_SYNDICATED = 1, 2, 4, 8, 16
 local KIND_CANONICAL, KIND_EXACT, KIND_NEAR, KIND_EXCERPT, KIND_THIN = 0, 1, 2, 3, 4
 local KIND_NAMES = {[1] = 'exact', [2] = 'near', [3] = 'excerpt'}
+local SPIN_BAND = 192
 
 local function hex(raw)
   return string.format('%02x%02x%02x%02x%02x%02x%02x%02x', string.byte(raw, 1, 8))
@@ -315,6 +316,8 @@ local function lookup(slots, exact, max_candidates, own_id)
   local bucket_values = {}
   if #candidate_ids == 0 then
     for i, slot in ipairs(slots) do
+      -- Spin keys (band numbers from 192) are looked up by the engine before the decision.
+      if string.byte(slot[2], 1) >= SPIN_BAND then break end
       local value = redis.call('HGET', slot[1], slot[2])
       bucket_values[i] = value or false
       for _, other in ipairs(bucket_ids(value)) do
@@ -362,13 +365,16 @@ end
 
 -- Every candidate verified against a (thin ones and a itself skipped), best first. Each entry:
 -- record, kind (nil when not a copy), score, jaccard, containment. Copies come first.
-local function verify_all(a, candidate_ids, exact_ids, cfg)
+-- `spun` (optional) holds the ids the engine verified as spun copies of a (dedup/spin.py): one
+-- on another site that the rules above reject is a near copy all the same.
+local function verify_all(a, candidate_ids, exact_ids, cfg, spun)
   local scored = {}
   for _, other in ipairs(candidate_ids) do
     if other ~= a.id then
       local c = load(other)
       if c and not has_flag(c.flags, FLAG_THIN) then
         local kind, score, j, contained = verify(a, c, cfg, exact_ids[other])
+        if kind == nil and spun and spun[other] and c.site ~= a.site then kind = KIND_NEAR end
         scored[#scored + 1] = {record = c, kind = kind, score = score, jaccard = j, containment = contained}
       end
     end
@@ -430,4 +436,20 @@ local function join_plan(matches, max_merge)
     end
   end
   return cluster_id, members, bridged, old_canonicals
+end
+
+-- The ids the engine verified as spun copies (8 raw bytes each, concatenated) added to the
+-- candidates: returns the set of them (nil when none). An exact match stops here as before.
+local function add_spun(raw, candidate_ids, exact_ids, own_id)
+  if not raw or raw == '' or next(exact_ids) ~= nil then return nil end
+  local seen, spun = {[own_id] = true}, {}
+  for _, other in ipairs(candidate_ids) do seen[other] = true end
+  for _, other in ipairs(bucket_ids(raw)) do
+    spun[other] = true
+    if not seen[other] then
+      seen[other] = true
+      candidate_ids[#candidate_ids + 1] = other
+    end
+  end
+  return spun
 end

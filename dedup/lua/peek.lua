@@ -1,7 +1,8 @@
 -- Read-only decide: what decide.lua would do with this article now, and every candidate it would
 -- verify with its scores. Writes nothing (`newsdedup check`).
 -- KEYS: the article's band shard keys, then its content-hash shard key (see slots_from).
--- ARGV: prefix, id (16 hex), record, config, band fields, how many candidates to return
+-- ARGV: prefix, id (16 hex), record, config, band fields, how many candidates to return, ids verified
+-- as spun copies by the engine (see decide.lua)
 local id = unhex(ARGV[2])
 local a = parse(id, ARGV[3])
 local cfg = read_config(ARGV[4])
@@ -24,7 +25,8 @@ end
 
 local slots, exact = slots_from(ARGV[5], a.content)
 local candidate_ids, exact_ids = lookup(slots, exact, cfg.max_candidates, id)
-local scored = verify_all(a, candidate_ids, exact_ids, cfg)
+local spun = add_spun(ARGV[7], candidate_ids, exact_ids, id)
+local scored = verify_all(a, candidate_ids, exact_ids, cfg, spun)
 local matches = copies_of(scored)
 -- The decision stops at an exact match; for the operator, list the band candidates too.
 local listed = scored
