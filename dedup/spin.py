@@ -76,6 +76,9 @@ class SpinScores:
     aligned: float
     """Share of the shorter text's anchored sentences aligned, in order, with the other's."""
     judged: bool
+    aligned_longer: float = 0.0
+    """The same aligned sentences over the longer text's anchored ones: low when one text is much
+    shorter (an excerpt against a report quoting its opening sentences)."""
     """False when either text has too few anchored sentences to judge."""
 
 
@@ -95,12 +98,16 @@ class SpinProfile:
     def compare(self, other: SpinProfile) -> SpinScores:
         """The scores of this text against another."""
         judged = min(self.anchored_sentences, other.anchored_sentences) >= MIN_ANCHORED_SENTENCES
+        aligned = aligned_share(self.sentences, other.sentences)
+        longer = max(self.anchored_sentences, other.anchored_sentences)
+        shorter = min(self.anchored_sentences, other.anchored_sentences)
         return SpinScores(
             anchors=containment(self.anchor_runs, other.anchor_runs),
             skeleton=containment(self.skeleton_runs, other.skeleton_runs),
             spots=containment(self.spots, other.spots),
-            aligned=aligned_share(self.sentences, other.sentences),
+            aligned=aligned,
             judged=judged,
+            aligned_longer=aligned * shorter / longer if longer else 0.0,
         )
 
 
@@ -224,9 +231,12 @@ def anchor_sketch(text: str, size: int = SKETCH_SIZE) -> list[int]:
     return sorted(_hash_runs(anchors, ANCHOR_RUN))[:size]
 
 
-def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: float = 0.2) -> bool:
-    """The verdict: enough sentences aligned in order and the grammar of the text kept."""
-    return scores.judged and scores.aligned >= aligned_min and scores.skeleton >= skeleton_min
+def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: float = 0.2,
+                 aligned_longer_min: float = 0.4) -> bool:
+    """The verdict: enough sentences aligned in order, of both texts (a spinner drops a paragraph,
+    not half the article), and the grammar of the text kept."""
+    return (scores.judged and scores.aligned >= aligned_min and scores.skeleton >= skeleton_min
+            and scores.aligned_longer >= aligned_longer_min)
 
 
 # The spin sketch: index keys computed at prepare time for every article, cheap enough to pay on
