@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -37,7 +38,8 @@ from dedup.article import Article  # noqa: E402
 from dedup.engine import Engine  # noqa: E402
 from dedup.keys import Keys  # noqa: E402
 
-GROUND_TRUTH = ROOT.parent / "shared" / "data" / "extraction-benchmark" / "ground-truth.json"
+# NEWSDEDUP_SHARED_DATA names ../shared/data for a checkout elsewhere (a worktree).
+GROUND_TRUTH = Path(os.environ.get("NEWSDEDUP_SHARED_DATA") or ROOT.parent / "shared" / "data") / "extraction-benchmark" / "ground-truth.json"
 FALLBACK = ROOT / "tests" / "data" / "extraction" / "ground-truth.json"
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
