@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import struct
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import redis
 
@@ -24,7 +27,7 @@ from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
 from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
-from dedup.spin import SpinCandidate, SpinVerifier, spin_sketch
+from dedup.spin import SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier, spin_sketch
 from dedup.thin import is_list_article
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 from dedup.validate import validate
@@ -44,6 +47,14 @@ REASONS = {
     6: "earliest publication date",
     7: "first to arrive",
 }
+
+
+# The spin keys of a batch read in one call (a pipeline of HGETs costs more in the client).
+_SPIN_LOOKUP = """
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[i]) or '' end
+return out
+"""
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,7 @@ class Engine:
         )
         self._forget_config = f"{t.excerpt_ratio}"
         self.spin = SpinVerifier(near=t.near)
+        self._spin_lookup = client.register_script(_SPIN_LOOKUP)
 
     # Deciding
 
@@ -276,51 +288,74 @@ class Engine:
 
     def _spun(self, prepared: list[Prepared]) -> list[bytes]:
         """Per article, the ids of stored or earlier-in-batch articles on other sites verified as
-        its spun copies or originals (8 raw bytes each): candidates sharing a spin key, with an
-        estimated Jaccard too low for the rules but not unrelated, compared by dedup.spin.
+        its spun copies or originals (8 raw bytes each, for the decide script).
 
-        One round trip reads the spin keys of the whole batch; records are read and texts profiled
-        only for the few candidates that pass the cheap tests. Not atomic with the decision: an
-        article another process stores meanwhile is found by its own spin keys the other way."""
+        Candidates share SPIN_MIN_SHARED spin keys with the article; their stored headers and
+        signatures are read in one round trip (after one for the spin keys of the whole batch); only
+        those on other sites with an estimated Jaccard between SPIN_MIN_JACCARD and the near
+        threshold are profiled and compared (dedup.spin). An article with a plain copy among them
+        (Jaccard at or above near) joins that copy by the rules and is not profiled. Not atomic with
+        the decision: an article another process stores meanwhile finds this one by its own keys."""
         out = [b""] * len(prepared)
         wanted = [i for i, item in enumerate(prepared) if item.spin]
         if not wanted:
             return out
         params = self.config.params
         names = shard_names(self.keys.prefix, params.shards)
-        pipe = self.client.pipeline(transaction=False)
+        slot_keys: list[str] = []
+        slot_fields: list[bytes] = []
         for i in wanted:
             for position, value in enumerate(prepared[i].spin):
-                pipe.hget(*spin_slot(names, params.shards, position, value))
-        values = iter(pipe.execute())
+                key, spin_field = spin_slot(names, params.shards, position, value)
+                slot_keys.append(key)
+                slot_fields.append(spin_field)
+        values = iter(self._spin_lookup(keys=slot_keys, args=slot_fields))
         earlier: dict[tuple[int, int], list[int]] = {}
-        found: dict[int, set[str]] = {}
-        in_batch: dict[int, set[int]] = {}
+        found: dict[int, list[bytes]] = {}
+        mates: dict[int, list[int]] = {}
         for i in wanted:
-            item = prepared[i]
-            ids: set[str] = set()
-            mates: set[int] = set()
-            for key in enumerate(item.spin):
+            stored_counts: Counter[bytes] = Counter()
+            mate_counts: Counter[int] = Counter()
+            for key in enumerate(prepared[i].spin):
                 raw = next(values)
                 if raw:
-                    ids.update(raw[pos : pos + 8].hex() for pos in range(0, len(raw) - 7, 8))
-                mates.update(earlier.setdefault(key, []))
+                    stored_counts.update({raw[pos : pos + 8] for pos in range(0, len(raw) - 7, 8)})
+                mate_counts.update(earlier.setdefault(key, []))
                 earlier[key].append(i)
-            ids.discard(item.id)
-            found[i], in_batch[i] = ids, mates
+            own = bytes.fromhex(prepared[i].id)
+            found[i] = [other for other, n in stored_counts.items() if n >= SPIN_MIN_SHARED and other != own]
+            mates[i] = [j for j, n in mate_counts.items() if n >= SPIN_MIN_SHARED and prepared[j].id != prepared[i].id]
         needed = sorted({other for ids in found.values() for other in ids})
-        stored = {}
+        heads: dict[bytes, tuple[bool, bytes, bytes, bytes]] = {}
         if needed:
-            stored = {r.id: r for r in self.get_many(needed)}
+            for other, raw in zip(needed, self.client.mget([self.keys.article(o.hex()) for o in needed]), strict=True):
+                head = _spin_head(raw) if raw else None
+                if head is not None:
+                    heads[other] = (*head, raw)
         for i in wanted:
             item = prepared[i]
-            others = [SpinCandidate(r.id, r.site, r.signature, r.flags & rec.THIN == 0, r.text_z)
-                      for other in sorted(found[i]) if (r := stored.get(other)) is not None]
-            others += [SpinCandidate(prepared[j].id, prepared[j].site, prepared[j].fingerprint.signature,
-                                           True, prepared[j].fingerprint.clean_text)
-                       for j in sorted(in_batch[i]) if prepared[j].id != item.id]
-            verified = self.spin.verify(item.id, item.site, item.fingerprint.signature,
-                                        item.fingerprint.clean_text, others)
+            site_hash = hashlib.sha256(item.site.encode()).digest()[:8]
+            others: list[tuple[str, bytes, str | Callable[[], str]]] = []
+            for other in found[i]:
+                head = heads.get(other)
+                if head is None or head[0]:  # gone, or thin
+                    continue
+                if head[1] == site_hash:
+                    continue
+                others.append((other.hex(), head[2], partial(_stored_text, other.hex(), head[3])))
+            for j in mates[i]:
+                if prepared[j].site != item.site:
+                    others.append((prepared[j].id, prepared[j].fingerprint.signature, prepared[j].fingerprint.clean_text))
+            if not others:
+                continue
+            scores = self.spin.jaccards(item.fingerprint.signature, [sig for _, sig, _ in others])
+            if (scores >= self.spin.near).any():
+                continue
+            verified = [
+                other_id for (other_id, _, text), jaccard in zip(others, scores, strict=True)
+                if jaccard >= SPIN_MIN_JACCARD
+                and self.spin.verify(item.id, item.fingerprint.clean_text, other_id, text)
+            ]
             out[i] = b"".join(bytes.fromhex(other) for other in verified)
         return out
 
@@ -566,6 +601,21 @@ class Engine:
         if removed:
             log.info("retention: %d articles older than %.0f s removed", removed, self.config.retention)
         return removed
+
+
+def _spin_head(raw: bytes) -> tuple[bool, bytes, bytes] | None:
+    """(thin, site hash, signature bytes) of a stored record, read without decoding the rest."""
+    try:
+        fields = rec.HEADER.unpack_from(raw)
+        (length,) = struct.unpack_from("<H", raw, rec.HEADER.size)
+    except struct.error:
+        return None
+    start = rec.HEADER.size + 2
+    return bool(fields[1] & rec.THIN), fields[15], raw[start : start + length]
+
+
+def _stored_text(article_id: str, raw: bytes) -> str:
+    return rec.unpack(article_id, raw).text
 
 
 def _stored_spin(record: rec.Record) -> tuple[int, ...]:

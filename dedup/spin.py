@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,12 +249,10 @@ SPIN_MIN_SHARED = 2
 SPIN_MIN_ANCHORS = 12
 """Texts with fewer anchors get no spin keys (too few names and figures to tell a copy)."""
 _SPIN_SEED = 20261130
-# One capitalised word not inside a word and not opening a sentence or a line, or a figure. The
-# lookbehinds come after the first character so that the scan starts only at capitals and digits.
-_SKETCH_ANCHOR = re.compile(
-    r"[A-Z](?<![\w'][A-Z])(?<![.!?\"] [A-Z])(?<!\n[A-Z])[\w'.-]*"
-    r"|\d(?<![\w.,]\d)[\d,.]*"
-)
+# A word starting with a capital or a digit, not inside a word and not opening a sentence or a
+# line. The lookbehinds come after the first character, so that the scan stops only at capitals and
+# digits (twice as fast as the lookbehinds first).
+_SKETCH_ANCHOR = re.compile(r"[A-Z0-9](?<![\w'.,][A-Z0-9])(?<![.!?\"] [A-Z0-9])(?<!\n[A-Z0-9])[\w'.,-]*")
 
 
 def _spin_permutations() -> tuple[np.ndarray, np.ndarray]:
@@ -270,12 +268,8 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 
 def sketch_anchors(clean_text: str) -> list[str]:
     """The anchors of a clean (folded) text in order, as the spin sketch sees them."""
-    out = []
-    for raw in _SKETCH_ANCHOR.findall(clean_text):
-        word = raw.rstrip(".,'-").casefold()
-        if word and word not in FUNCTION_WORDS:
-            out.append(word.replace(",", "") if word[0].isdigit() else word)
-    return out
+    words = [raw.rstrip(".,'-").replace(",", "").lower() for raw in _SKETCH_ANCHOR.findall(clean_text)]
+    return [word for word in words if word and word not in FUNCTION_WORDS]
 
 
 def spin_sketch(clean_text: str) -> tuple[int, ...]:
@@ -284,8 +278,8 @@ def spin_sketch(clean_text: str) -> tuple[int, ...]:
     anchors = sketch_anchors(clean_text)
     if len(anchors) < SPIN_MIN_ANCHORS:
         return ()
-    pairs = {anchors[i] + " " + anchors[i + 1] for i in range(len(anchors) - SPIN_RUN + 1)}
-    hashed = np.fromiter((zlib.crc32(p.encode()) for p in pairs), dtype=np.uint64, count=len(pairs))
+    pairs = {f"{first} {second}".encode() for first, second in zip(anchors, anchors[1:])}
+    hashed = np.fromiter(map(zlib.crc32, pairs), dtype=np.uint64, count=len(pairs))
     with np.errstate(over="ignore"):
         values = (np.multiply.outer(_SPIN_A, hashed) + _SPIN_B[:, None]) & _MASK32
     return tuple(int(v) for v in values.min(axis=1))
@@ -302,24 +296,10 @@ spun copies keep 0.12 or more (first percentile of both spinners), unrelated tex
 _SIGNATURE_HEADER = 13
 
 
-@dataclass(frozen=True)
-class SpinCandidate:
-    """A candidate found by a spin key: what the verifier needs of it."""
-
-    id: str
-    site: str
-    signature: bytes
-    """LeanMinHash bytes of the word 4-grams, as stored."""
-    comparable: bool
-    """False for thin pages (never merged)."""
-    text: str | bytes
-    """Clean text, or as stored (zlib-compressed UTF-8)."""
-
-
 class SpinVerifier:
-    """Judges the candidates a spin key found: only other sites' articles whose estimated Jaccard is
-    between SPIN_MIN_JACCARD and the engine's own near threshold are profiled and compared
-    (is_spun_copy). Profiles of stored articles are kept in a small LRU cache."""
+    """Judges the candidates a spin key found (the engine picks which: other sites' articles whose
+    estimated Jaccard is between SPIN_MIN_JACCARD and its near threshold). Profiles are kept in a
+    small LRU cache, so an article compared with several candidates is profiled once."""
 
     def __init__(self, near: float = 0.5, cache_size: int = 2048) -> None:
         self.near = near
@@ -328,33 +308,29 @@ class SpinVerifier:
         self.profiled = 0
         """Texts profiled so far (a measure of the stage's cost)."""
 
-    def _profile(self, key: str, text: str | bytes) -> SpinProfile:
+    def _profile(self, key: str, text: str | Callable[[], str]) -> SpinProfile:
         found = self._profiles.get(key)
         if found is not None:
             self._profiles.move_to_end(key)
             return found
-        if isinstance(text, bytes):
-            text = zlib.decompress(text).decode("utf-8", "replace") if text else ""
-        made = profile(text)
+        made = profile(text if isinstance(text, str) else text())
         self.profiled += 1
         self._profiles[key] = made
         if len(self._profiles) > self.cache_size:
             self._profiles.popitem(last=False)
         return made
 
-    def verify(self, own_id: str, site: str, signature: bytes, text: str,
-               candidates: Iterable[SpinCandidate]) -> list[str]:
-        """The ids of the candidates that are spun copies of this text (or it of them)."""
+    def jaccards(self, signature: bytes, others: list[bytes]) -> np.ndarray:
+        """Estimated Jaccard of one stored signature (LeanMinHash bytes) against each of others."""
         own = np.frombuffer(signature, dtype="<u4", offset=_SIGNATURE_HEADER)
-        out = []
-        for candidate in candidates:
-            if not candidate.comparable or candidate.site == site or len(candidate.signature) != len(signature):
-                continue
-            other = np.frombuffer(candidate.signature, dtype="<u4", offset=_SIGNATURE_HEADER)
-            jaccard = np.count_nonzero(own == other) / max(1, len(own))
-            if not SPIN_MIN_JACCARD <= jaccard < self.near:
-                continue
-            scores = self._profile(own_id, text).compare(self._profile(candidate.id, candidate.text))
-            if is_spun_copy(scores):
-                out.append(candidate.id)
-        return out
+        width = len(signature)
+        usable = [other if len(other) == width else signature[:_SIGNATURE_HEADER] + b"\0" * (width - 13)
+                  for other in others]
+        stacked = np.frombuffer(b"".join(usable), dtype=np.uint8).reshape(len(usable), width)[:, _SIGNATURE_HEADER:]
+        values = stacked.copy().view("<u4")
+        return np.count_nonzero(values == own, axis=1) / max(1, len(own))
+
+    def verify(self, own_id: str, text: str, other_id: str, other_text: str | Callable[[], str]) -> bool:
+        """Whether two texts are spun copies of each other (is_spun_copy on their profiles); a
+        stored text is given as a function that reads it, called only when not cached."""
+        return is_spun_copy(self._profile(own_id, text).compare(self._profile(other_id, other_text)))
