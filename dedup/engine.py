@@ -27,7 +27,7 @@ from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
 from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
-from dedup.spin import SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier, spin_sketch
+from dedup.spin import SPIN_KEYS, SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier, spin_sketch
 from dedup.thin import is_list_article
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 from dedup.validate import validate
@@ -49,11 +49,41 @@ REASONS = {
 }
 
 
-# The spin keys of a batch read in one call (a pipeline of HGETs costs more in the client).
+# The spin keys of a batch read in one call (a pipeline of HGETs costs more in the client): per
+# article, the ids found under at least `min_shared` of its keys, and the stored header and signature
+# of each (a record's first `head_len` bytes), read once. KEYS: every article's spin shard keys in
+# turn; ARGV: prefix, keys per article, min_shared, head_len, then the spin fields.
 _SPIN_LOOKUP = """
-local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], ARGV[i]) or '' end
-return out
+local prefix, per = ARGV[1], tonumber(ARGV[2])
+local min_shared, head_len = tonumber(ARGV[3]), tonumber(ARGV[4])
+local found, heads, fetched = {}, {}, {}
+for a = 0, #KEYS / per - 1 do
+  local counts, order, picked = {}, {}, {}
+  for k = 1, per do
+    local i = a * per + k
+    local value = redis.call('HGET', KEYS[i], ARGV[4 + i])
+    if value then
+      for pos = 1, #value - 7, 8 do
+        local id = string.sub(value, pos, pos + 7)
+        if not counts[id] then counts[id] = 0; order[#order + 1] = id end
+        counts[id] = counts[id] + 1
+      end
+    end
+  end
+  for _, id in ipairs(order) do
+    if counts[id] >= min_shared then
+      picked[#picked + 1] = id
+      if not fetched[id] then
+        fetched[id] = true
+        local key = prefix .. 'a:' .. string.format(string.rep('%02x', 8), string.byte(id, 1, 8))
+        heads[#heads + 1] = id
+        heads[#heads + 1] = redis.call('GETRANGE', key, 0, head_len - 1)
+      end
+    end
+  end
+  found[a + 1] = table.concat(picked)
+end
+return {found, heads}
 """
 
 
@@ -309,29 +339,25 @@ class Engine:
                 key, spin_field = spin_slot(names, params.shards, position, value)
                 slot_keys.append(key)
                 slot_fields.append(spin_field)
-        values = iter(self._spin_lookup(keys=slot_keys, args=slot_fields))
-        earlier: dict[tuple[int, int], list[int]] = {}
+        head_len = rec.HEADER.size + 2 + len(prepared[wanted[0]].fingerprint.signature)
+        found_raw, head_list = self._spin_lookup(
+            keys=slot_keys, args=[self.keys.prefix, SPIN_KEYS, SPIN_MIN_SHARED, head_len, *slot_fields])
+        heads: dict[bytes, tuple[bool, bytes, bytes]] = {}
+        for other, raw in zip(head_list[::2], head_list[1::2], strict=True):
+            head = _spin_head(raw) if raw else None
+            if head is not None:
+                heads[other] = head
         found: dict[int, list[bytes]] = {}
         mates: dict[int, list[int]] = {}
-        for i in wanted:
-            stored_counts: Counter[bytes] = Counter()
+        earlier: dict[tuple[int, int], list[int]] = {}
+        for i, raw in zip(wanted, found_raw, strict=True):
+            own = bytes.fromhex(prepared[i].id)
+            found[i] = [other for other in (raw[pos : pos + 8] for pos in range(0, len(raw) - 7, 8)) if other != own]
             mate_counts: Counter[int] = Counter()
             for key in enumerate(prepared[i].spin):
-                raw = next(values)
-                if raw:
-                    stored_counts.update({raw[pos : pos + 8] for pos in range(0, len(raw) - 7, 8)})
                 mate_counts.update(earlier.setdefault(key, []))
                 earlier[key].append(i)
-            own = bytes.fromhex(prepared[i].id)
-            found[i] = [other for other, n in stored_counts.items() if n >= SPIN_MIN_SHARED and other != own]
             mates[i] = [j for j, n in mate_counts.items() if n >= SPIN_MIN_SHARED and prepared[j].id != prepared[i].id]
-        needed = sorted({other for ids in found.values() for other in ids})
-        heads: dict[bytes, tuple[bool, bytes, bytes, bytes]] = {}
-        if needed:
-            for other, raw in zip(needed, self.client.mget([self.keys.article(o.hex()) for o in needed]), strict=True):
-                head = _spin_head(raw) if raw else None
-                if head is not None:
-                    heads[other] = (*head, raw)
         for i in wanted:
             item = prepared[i]
             site_hash = hashlib.sha256(item.site.encode()).digest()[:8]
@@ -342,7 +368,7 @@ class Engine:
                     continue
                 if head[1] == site_hash:
                     continue
-                others.append((other.hex(), head[2], partial(_stored_text, other.hex(), head[3])))
+                others.append((other.hex(), head[2], partial(self._stored_text, other.hex())))
             for j in mates[i]:
                 if prepared[j].site != item.site:
                     others.append((prepared[j].id, prepared[j].fingerprint.signature, prepared[j].fingerprint.clean_text))
@@ -358,6 +384,10 @@ class Engine:
             ]
             out[i] = b"".join(bytes.fromhex(other) for other in verified)
         return out
+
+    def _stored_text(self, article_id: str) -> str:
+        stored = self.get(article_id)
+        return stored.text if stored else ""
 
     def _count_hourly(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
         """Decisions per hour for charts (dedup.hourly); a retried article is not counted again."""
@@ -612,10 +642,6 @@ def _spin_head(raw: bytes) -> tuple[bool, bytes, bytes] | None:
         return None
     start = rec.HEADER.size + 2
     return bool(fields[1] & rec.THIN), fields[15], raw[start : start + length]
-
-
-def _stored_text(article_id: str, raw: bytes) -> str:
-    return rec.unpack(article_id, raw).text
 
 
 def _stored_spin(record: rec.Record) -> tuple[int, ...]:
