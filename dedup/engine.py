@@ -375,11 +375,9 @@ class Engine:
             if not others:
                 continue
             scores = self.spin.jaccards(item.fingerprint.signature, [sig for _, sig, _ in others])
-            if (scores >= self.spin.near).any():
-                continue
             verified = [
                 other_id for (other_id, _, text), jaccard in zip(others, scores, strict=True)
-                if jaccard >= SPIN_MIN_JACCARD
+                if SPIN_MIN_JACCARD <= jaccard < self.spin.near
                 and self.spin.verify(item.id, item.fingerprint.clean_text, other_id, text)
             ]
             out[i] = b"".join(bytes.fromhex(other) for other in verified)

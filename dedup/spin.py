@@ -118,10 +118,30 @@ def containment(first: frozenset[int], second: frozenset[int]) -> float:
     return len(first & second) / min(len(first), len(second))
 
 
+_RUN_MIX = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
+     0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F],
+    dtype=np.uint64,
+)
+
+
+def _combine(hashed: np.ndarray, k: int) -> np.ndarray:
+    """32-bit hashes of every run of k (at most 8) consecutive item hashes, in order."""
+    span = len(hashed) - k + 1
+    with np.errstate(over="ignore"):
+        combined = np.zeros(span, dtype=np.uint64)
+        for offset in range(k):
+            combined = (combined ^ hashed[offset : offset + span]) * _RUN_MIX[offset]
+            combined ^= combined >> np.uint64(29)
+    return combined >> np.uint64(32)
+
+
 def _hash_runs(items: list[str], size: int) -> frozenset[int]:
-    if len(items) < size:
-        return frozenset({zlib.crc32(" ".join(items).encode())}) if items else frozenset()
-    return frozenset(zlib.crc32("\x1f".join(items[i : i + size]).encode()) for i in range(len(items) - size + 1))
+    """32-bit hashes of every run of `size` consecutive items (one of them all, when fewer)."""
+    if not items:
+        return frozenset()
+    hashed = np.fromiter((zlib.crc32(item.encode()) for item in items), dtype=np.uint64, count=len(items))
+    return frozenset(_combine(hashed, min(size, len(items))).tolist())
 
 
 def split_sentences(text: str) -> list[str]:
@@ -132,8 +152,7 @@ def split_sentences(text: str) -> list[str]:
 def _words(sentence: str) -> list[tuple[str, bool, bool]]:
     """(folded word, capitalised, opens the sentence or a quote) for each word."""
     out = []
-    for index, match in enumerate(_TOKEN.finditer(sentence)):
-        raw = match.group(0)
+    for index, raw in enumerate(_TOKEN.findall(sentence)):
         opens = index == 0 or raw[0] in "\"“‘(["
         raw = raw.lstrip("\"“‘([").rstrip(_TRAILING)
         if not raw:
@@ -245,7 +264,7 @@ def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: flo
 # in order, so it shares keys with its original; candidates need SPIN_MIN_SHARED keys in common.
 SPIN_KEYS = 8
 SPIN_RUN = 2
-SPIN_MIN_SHARED = 2
+SPIN_MIN_SHARED = 1
 SPIN_MIN_ANCHORS = 12
 """Texts with fewer anchors get no spin keys (too few names and figures to tell a copy)."""
 _SPIN_SEED = 20261130
