@@ -27,7 +27,14 @@ from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
 from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
-from dedup.spin import SPIN_KEYS, SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier, spin_sketch
+from dedup.spin import (
+    SPIN_KEYS,
+    SPIN_MAX_VERIFIED,
+    SPIN_MIN_JACCARD,
+    SPIN_MIN_SHARED,
+    SpinVerifier,
+    spin_sketch,
+)
 from dedup.thin import is_list_article
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 from dedup.validate import validate
@@ -375,11 +382,11 @@ class Engine:
             if not others:
                 continue
             scores = self.spin.jaccards(item.fingerprint.signature, [sig for _, sig, _ in others])
-            verified = [
-                other_id for (other_id, _, text), jaccard in zip(others, scores, strict=True)
-                if SPIN_MIN_JACCARD <= jaccard < self.spin.near
-                and self.spin.verify(item.id, item.fingerprint.clean_text, other_id, text)
-            ]
+            window = [(float(jaccard), other_id, text) for (other_id, _, text), jaccard in zip(others, scores, strict=True)
+                      if SPIN_MIN_JACCARD <= jaccard < self.spin.near]
+            window.sort(key=lambda entry: (-entry[0], entry[1]))
+            verified = [other_id for _, other_id, text in window[:SPIN_MAX_VERIFIED]
+                        if self.spin.verify(item.id, item.fingerprint.clean_text, other_id, text)]
             out[i] = b"".join(bytes.fromhex(other) for other in verified)
         return out
 

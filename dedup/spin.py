@@ -13,6 +13,14 @@ function words. Four views of a text are built here, each measured in benchmarks
 - sentences: per sentence its anchors and length, aligned in order between two texts.
 
 `SpinProfile.compare` gives the scores; `is_spun_copy` is the verdict chosen by measurement.
+
+In the decision path (dedup/engine.py, Engine._spun): every article gets SPIN_KEYS spin keys at
+prepare time (`spin_sketch`: a MinHash of its anchor pairs, about 0.1-0.3 ms), indexed beside its
+LSH bands. Before the decide script, the batch's spin keys are looked up in one call; a candidate on
+another site whose estimated Jaccard (the engine's own MinHash) lies between SPIN_MIN_JACCARD and
+the near threshold is profiled and judged by `SpinVerifier` (is_spun_copy), and the decide script
+takes the ids it verified as near copies. Nothing extra is stored per article: the keys are computed
+again from the stored text when the article leaves the index.
 Everything here is pure.
 """
 
@@ -309,9 +317,12 @@ def shared_keys(first: Iterable[int], second: Iterable[int]) -> int:
     return sum(1 for x, y in zip(first, second, strict=False) if x == y)
 
 
-SPIN_MIN_JACCARD = 0.08
+SPIN_MIN_JACCARD = 0.10
 """Below this estimated Jaccard (word 4-grams, the engine's MinHash) a candidate is not profiled:
-spun copies keep 0.12 or more (first percentile of both spinners), unrelated texts about 0."""
+spun copies keep 0.12 or more (first percentile of spinner A; B 0.17), unrelated texts about 0,
+stories sharing one or two sentences 0.05-0.1."""
+SPIN_MAX_VERIFIED = 4
+"""At most this many candidates of one article are profiled, the highest estimated Jaccard first."""
 _SIGNATURE_HEADER = 13
 
 
