@@ -179,28 +179,31 @@ def _is_anchor(word: str, capital: bool, opens: bool, names: set[str]) -> bool:
     return capital and (not opens or word in names)
 
 
-def profile(text: str) -> SpinProfile:
-    """The spin-robust views of a text (clean text, one paragraph per line)."""
+def profile(text: str, spots: bool = True) -> SpinProfile:
+    """The spin-robust views of a text (clean text, one paragraph per line); spots=False leaves
+    the SpotSigs view empty (the verdict does not use it)."""
     sentences = [_words(s) for s in split_sentences(fold(text))]
     names = {w for words in sentences for w, capital, opens in words if capital and not opens}
     anchor_seq: list[str] = []
     skeleton: list[str] = []
-    spots: list[str] = []
+    spot_list: list[str] = []
     aligned: list[Sentence] = []
     for words in sentences:
         found = []
         for position, (word, capital, opens) in enumerate(words):
-            if _is_anchor(word, capital, opens, names):
+            # _is_anchor, inlined (this loop is the stage's main cost)
+            if (not word.isalpha() and _HAS_DIGIT.search(word)) or (
+                    capital and word not in FUNCTION_WORDS and len(word) >= 2 and (not opens or word in names)):
                 found.append(word.replace(",", ""))
                 skeleton.append(found[-1])
             elif word in FUNCTION_WORDS:
                 skeleton.append(word)
             elif not skeleton or skeleton[-1] != "*":
                 skeleton.append("*")
-            if word in SPOT_ANTECEDENTS:
+            if spots and word in SPOT_ANTECEDENTS:
                 chain = [w for w, _, _ in words[position + 1 :] if w not in FUNCTION_WORDS][:SPOT_CHAIN]
                 if len(chain) == SPOT_CHAIN:
-                    spots.append(word + ":" + " ".join(chain))
+                    spot_list.append(word + ":" + " ".join(chain))
         anchor_seq.extend(found)
         # A sentence boundary is a skeleton token too: it is something spinners keep.
         skeleton.append("|")
@@ -209,7 +212,7 @@ def profile(text: str) -> SpinProfile:
         sentences=tuple(aligned),
         anchor_runs=_hash_runs(anchor_seq, ANCHOR_RUN),
         skeleton_runs=_hash_runs(skeleton, SKELETON_RUN),
-        spots=frozenset(zlib.crc32(spot.encode()) for spot in spots),
+        spots=frozenset(zlib.crc32(spot.encode()) for spot in spot_list),
     )
 
 
@@ -317,11 +320,12 @@ def shared_keys(first: Iterable[int], second: Iterable[int]) -> int:
     return sum(1 for x, y in zip(first, second, strict=False) if x == y)
 
 
-SPIN_MIN_JACCARD = 0.10
+SPIN_MIN_JACCARD = 0.12
 """Below this estimated Jaccard (word 4-grams, the engine's MinHash) a candidate is not profiled:
 spun copies keep 0.12 or more (first percentile of spinner A; B 0.17), unrelated texts about 0,
-stories sharing one or two sentences 0.05-0.1."""
-SPIN_MAX_VERIFIED = 4
+stories sharing one or two sentences 0.05-0.12 (each 0.02 lower doubles the texts profiled in
+benchmarks/throughput.py)."""
+SPIN_MAX_VERIFIED = 3
 """At most this many candidates of one article are profiled, the highest estimated Jaccard first."""
 _SIGNATURE_HEADER = 13
 
@@ -343,7 +347,7 @@ class SpinVerifier:
         if found is not None:
             self._profiles.move_to_end(key)
             return found
-        made = profile(text if isinstance(text, str) else text())
+        made = profile(text if isinstance(text, str) else text(), spots=False)
         self.profiled += 1
         self._profiles[key] = made
         if len(self._profiles) > self.cache_size:
