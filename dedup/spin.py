@@ -236,11 +236,13 @@ def aligned_share(first: Iterable[Sentence], second: Iterable[Sentence]) -> floa
     if not a or not b:
         return 0.0
     # Longest common subsequence under _sentences_match: a swapped pair costs one sentence.
+    # (Sentences sharing no anchor never match: tested first, without a call.)
     previous = [0] * (len(b) + 1)
     for sa in a:
         current = [0] * (len(b) + 1)
+        anchors = sa.anchors
         for j, sb in enumerate(b, start=1):
-            if _sentences_match(sa, sb):
+            if not anchors.isdisjoint(sb.anchors) and _sentences_match(sa, sb):
                 current[j] = previous[j - 1] + 1
             else:
                 current[j] = max(previous[j], current[j - 1])
@@ -261,7 +263,10 @@ def anchor_sketch(text: str, size: int = SKETCH_SIZE) -> list[int]:
     return sorted(_hash_runs(anchors, ANCHOR_RUN))[:size]
 
 
-def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: float = 0.2,
+SKELETON_MIN = 0.2
+
+
+def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: float = SKELETON_MIN,
                  aligned_longer_min: float = 0.4) -> bool:
     """The verdict: enough sentences aligned in order, of both texts (a spinner drops a paragraph,
     not half the article), and the grammar of the text kept."""
@@ -367,4 +372,10 @@ class SpinVerifier:
     def verify(self, own_id: str, text: str, other_id: str, other_text: str | Callable[[], str]) -> bool:
         """Whether two texts are spun copies of each other (is_spun_copy on their profiles); a
         stored text is given as a function that reads it, called only when not cached."""
-        return is_spun_copy(self._profile(own_id, text).compare(self._profile(other_id, other_text)))
+        own, other = self._profile(own_id, text), self._profile(other_id, other_text)
+        # The cheap parts of the verdict first: the sentence alignment is the costly one.
+        if min(own.anchored_sentences, other.anchored_sentences) < MIN_ANCHORED_SENTENCES:
+            return False
+        if containment(own.skeleton_runs, other.skeleton_runs) < SKELETON_MIN:
+            return False
+        return is_spun_copy(own.compare(other))
