@@ -58,16 +58,20 @@ REASONS = {
 
 # The spin keys of a batch read in one call (a pipeline of HGETs costs more in the client): per
 # article, the ids found under at least `min_shared` of its keys, and the stored header and signature
-# of each (a record's first `head_len` bytes), read once. KEYS: every article's spin shard keys in
-# turn; ARGV: prefix, keys per article, min_shared, head_len, then the spin fields.
+# of each (a record's first `head_len` bytes), read once. An article whose content hash is already
+# indexed gets none (the decide script takes the exact copy and ignores spun ids). KEYS: each
+# article's spin shard keys then its content-hash shard key, in turn; ARGV: prefix, spin keys per
+# article, min_shared, head_len, then the fields in the same order.
 _SPIN_LOOKUP = """
 local prefix, per = ARGV[1], tonumber(ARGV[2])
 local min_shared, head_len = tonumber(ARGV[3]), tonumber(ARGV[4])
 local found, heads, fetched = {}, {}, {}
-for a = 0, #KEYS / per - 1 do
+for a = 0, #KEYS / (per + 1) - 1 do
   local counts, order, picked = {}, {}, {}
-  for k = 1, per do
-    local i = a * per + k
+  local base = a * (per + 1)
+  if redis.call('HEXISTS', KEYS[base + per + 1], ARGV[4 + base + per + 1]) == 1 then order = nil end
+  for k = 1, order and per or 0 do
+    local i = base + k
     local value = redis.call('HGET', KEYS[i], ARGV[4 + i])
     if value then
       for pos = 1, #value - 7, 8 do
@@ -77,7 +81,7 @@ for a = 0, #KEYS / per - 1 do
       end
     end
   end
-  for _, id in ipairs(order) do
+  for _, id in ipairs(order or {}) do
     if counts[id] >= min_shared then
       picked[#picked + 1] = id
       if not fetched[id] then
@@ -346,6 +350,8 @@ class Engine:
                 key, spin_field = spin_slot(names, params.shards, position, value)
                 slot_keys.append(key)
                 slot_fields.append(spin_field)
+            slot_keys.append(prepared[i].slot_keys[-1])  # the content-hash slot (see index.slots)
+            slot_fields.append(b"\xff" + prepared[i].fingerprint.content_hash)
         head_len = rec.HEADER.size + 2 + len(prepared[wanted[0]].fingerprint.signature)
         found_raw, head_list = self._spin_lookup(
             keys=slot_keys, args=[self.keys.prefix, SPIN_KEYS, SPIN_MIN_SHARED, head_len, *slot_fields])
