@@ -37,8 +37,10 @@ import redis
 
 from dedup import policy
 from dedup import record as rec
+from dedup.index import SPIN_BAND
 from dedup.keys import Keys
 from dedup.policy import ClusterValue, Facts
+from dedup.spin import SPIN_MAX_VERIFIED, SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier
 
 log = logging.getLogger(__name__)
 
@@ -574,6 +576,11 @@ def relabel(store: Store, records: list[Facts], canonical: Facts, excerpt_ratio:
             store.incr(policy.stat_kind(kind), 1)
 
 
+def _stored_text(c: Facts) -> Callable[[], str]:
+    """A stored article's text, read when called (the verifier's cache may have its profile)."""
+    return lambda: rec.unpack(c.id.hex(), c.raw).text
+
+
 def bucket_ids(value: bytes | None) -> list[bytes]:
     if not value:
         return []
@@ -619,11 +626,21 @@ class Article:
     slot_fields: bytes
 
     def slots(self) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
-        """The LSH slots (shard key, field) of its bands, and its content-hash slot."""
+        """The LSH slots (shard key, field) of its bands and spin keys (see lsh_and_spin), and its
+        content-hash slot."""
         n = len(self.slot_fields) // 5
         bands = [(self.slot_keys[i], self.slot_fields[5 * i : 5 * i + 5]) for i in range(n)]
         head = rec.header(self.packed)
         return bands, (self.slot_keys[n], b"\xff" + head.content_hash)
+
+
+def lsh_and_spin(slots: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """An article's band slots split into its LSH bands and its spin keys (band numbers from
+    dedup.index.SPIN_BAND on, after the LSH bands)."""
+    for i, (_, name) in enumerate(slots):
+        if name[0] >= SPIN_BAND:
+            return slots[:i], slots[i:]
+    return slots, []
 
 
 @dataclass
@@ -634,6 +651,8 @@ class Settings:
     stream_maxlen: int
     slots_of: Callable[[Facts], tuple[list[str], bytes]]
     """The shard keys and band fields of a stored record (dedup.index.slots)."""
+    spin: SpinVerifier | None = None
+    """The spin stage's verifier (None: the stage is off)."""
 
 
 class Decider:
@@ -673,15 +692,58 @@ class Decider:
                         candidates.append(other)
         return candidates, exact_ids, exact_value
 
-    def verify_all(self, s: Store, a: Facts, candidates: list[bytes], exact_ids: set[bytes]) -> list[policy.Scored]:
+    def spun(self, s: Store, a: Facts, text: str, spin: list[tuple[str, bytes]], exact_ids: set[bytes]) -> list[bytes]:
+        """The spin stage (dedup.spin): the articles under SPIN_MIN_SHARED or more of this one's spin
+        keys, on other sites, not thin, whose estimated Jaccard lies between SPIN_MIN_JACCARD and the
+        near threshold (a higher one is for the rules), the SPIN_MAX_VERIFIED highest first (then by
+        id), that the verifier judges spun copies of it (sentence alignment), in that order. None for
+        an exact copy (it joins its copy by the rules). Read through the store like the bands: an
+        article sees those decided before it in its batch, so every process decides alike."""
+        verifier = self.settings.spin
+        if verifier is None or not spin or exact_ids:
+            return []
+        counts: dict[bytes, int] = {}
+        for key, name in spin:
+            for other in bucket_ids(s.hget(key, name)):
+                counts[other] = counts.get(other, 0) + 1
+        window: list[tuple[float, bytes, Facts]] = []
+        for other, shared in counts.items():
+            if shared < SPIN_MIN_SHARED or other == a.id:
+                continue
+            c = s.record(other)
+            if c is None or c.has(rec.THIN) or c.site == a.site:
+                continue
+            j = rec.jaccard(a.signature, c.signature)
+            if SPIN_MIN_JACCARD <= j < self.t.near:  # type: ignore[attr-defined]
+                window.append((j, other, c))
+        window.sort(key=lambda entry: (-entry[0], entry[1]))
+        own_key = a.id.hex() + a.content.hex()
+        return [other for _, other, c in window[:SPIN_MAX_VERIFIED]
+                if verifier.verify(own_key, text, other.hex() + c.content.hex(), _stored_text(c))]
+
+    def verify_all(self, s: Store, a: Facts, candidates: list[bytes], exact_ids: set[bytes],
+                   spun: Iterable[bytes] = ()) -> list[policy.Scored]:
+        spun = set(spun)
         scored = []
         for other in candidates:
             if other == a.id:
                 continue
             c = s.record(other)
             if c is not None and not c.has(rec.THIN):
-                scored.append(policy.verify(a, c, self.t, other in exact_ids))  # type: ignore[arg-type]
+                scored.append(policy.verify(a, c, self.t, other in exact_ids, other in spun))  # type: ignore[arg-type]
         return policy.ranked(scored)
+
+    def candidates(self, s: Store, a: Facts, text: str, item: Article
+                   ) -> tuple[list[bytes], set[bytes], bytes | None, list[bytes], list[tuple[str, bytes]]]:
+        """lookup, then the spin stage's verified ids added to the candidates (after the bands').
+        Also returns the LSH band slots."""
+        bands, exact = item.slots()
+        lsh, spin = lsh_and_spin(bands)
+        candidates, exact_ids, exact_value = self.lookup(s, a, lsh, exact)
+        spun = self.spun(s, a, text, spin, exact_ids)
+        listed = set(candidates)
+        candidates += [other for other in spun if other not in listed]
+        return candidates, exact_ids, exact_value, spun, lsh
 
     def join_plan(self, s: Store, matches: list[policy.Scored]
                   ) -> tuple[bytes, ClusterValue | None, list[bytes], list[tuple[bytes, bytes, list[bytes], ClusterValue | None]], dict[bytes, bytes]]:
@@ -747,8 +809,8 @@ class Decider:
         for item in items:
             bands, exact = item.slots()
             ids = bucket_ids(s.fields.get(exact))
-            if not ids:
-                for pair in bands:
+            if not ids:  # the LSH bands' and (when the spin stage is on) the spin keys' ids
+                for pair in bands if self.settings.spin is not None else lsh_and_spin(bands)[0]:
                     ids.extend(bucket_ids(s.fields.get(pair)))
             wanted.extend(ids)
         s.prefetch_records(dict.fromkeys(wanted))
@@ -782,9 +844,9 @@ class Decider:
             s.incr("thin")
             return Outcome("thin", item.id, item.id, policy.KIND_THIN, 0, 0, rec.NO_ID)
 
-        bands, exact = item.slots()
-        candidates, exact_ids, exact_value = self.lookup(s, a, bands, exact)
-        matches = [x for x in self.verify_all(s, a, candidates, exact_ids) if x.kind is not None]
+        bands, exact = item.slots()  # the LSH bands and spin keys: both are indexed
+        candidates, exact_ids, exact_value, spun, _ = self.candidates(s, a, item.text, item)
+        matches = [x for x in self.verify_all(s, a, candidates, exact_ids, spun) if x.kind is not None]
         events: list[StreamEvent] = []
         replaced = b""
 
@@ -890,10 +952,9 @@ class Decider:
         if a.has(rec.THIN):
             result["status"] = result["kind"] = "thin"
             return result
-        bands, exact = item.slots()
-        candidates, exact_ids, _ = self.lookup(s, a, bands, exact)
+        candidates, exact_ids, _, spun, bands = self.candidates(s, a, item.text, item)
         s.prefetch_records(candidates)
-        scored = self.verify_all(s, a, candidates, exact_ids)
+        scored = self.verify_all(s, a, candidates, exact_ids, spun)
         matches = [x for x in scored if x.kind is not None]
         listed = scored
         if exact_ids:

@@ -84,7 +84,7 @@ def _band_hashes(signature: bytes, bands: int, rows: int) -> list[int]:
 
 
 @lru_cache(maxsize=8)
-def _shard_keys(prefix: str, shards: int) -> tuple[str, ...]:
+def shard_names(prefix: str, shards: int) -> tuple[str, ...]:
     """Every band shard key name under a prefix, built once: slots() runs for every article."""
     keys = Keys(prefix)
     return tuple(keys.band_shard(shard) for shard in range(shards))
@@ -95,16 +95,22 @@ def _fields_format(count: int) -> struct.Struct:
     return struct.Struct(">" + "BI" * count)
 
 
+SPIN_BAND = 192
+"""Band numbers from here on are spin keys (dedup.spin.spin_sketch): indexed beside the LSH bands,
+looked up apart from them by the decider's spin stage (dedup.decider.Decider.spun)."""
+
+
 def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: bytes,
-          content_hash: bytes, second_lead_signature: bytes = b"") -> tuple[list[str], bytes]:
-    """The shard keys (bands, then the content hash) and packed band fields of one article.
-    Both openings share the lead band numbers, so one text's opening finds the other's."""
+          content_hash: bytes, second_lead_signature: bytes = b"",
+          spin: tuple[int, ...] = ()) -> tuple[list[str], bytes]:
+    """The shard keys (bands, spin keys, then the content hash) and packed band fields of one
+    article. Both openings share the lead band numbers, so one text's opening finds the other's."""
     full = _band_hashes(signature, params.bands, params.rows)
     leads = [_band_hashes(lead_signature, params.lead_bands, params.lead_rows)]
     if second_lead_signature:
         second = _band_hashes(second_lead_signature, params.lead_bands, params.lead_rows)
         leads.append(second)
-    names = _shard_keys(keys.prefix, params.shards)
+    names = shard_names(keys.prefix, params.shards)
     numbered: list[int] = []
     shard_keys: list[str] = []
     for band, h in enumerate(full):
@@ -116,6 +122,9 @@ def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: byt
                 continue  # the same slot as the first opening's band
             numbered += (128 + band, h)
             shard_keys.append(names[h % params.shards])
+    for position, value in enumerate(spin):
+        numbered += (SPIN_BAND + position, value)
+        shard_keys.append(names[value % params.shards])
     shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % params.shards])
     return shard_keys, _fields_format(len(numbered) // 2).pack(*numbered)
 

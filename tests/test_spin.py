@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 
 import pytest
+import redis
 
 from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report, split_sentences
+from dedup.article import Article
+from dedup.engine import Engine
 from dedup.junk import strip_junk
+from dedup.keys import Keys
 from dedup.normalize import tokens
-from dedup.spin import SKETCH_SIZE, aligned_share, anchor_sketch, is_spun_copy, profile
+from dedup.spin import (
+    SKETCH_SIZE,
+    SPIN_KEYS,
+    SPIN_MIN_SHARED,
+    aligned_share,
+    anchor_sketch,
+    is_spun_copy,
+    profile,
+    shared_keys,
+    spin_sketch,
+)
 from tests.conftest import DATA_DIR
 
 ARTICLES = json.loads((DATA_DIR / "texts" / "articles.json").read_text("utf-8"))
@@ -107,3 +122,69 @@ def test_anchor_sketches_of_a_spun_copy_and_its_original_meet() -> None:
     unrelated = sum(1 for i in range(len(originals)) for j in range(i + 1, len(originals))
                     if set(originals[i]) & set(originals[j]))
     assert unrelated <= 2
+
+
+def test_spin_keys_of_a_spun_copy_meet_its_originals() -> None:
+    sketches = [spin_sketch(_text(p)) for p in BODIES]
+    assert all(len(sketch) == SPIN_KEYS for sketch in sketches)
+    met = 0
+    for index, paragraphs in enumerate(BODIES):
+        _, spun = SPINNER_B.spin("headline", paragraphs, random.Random(index))
+        met += shared_keys(spin_sketch(_text(spun)), sketches[index]) >= SPIN_MIN_SHARED
+    assert met >= len(BODIES) - 1
+    assert spin_sketch("Smith met Jones in Paris on 3 May.") == ()
+
+
+@pytest.fixture
+def engine(redis_client: redis.Redis, key_prefix: str) -> Engine:
+    return Engine(redis_client, Keys(key_prefix))
+
+
+@pytest.mark.parametrize("spun_first", [False, True], ids=["original-first", "spun-first"])
+def test_engine_joins_a_spun_copy_and_keeps_a_same_event_report_apart(engine: Engine, spun_first: bool) -> None:
+    paragraphs = BODIES[2]  # the WeWork story: names, figures and quotes
+    _, spun = SPINNER_B.spin("Regulator looks into WeWork", paragraphs, random.Random(7))
+    _, report = same_event_report("WeWork under scrutiny", paragraphs, BODIES[5], random.Random(7))
+    original = Article(url="https://venturebeat.example/wework", text="\n".join(paragraphs), title="WeWork probe",
+                       published=datetime(2019, 11, 18, tzinfo=UTC))
+    copy = Article(url="https://contentfarm.example/wework-probe", text="\n".join(spun), title="Regulator looks")
+    other = Article(url="https://otheroutlet.example/wework", text="\n".join(report), title="WeWork under scrutiny")
+    # The engine's own rules do not find this copy: spinning took most of its word 4-grams.
+    assert _word4_jaccard(_text(paragraphs), _text(spun)) < 0.5
+    first, second = (copy, original) if spun_first else (original, copy)
+    decided_first = engine.add(first)
+    decided_second = engine.add(second)
+    assert decided_second.cluster == decided_first.cluster
+    # The original is the canonical whichever came first (it has a publication date, the copy none).
+    assert decided_second.is_canonical == spun_first
+    assert engine.get_by_url(copy.url).kind == "near"
+    assert engine.get_by_url(original.url).kind is None
+    assert engine.cluster(decided_first.cluster)[0] == engine.get_by_url(original.url).id
+    reported = engine.add(other)
+    assert reported.is_canonical
+    assert reported.cluster != decided_first.cluster
+    # check (peek) says what add said.
+    peeked = engine.peek(Article(url="https://another.example/wework", text="\n".join(spun)))
+    assert peeked.status == "dup" and peeked.cluster == decided_first.cluster
+
+
+def test_a_spun_copy_from_the_same_site_is_not_joined_by_the_spin_stage(engine: Engine) -> None:
+    paragraphs = BODIES[2]
+    _, spun = SPINNER_A.spin("headline", paragraphs, random.Random(7))
+    first = engine.add(Article(url="https://site.example/a", text="\n".join(paragraphs)))
+    second = engine.add(Article(url="https://site.example/b", text="\n".join(spun)))
+    assert second.is_canonical and second.cluster != first.cluster
+
+
+def test_spin_keys_leave_the_index_with_the_article(engine: Engine) -> None:
+    paragraphs = BODIES[2]
+    _, spun = SPINNER_A.spin("headline", paragraphs, random.Random(7))
+    kept = engine.add(Article(url="https://venturebeat.example/wework", text="\n".join(paragraphs)))
+    engine.forget([kept.article_id])
+    later = engine.add(Article(url="https://contentfarm.example/wework", text="\n".join(spun)))
+    assert later.is_canonical
+    # Nothing under the prefix names the forgotten article any more.
+    raw_id = bytes.fromhex(kept.article_id)
+    for key in engine.client.scan_iter(match=engine.keys.prefix + "*"):
+        if engine.client.type(key) == b"hash":
+            assert not any(raw_id in value for value in engine.client.hvals(key)), key
