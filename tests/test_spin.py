@@ -12,9 +12,11 @@ import redis
 from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report, split_sentences
 from dedup.article import Article
 from dedup.engine import Engine
+from dedup.index import SPIN_BAND
 from dedup.junk import strip_junk
 from dedup.keys import Keys
 from dedup.normalize import tokens
+from dedup.policy import Facts
 from dedup.spin import (
     SKETCH_SIZE,
     SPIN_KEYS,
@@ -26,6 +28,7 @@ from dedup.spin import (
     shared_keys,
     spin_sketch,
 )
+from dedup.urls import url_id
 from tests.conftest import DATA_DIR
 
 ARTICLES = json.loads((DATA_DIR / "texts" / "articles.json").read_text("utf-8"))
@@ -188,3 +191,85 @@ def test_spin_keys_leave_the_index_with_the_article(engine: Engine) -> None:
     for key in engine.client.scan_iter(match=engine.keys.prefix + "*"):
         if engine.client.type(key) == b"hash":
             assert not any(raw_id in value for value in engine.client.hvals(key)), key
+
+
+def _spin_corpus() -> tuple[list[Article], dict[str, str]]:
+    """Originals (dated), spun copies of each by both spinners on content farms, and another outlet's
+    report of the same event, each on a site of its own, shuffled; with each URL's role."""
+    rng = random.Random(5)
+    out: list[Article] = []
+    roles: dict[str, str] = {}
+    for i, paragraphs in enumerate(BODIES):
+        original = f"https://outlet{i}.example/story"
+        out.append(Article(url=original, text="\n".join(paragraphs), title=f"Story {i}",
+                           published=datetime(2024, 3, 1 + i, tzinfo=UTC)))
+        roles[original] = f"original:{i}"
+        for name, spinner in (("a", SPINNER_A), ("b", SPINNER_B)):
+            title, spun = spinner.spin(f"Story {i}", paragraphs, random.Random(100 * i + ord(name)))
+            url = f"https://farm-{name}{i}.example/p"
+            out.append(Article(url=url, text="\n".join(spun), title=title))
+            roles[url] = f"spun:{i}"
+        title, report = same_event_report(f"Story {i}", paragraphs, BODIES[(i + 3) % len(BODIES)], random.Random(i))
+        url = f"https://rival{i}.example/r"
+        out.append(Article(url=url, text="\n".join(report), title=title))
+        roles[url] = f"report:{i}"
+    rng.shuffle(out)
+    return out, roles
+
+
+def _grouping(decisions: list, roles: dict[str, str]) -> tuple[int, int, dict[str, tuple]]:
+    """(spun copies in their original's cluster, reports in one, each URL's decision)."""
+    by_url = {d.url: d for d in decisions}
+    cluster_of = {role.split(":")[1]: by_url[url].cluster for url, role in roles.items() if role.startswith("original")}
+    joined = sum(by_url[url].cluster == cluster_of[role.split(":")[1]] for url, role in roles.items()
+                 if role.startswith("spun"))
+    merged = sum(by_url[url].cluster == cluster_of[role.split(":")[1]] for url, role in roles.items()
+                 if role.startswith("report"))
+    return joined, merged, {u: (d.cluster, d.canonical_id, d.kind) for u, d in by_url.items()}
+
+
+def test_processes_taking_turns_decide_spun_copies_as_one_process(redis_client: redis.Redis, key_prefix: str) -> None:
+    """Two engines (two processes' worth of caches) taking turns by batch on one prefix reach the
+    decisions one engine reaches alone; check (peek) says beforehand what each decision is."""
+    corpus, roles = _spin_corpus()
+    batches = [corpus[pos : pos + 5] for pos in range(0, len(corpus), 5)]
+    alone = Engine(redis_client, Keys(key_prefix + "one:"))
+    one = [d for batch in batches for d in alone.add_many(batch)]
+    turns = [Engine(redis_client, Keys(key_prefix + "two:")), Engine(redis_client, Keys(key_prefix + "two:"))]
+    two = [d for n, batch in enumerate(batches) for d in turns[n % 2].add_many(batch)]
+    joined, merged, decided = _grouping(one, roles)
+    assert _grouping(two, roles)[2] == decided
+    assert joined >= 0.85 * 2 * len(BODIES) and merged == 0
+    # Article by article, peek (by the other engine) says what add then does.
+    peeker, adder = Engine(redis_client, Keys(key_prefix + "peek:")), Engine(redis_client, Keys(key_prefix + "peek:"))
+    for article in corpus:
+        seen = peeker.peek(article)
+        done = adder.add(article)
+        joins = done.cluster != done.article_id  # a cluster is named after its first member
+        assert (seen.status, seen.cluster, seen.canonical_id) == ("dup" if joins else "new", done.cluster,
+                                                                  done.canonical_id)
+        assert seen.kind == done.kind and done.replaced == (seen.replaces[0] if seen.replaces else None)
+
+
+def test_spun_copies_on_the_cluster_as_on_one_server_and_forgotten_with_their_spin_keys(
+    redis_client: redis.Redis, key_prefix: str, cluster_client, cluster_key_prefix: str,
+) -> None:
+    corpus, roles = _spin_corpus()
+    results = []
+    for client, prefix in ((redis_client, key_prefix), (cluster_client, cluster_key_prefix)):
+        engine = Engine(client, Keys(prefix))
+        results.append(_grouping(list(engine.add_many(corpus)), roles))
+    assert results[0] == results[1]
+    assert results[1][0] >= 0.85 * 2 * len(BODIES) and results[1][1] == 0
+    # Forgetting every article removes every slot it was indexed under, spin keys included.
+    ids = [url_id(a.url) for a in corpus]
+    slots = []
+    for article_id in ids:
+        raw = cluster_client.get(engine.keys.article(article_id))
+        keys, fields = engine._slots_of(Facts(bytes.fromhex(article_id), raw))
+        n = len(fields) // 5
+        assert sum(fields[5 * i] >= SPIN_BAND for i in range(n)) in (0, SPIN_KEYS)
+        slots += [(keys[i], fields[5 * i : 5 * i + 5]) for i in range(n)]
+    assert any(name[0] >= SPIN_BAND for _, name in slots)
+    assert engine.forget(ids) == len(ids)
+    assert all(cluster_client.hget(key, name) is None for key, name in slots)
