@@ -383,12 +383,14 @@ class Engine:
                     continue
                 others.append((other.hex(), head[2], partial(self._stored_text, other.hex())))
             for j in mates[i]:
-                if prepared[j].site != item.site:
-                    others.append((prepared[j].id, prepared[j].fingerprint.signature, prepared[j].fingerprint.clean_text))
+                mate = prepared[j]
+                if mate.site != item.site:
+                    others.append((mate.id, mate.fingerprint.signature, mate.fingerprint.clean_text))
             if not others:
                 continue
             scores = self.spin.jaccards(item.fingerprint.signature, [sig for _, sig, _ in others])
-            window = [(float(jaccard), other_id, text) for (other_id, _, text), jaccard in zip(others, scores, strict=True)
+            window = [(float(jaccard), other_id, text)
+                      for (other_id, _, text), jaccard in zip(others, scores, strict=True)
                       if SPIN_MIN_JACCARD <= jaccard < self.spin.near]
             window.sort(key=lambda entry: (-entry[0], entry[1]))
             verified = [other_id for _, other_id, text in window[:SPIN_MAX_VERIFIED]
