@@ -804,16 +804,21 @@ class Decider:
         else:
             s.stats = {_str(k): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
         s.stream_last = _last_id(results[pos + 1])
-        # Candidates: the content-hash slot's ids, else the bands' (as lookup reads them).
+        # Candidates: the content-hash slot's ids, else the bands' (as lookup reads them), and the
+        # spin keys' (their clusters are read only for the few the spin stage verifies).
         wanted: list[bytes] = []
+        spin_wanted: list[bytes] = []
         for item in items:
             bands, exact = item.slots()
             ids = bucket_ids(s.fields.get(exact))
-            if not ids:  # the LSH bands' and (when the spin stage is on) the spin keys' ids
-                for pair in bands if self.settings.spin is not None else lsh_and_spin(bands)[0]:
+            if not ids:
+                lsh, spin = lsh_and_spin(bands)
+                for pair in lsh:
                     ids.extend(bucket_ids(s.fields.get(pair)))
+                for pair in spin:
+                    spin_wanted.extend(bucket_ids(s.fields.get(pair)))
             wanted.extend(ids)
-        s.prefetch_records(dict.fromkeys(wanted))
+        s.prefetch_records(dict.fromkeys(wanted + spin_wanted))
         found = [s.record(i) for i in dict.fromkeys(wanted)]
         clusters = {f.cluster for f in found if f is not None}
         s.prefetch([self.keys.cluster(c.hex()) for c in clusters] +
