@@ -624,10 +624,16 @@ class Article:
     published_iso: str
     slot_keys: list[str]
     slot_fields: bytes
+    _slots: tuple[list[tuple[str, bytes]], tuple[str, bytes]] | None = field(default=None, repr=False, compare=False)
 
     def slots(self) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
         """The LSH slots (shard key, field) of its bands and spin keys (see lsh_and_spin), and its
-        content-hash slot."""
+        content-hash slot (worked out once: a decision asks several times)."""
+        if self._slots is None:
+            self._slots = self._make_slots()
+        return self._slots
+
+    def _make_slots(self) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
         n = len(self.slot_fields) // 5
         bands = [(self.slot_keys[i], self.slot_fields[5 * i : 5 * i + 5]) for i in range(n)]
         head = rec.header(self.packed)
@@ -713,7 +719,8 @@ class Decider:
             c = s.record(other)
             if c is None or c.has(rec.THIN) or c.site == a.site:
                 continue
-            j = rec.jaccard(a.signature, c.signature)
+            # Only the full signature (Facts.signature would decode both openings' too).
+            j = rec.jaccard(a.signature, rec.signature_values(rec.signatures(c.raw)[0]))
             if SPIN_MIN_JACCARD <= j < self.t.near:  # type: ignore[attr-defined]
                 window.append((j, other, c))
         window.sort(key=lambda entry: (-entry[0], entry[1]))
