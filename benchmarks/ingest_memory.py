@@ -95,10 +95,18 @@ def write_warc(path: Path, count: int) -> int:
 
     with path.open("wb") as handle:
         writer = WARCWriter(handle, gzip=True)
-        for url, title, text in stories(count, seed=12):
-            body = ("<html><head><title>" + title + "</title></head><body><nav>Home | World | Sport</nav>"
-                    "<article><h1>" + title + "</h1>" + "".join(f"<p>{p}</p>" for p in text.split("\n"))
-                    + "</article><footer>Copyright</footer></body></html>").encode()
+        for n, (url, title, text) in enumerate(stories(count, seed=12)):
+            # As heavy as a real news page (tens of KB of menus, scripts and related links around
+            # the article), so that extraction costs what it costs on a crawl.
+            nav = "".join(f'<li><a href="/section/{i}">Section {i}</a></li>' for i in range(120))
+            script = "<script>var config = {" + ",".join(f'"k{i}": {n * i}' for i in range(1500)) + "};</script>"
+            related = "".join(f'<li><a href="/story/{n + i}">Related story {n + i} headline</a></li>'
+                              for i in range(80))
+            body = ("<html><head><title>" + title + "</title>" + script + "</head><body><header><ul>" + nav
+                    + "</ul></header><article><h1>" + title + "</h1>"
+                    + "".join(f"<p>{p}</p>" for p in text.split("\n"))
+                    + "</article><aside><ul>" + related + "</ul></aside><footer>Copyright</footer></body></html>"
+                    ).encode()
             headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
             writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
                                                           http_headers=headers))
@@ -184,7 +192,7 @@ def peak_within(checkout: Path, path: Path, workers: int, limit: float, workdir:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=100_000, help="JSON Lines records")
+    parser.add_argument("--records", type=int, default=100_000, help="JSON Lines records (0: no JSON Lines)")
     parser.add_argument("--warc-records", type=int, default=0, help="WARC responses (0: no WARC)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--peak-within", type=float, default=0,
@@ -196,9 +204,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="newsdedup-ingest-memory-"))
     try:
         inputs: list[tuple[Path, int]] = []
-        size = write_jsonl(workdir / "articles.jsonl", args.records)
-        print(f"articles.jsonl: {args.records:,} records, {size / 1e6:,.0f} MB", flush=True)
-        inputs.append((workdir / "articles.jsonl", args.records))
+        if args.records:
+            size = write_jsonl(workdir / "articles.jsonl", args.records)
+            print(f"articles.jsonl: {args.records:,} records, {size / 1e6:,.0f} MB", flush=True)
+            inputs.append((workdir / "articles.jsonl", args.records))
         if args.warc_records:
             size = write_warc(workdir / "pages.warc.gz", args.warc_records)
             print(f"pages.warc.gz: {args.warc_records:,} responses, {size / 1e6:,.0f} MB", flush=True)

@@ -1,8 +1,8 @@
 """Batch ingest at any size: a bounded window of records in the extraction pool, records already in the
 store passed over before extraction, the run's roles counted as stored now, and progress lines.
 
-Memory stays bounded whatever the input: the reader thread holds at most READ_AHEAD batches, the pool
-at most `window` batches, the decider at most DECIDE_EVERY articles, and nothing is kept per article for
+Memory stays bounded whatever the input: the reader thread holds at most READ_AHEAD batches ready
+and the one it is reading, the pool at most `window` batches, the decider at most DECIDE_EVERY articles, and nothing is kept per article for
 the whole run (the role each article of the run was counted under lives in Redis, in a few hashes that
 are deleted at the end of the run and expire on their own if it is killed).
 """
@@ -91,12 +91,15 @@ def batches(records: Iterable[RawRecord], size: int = BATCH_RECORDS,
 
 
 class _Reader(threading.Thread):
-    """Reads the input into batches ahead of the pool, blocking when READ_AHEAD batches wait."""
+    """Reads the input into batches ahead of the pool, each with the ids of its records already in the
+    store (checked here, off the deciding thread), blocking when READ_AHEAD batches wait."""
 
-    def __init__(self, records: Iterable[RawRecord], stop: threading.Event) -> None:
+    def __init__(self, records: Iterable[RawRecord], stop: threading.Event,
+                 known: Callable[[list[RawRecord]], list[str | None]]) -> None:
         super().__init__(name="newsdedup-ingest-reader", daemon=True)
         self.records = records
         self.stop = stop
+        self.known = known
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
         self.read = 0
 
@@ -104,7 +107,7 @@ class _Reader(threading.Thread):
         try:
             for batch in batches(self.records):
                 self.read += len(batch)
-                if not self._put(batch):
+                if not self._put((batch, self.known(batch))):
                     return
             self._put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
@@ -265,8 +268,9 @@ class Ingest:
         self.dead = dead
         self.origin = origin
         self.workers = max(1, workers)
-        self.window = window or 2 * self.workers
-        """Batches in the extraction pool at once (each of BATCH_RECORDS records at most)."""
+        self.window = window or max(2 * self.workers, DECIDE_EVERY // BATCH_RECORDS)
+        """Batches in the extraction pool at once (each of BATCH_RECORDS records at most): enough to
+        extract the next group of articles while the last one is decided."""
         self.skip_known = skip_known
         self.stop = threading.Event()
         self.tally = RoleTally(engine, run or f"{int(time.time() * 1000):x}")
@@ -301,7 +305,7 @@ class Ingest:
     def run(self, records: Iterable[RawRecord]) -> Iterator[Outcome]:
         """Outcomes of the records (set-aside ones as soon as known, decided ones batch by batch);
         after `stop` is set, the batches in flight are finished and nothing more is read."""
-        self._reader = reader = _Reader(records, self.stop)
+        self._reader = reader = _Reader(records, self.stop, self._known)
         reader.start()
         pending: list[tuple[RawRecord, Article, tuple[str, ...]]] = []
         in_flight: deque[tuple[list[RawRecord], list[str | None], _Result]] = deque()
@@ -318,8 +322,9 @@ class Ingest:
                             break
                         if isinstance(item, BaseException):
                             raise item
-                        batch: list[RawRecord] = item  # type: ignore[assignment]
-                        known = self._known(batch)
+                        batch: list[RawRecord]
+                        known: list[str | None]
+                        batch, known = item  # type: ignore[misc]
                         to_extract = [raw for raw, article_id in zip(batch, known, strict=True) if not article_id]
                         self.extracted += len(to_extract)
                         result = pool.apply_async(extract_batch, (to_extract,)) if to_extract else _Ready([])

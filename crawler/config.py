@@ -113,6 +113,9 @@ class ServiceSettings:
     """Crawling pauses while this many fetched articles wait for a decision."""
     dns_servers: str = ""
     """DNS servers the crawler resolves with ("10.0.0.2, 10.0.0.3:5353"); empty: the system's resolver."""
+    fingerprint_in_workers: bool = False
+    """Fingerprint articles in the extraction workers instead of the decider (crawler.workers): a cheaper
+    service process, dearer workers (a Redis round trip per page); for machines with cores to spare."""
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,8 @@ class Service:
         self.health_port: int | None = None
         self._engine: Engine | None = None
         self._executor: Executor | None = executor
-        self._fingerprint_spec = FingerprintSpec.of(client, self.keys, self._engine_config())
+        self._fingerprint_spec = (FingerprintSpec.of(client, self.keys, self._engine_config())
+                                  if settings.service.fingerprint_in_workers else None)
         """How the extraction workers fingerprint for this service's engine (None: the decider does it)."""
         self._running: dict[str, tuple[Any, CrawlJob]] = {}
         """The crawls in progress here: (Scrapy crawler, job) per source."""

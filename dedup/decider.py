@@ -26,7 +26,6 @@ import logging
 import os
 import random
 import socket
-import struct
 import threading
 import time
 import uuid

@@ -96,10 +96,10 @@ def test_the_reader_never_runs_more_than_the_window_ahead_of_the_decisions(engin
     at_first_decision = consumed
     run.stop.set()
     rest = list(outcomes)  # the batches in flight are finished; nothing more is read
-    window_records = (READ_AHEAD + run.window + 2) * BATCH_RECORDS
+    ahead = (READ_AHEAD + run.window + 1) * BATCH_RECORDS  # ready, in the pool, being read
     assert first.raw.line == 1
-    assert DECIDE_EVERY <= at_first_decision <= DECIDE_EVERY + window_records
-    assert consumed <= DECIDE_EVERY + window_records + BATCH_RECORDS
+    assert DECIDE_EVERY <= at_first_decision <= DECIDE_EVERY + ahead
+    assert consumed <= DECIDE_EVERY + ahead + BATCH_RECORDS
     assert 1 + len(rest) <= consumed < total
 
 
