@@ -4,7 +4,8 @@ One process decides at a time per key prefix: it holds the *decider lease* (`<pr
 with an expiry and a fencing token from `<prefix>{decider}:fence`). A batch is decided like this:
 
 1. reads, pipelined, one key per command (a cluster client groups them per node): the records of the
-   batch's ids, the index buckets of every article, then the candidates' records, then their clusters;
+   batch's ids, the index buckets of every article (LSH bands and spin keys), then the candidates'
+   records (the spin keys' too: the spin stage, `Decider.spun`, verifies a few), then their clusters;
    anything else a decision needs is read on demand. Reads go through `Store`, an overlay in which
    article k of a batch sees what articles 1..k-1 wrote.
 2. the policy (dedup/policy.py) decides every article in order, writing to the overlay only.
