@@ -74,6 +74,8 @@ class Newsroom:
         self.aggregator = Site("aggregator", f"127.0.0.{first_host + publishers}")
         self.server = SiteServer([*self.publishers, self.aggregator])
         self.feed_fetches: dict[str, list[float]] = defaultdict(list)
+        self.article_delay = 0.0
+        """Seconds each article page takes to answer (a test that must catch the crawl mid-way)."""
         self._lock = threading.Lock()
         for site in self.publishers:
             site.respond = self._responder(site)  # type: ignore[method-assign]
@@ -137,12 +139,12 @@ class Newsroom:
             kind, number = match.group(1), int(match.group(2))
             if kind == "news" and self.owner(number) is site:
                 item = story(number, self.published(number))
-                return Reply(body=publisher_page(site.name, item, site.url(path)).encode())
+                return Reply(body=publisher_page(site.name, item, site.url(path)).encode(), delay=self.article_delay)
             if kind == "copy" and site is self.aggregator and has_copy(number):
                 item = story(number, self.published(number))
                 page = aggregator_page(site.name, item, self.original_url(number), excerpt=is_excerpt(number),
                                        reposted=self.published(number) + timedelta(hours=2))
-                return Reply(body=page.encode())
+                return Reply(body=page.encode(), delay=self.article_delay)
             return Reply(404, b"<html><body><h1>Not found</h1></body></html>")
 
         return respond
