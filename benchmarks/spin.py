@@ -32,7 +32,18 @@ from benchmarks.corpus import BENCHMARK_DIR, SourceArticle, find_related, load_b
 from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report
 from dedup.junk import strip_junk
 from dedup.normalize import tokens
-from dedup.spin import SpinProfile, SpinScores, anchor_sketch, is_spun_copy, profile
+from dedup.signature import fingerprints_of_clean
+from dedup.spin import (
+    SPIN_MIN_JACCARD,
+    SPIN_MIN_SHARED,
+    SpinProfile,
+    SpinScores,
+    anchor_sketch,
+    is_spun_copy,
+    profile,
+    shared_keys,
+    spin_sketch,
+)
 from dedup.urls import site_of
 
 MIN_WORDS = 150
@@ -161,6 +172,7 @@ def measure(seed: int, data: Path = BENCHMARK_DIR) -> dict[str, object]:
         name: round(sum(1 for s in scores[name] if is_spun_copy(s)) / len(scores[name]), 4)
         for name in scores
     }
+    decision_path = _decision_path(sets, originals, profiles)
     return {
         "seed": seed,
         "pairs": {name: len(values) for name, values in scores.items()},
@@ -171,7 +183,42 @@ def measure(seed: int, data: Path = BENCHMARK_DIR) -> dict[str, object]:
         "is_spun_copy_rate": verdict,
         "sketch_shared": sketch_hits,
         "ms_per_article": {"anchor_sketch": round(sketch_ms, 3), "profile": round(profile_ms, 2)},
+        "decision_path": decision_path,
     }
+
+
+def _decision_path(sets: dict[str, list[tuple[str, str, str]]], originals: list[str],
+                   profiles: dict[str, SpinProfile]) -> dict[str, object]:
+    """The engine's spin stage offline, step by step (dedup.engine.Engine._spun): a pair is a
+    candidate when its spin keys share SPIN_MIN_SHARED values, profiled when its estimated Jaccard
+    (the engine's own 128-value MinHash of word 4-grams) is at least SPIN_MIN_JACCARD, and joined
+    when is_spun_copy says so. Shares per set; for all pairs of distinct originals, the counts."""
+    texts = sorted({t for pairs in sets.values() for _, a, b in pairs for t in (a, b)} | set(originals))
+    started = time.perf_counter()
+    keys = {t: spin_sketch(t) for t in texts}
+    keys_ms = (time.perf_counter() - started) / len(texts) * 1000
+    sigs = {t: fp.signature for t, fp in zip(texts, fingerprints_of_clean(texts), strict=True)}
+
+    def jaccard(a: str, b: str) -> float:
+        x, y = sigs[a][13:], sigs[b][13:]
+        return sum(x[i : i + 4] == y[i : i + 4] for i in range(0, len(x), 4)) / (len(x) // 4)
+
+    def steps(a: str, b: str) -> tuple[bool, bool, bool]:
+        candidate = shared_keys(keys[a], keys[b]) >= SPIN_MIN_SHARED
+        profiled = candidate and jaccard(a, b) >= SPIN_MIN_JACCARD
+        joined = profiled and is_spun_copy((profiles.get(a) or profile(a)).compare(profiles.get(b) or profile(b)))
+        return candidate, profiled, joined
+
+    out: dict[str, object] = {"spin_sketch_ms_per_article": round(keys_ms, 3)}
+    for name, pairs in sets.items():
+        flags = [steps(a, b) for _, a, b in pairs]
+        out[name] = {step: round(sum(f[k] for f in flags) / len(flags), 4)
+                     for k, step in enumerate(("candidate", "profiled", "joined"))}
+    pairs = [(originals[i], originals[j]) for i in range(len(originals)) for j in range(i + 1, len(originals))]
+    flags = [steps(a, b) for a, b in pairs]
+    out["any_pair"] = {"pairs": len(pairs), **{step: sum(f[k] for f in flags)
+                       for k, step in enumerate(("candidate", "profiled", "joined"))}}
+    return out
 
 
 def l3s_pairs() -> dict[str, object]:
@@ -239,6 +286,9 @@ def main() -> int:
               f"{row['median_quoted']} / {row['median_related']} / {row['median_any_pair']}")
     print(f"is_spun_copy: {result['is_spun_copy_rate']}")
     print(f"anchor sketches share a value: {result['sketch_shared']}; ms per article: {result['ms_per_article']}")
+    print("decision path (spin keys -> Jaccard floor -> verdict):")
+    for name, value in result["decision_path"].items():  # type: ignore[attr-defined]
+        print(f"  {name}: {value}")
     return 0
 
 

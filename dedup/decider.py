@@ -4,7 +4,8 @@ One process decides at a time per key prefix: it holds the *decider lease* (`<pr
 with an expiry and a fencing token from `<prefix>{decider}:fence`). A batch is decided like this:
 
 1. reads, pipelined, one key per command (a cluster client groups them per node): the records of the
-   batch's ids, the index buckets of every article, then the candidates' records, then their clusters;
+   batch's ids, the index buckets of every article (LSH bands and spin keys), then the candidates'
+   records (the spin keys' too: the spin stage, `Decider.spun`, verifies a few), then their clusters;
    anything else a decision needs is read on demand. Reads go through `Store`, an overlay in which
    article k of a batch sees what articles 1..k-1 wrote.
 2. the policy (dedup/policy.py) decides every article in order, writing to the overlay only.
@@ -43,9 +44,11 @@ import redis
 
 from dedup import policy
 from dedup import record as rec
-from dedup.index import split_fields
+from dedup.index import SPIN_BAND, split_fields
 from dedup.keys import Keys
 from dedup.policy import ClusterValue, Facts
+from dedup.signature import jaccard, signature_values
+from dedup.spin import SPIN_MAX_VERIFIED, SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier
 
 log = logging.getLogger(__name__)
 
@@ -644,6 +647,12 @@ def relabel(store: Store, records: list[Facts], canonical: Facts, excerpt_ratio:
             store.incr(policy.stat_kind(kind), 1)
 
 
+def _stored_text(s: Store, c: Facts) -> Callable[[], str]:
+    """A stored article's text (from its record, its canonical stream entry or its delta base), read
+    when called (the verifier's cache may have its profile); "" once expired."""
+    return lambda: s.text(c) or ""
+
+
 def bucket_ids(value: bytes | None) -> list[bytes]:
     if not value:
         return []
@@ -687,12 +696,28 @@ class Article:
     published_iso: str
     slot_keys: list[str]
     slot_fields: bytes
+    _slots: tuple[list[tuple[str, bytes]], tuple[str, bytes]] | None = field(default=None, repr=False, compare=False)
 
     def slots(self) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
-        """The LSH slots (shard key, field) of its bands, and its content-hash slot."""
+        """The LSH slots (shard key, field) of its bands and spin keys (see lsh_and_spin), and its
+        content-hash slot (worked out once: a decision asks several times)."""
+        if self._slots is None:
+            self._slots = self._make_slots()
+        return self._slots
+
+    def _make_slots(self) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
         pairs = list(zip(self.slot_keys, split_fields(self.slot_fields, rec.header(self.packed).content_hash),
                          strict=True))
         return pairs[:-1], pairs[-1]
+
+
+def lsh_and_spin(slots: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """An article's band slots split into its LSH bands and its spin keys (band numbers from
+    dedup.index.SPIN_BAND on, after the LSH bands)."""
+    for i, (_, name) in enumerate(slots):
+        if name[0] >= SPIN_BAND:
+            return slots[:i], slots[i:]
+    return slots, []
 
 
 @dataclass
@@ -701,8 +726,10 @@ class Settings:
 
     thresholds: object
     stream_maxlen: int
-    slots_of: Callable[[Facts], tuple[list[str], bytes]]
+    slots_of: Callable[[Facts, str | None], tuple[list[str], bytes]]
     """The shard keys and band fields of a stored record (dedup.index.slots)."""
+    spin: SpinVerifier | None = None
+    """The spin stage's verifier (None: the stage is off)."""
 
 
 class Decider:
@@ -742,15 +769,59 @@ class Decider:
                         candidates.append(other)
         return candidates, exact_ids, exact_value
 
-    def verify_all(self, s: Store, a: Facts, candidates: list[bytes], exact_ids: set[bytes]) -> list[policy.Scored]:
+    def spun(self, s: Store, a: Facts, text: str, spin: list[tuple[str, bytes]], exact_ids: set[bytes]) -> list[bytes]:
+        """The spin stage (dedup.spin): the articles under SPIN_MIN_SHARED or more of this one's spin
+        keys, on other sites, not thin, whose estimated Jaccard lies between SPIN_MIN_JACCARD and the
+        near threshold (a higher one is for the rules), the SPIN_MAX_VERIFIED highest first (then by
+        id), that the verifier judges spun copies of it (sentence alignment), in that order. None for
+        an exact copy (it joins its copy by the rules). Read through the store like the bands: an
+        article sees those decided before it in its batch, so every process decides alike."""
+        verifier = self.settings.spin
+        if verifier is None or not spin or exact_ids:
+            return []
+        counts: dict[bytes, int] = {}
+        for key, name in spin:
+            for other in bucket_ids(s.hget(key, name)):
+                counts[other] = counts.get(other, 0) + 1
+        window: list[tuple[float, bytes, Facts]] = []
+        for other, shared in counts.items():
+            if shared < SPIN_MIN_SHARED or other == a.id:
+                continue
+            c = s.record(other)
+            if c is None or c.has(rec.THIN) or c.site == a.site:
+                continue
+            # Only the full signature (Facts.signature would decode both openings' too).
+            j = jaccard(a.signature, signature_values(rec.signatures(c.raw)[0]))
+            if SPIN_MIN_JACCARD <= j < self.t.near:  # type: ignore[attr-defined]
+                window.append((j, other, c))
+        window.sort(key=lambda entry: (-entry[0], entry[1]))
+        own_key = a.id.hex() + a.content.hex()
+        return [other for _, other, c in window[:SPIN_MAX_VERIFIED]
+                if verifier.verify(own_key, text, other.hex() + c.content.hex(), _stored_text(s, c))]
+
+    def verify_all(self, s: Store, a: Facts, candidates: list[bytes], exact_ids: set[bytes],
+                   spun: Iterable[bytes] = ()) -> list[policy.Scored]:
+        spun = set(spun)
         scored = []
         for other in candidates:
             if other == a.id:
                 continue
             c = s.record(other)
             if c is not None and not c.has(rec.THIN):
-                scored.append(policy.verify(a, c, self.t, other in exact_ids))  # type: ignore[arg-type]
+                scored.append(policy.verify(a, c, self.t, other in exact_ids, other in spun))  # type: ignore[arg-type]
         return policy.ranked(scored)
+
+    def candidates(self, s: Store, a: Facts, text: str, item: Article
+                   ) -> tuple[list[bytes], set[bytes], bytes | None, list[bytes], list[tuple[str, bytes]]]:
+        """lookup, then the spin stage's verified ids added to the candidates (after the bands').
+        Also returns the LSH band slots."""
+        bands, exact = item.slots()
+        lsh, spin = lsh_and_spin(bands)
+        candidates, exact_ids, exact_value = self.lookup(s, a, lsh, exact)
+        spun = self.spun(s, a, text, spin, exact_ids)
+        listed = set(candidates)
+        candidates += [other for other in spun if other not in listed]
+        return candidates, exact_ids, exact_value, spun, lsh
 
     def join_plan(self, s: Store, matches: list[policy.Scored]
                   ) -> tuple[bytes, ClusterValue | None, list[bytes], list[tuple[bytes, bytes, list[bytes], ClusterValue | None]], dict[bytes, bytes]]:
@@ -811,16 +882,21 @@ class Decider:
         else:
             s.stats = {_str(k): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
         s.stream_last = _last_id(results[pos + 1])
-        # Candidates: the content-hash slot's ids, else the bands' (as lookup reads them).
+        # Candidates: the content-hash slot's ids, else the bands' (as lookup reads them), and the
+        # spin keys' (their clusters are read only for the few the spin stage verifies).
         wanted: list[bytes] = []
+        spin_wanted: list[bytes] = []
         for item in items:
             bands, exact = item.slots()
             ids = bucket_ids(s.fields.get(exact))
             if not ids:
-                for pair in bands:
+                lsh, spin = lsh_and_spin(bands)
+                for pair in lsh:
                     ids.extend(bucket_ids(s.fields.get(pair)))
+                for pair in spin:
+                    spin_wanted.extend(bucket_ids(s.fields.get(pair)))
             wanted.extend(ids)
-        s.prefetch_records(dict.fromkeys(wanted))
+        s.prefetch_records(dict.fromkeys(wanted + spin_wanted))
         found = [s.record(i) for i in dict.fromkeys(wanted)]
         clusters = {f.cluster for f in found if f is not None}
         s.prefetch([self.keys.cluster(c.hex()) for c in clusters] +
@@ -859,9 +935,9 @@ class Decider:
             s.incr("thin")
             return Outcome("thin", item.id, item.id, policy.KIND_THIN, 0, 0, rec.NO_ID)
 
-        bands, exact = item.slots()
-        candidates, exact_ids, exact_value = self.lookup(s, a, bands, exact)
-        matches = [x for x in self.verify_all(s, a, candidates, exact_ids) if x.kind is not None]
+        bands, exact = item.slots()  # the LSH bands and spin keys: both are indexed
+        candidates, exact_ids, exact_value, spun, _ = self.candidates(s, a, item.text, item)
+        matches = [x for x in self.verify_all(s, a, candidates, exact_ids, spun) if x.kind is not None]
         events: list[StreamEvent] = []
         replaced = b""
 
@@ -1006,10 +1082,9 @@ class Decider:
         if a.has(rec.THIN):
             result["status"] = result["kind"] = "thin"
             return result
-        bands, exact = item.slots()
-        candidates, exact_ids, _ = self.lookup(s, a, bands, exact)
+        candidates, exact_ids, _, spun, bands = self.candidates(s, a, item.text, item)
         s.prefetch_records(candidates)
-        scored = self.verify_all(s, a, candidates, exact_ids)
+        scored = self.verify_all(s, a, candidates, exact_ids, spun)
         matches = [x for x in scored if x.kind is not None]
         listed = scored
         if exact_ids:
@@ -1067,13 +1142,21 @@ class Decider:
         doomed = set(article_ids)
         survivors: dict[bytes, None] = {}
         removed = 0
+        # Their texts first (the spin keys are computed from them): a copy's text may be a delta
+        # against a member forgotten before it in this loop.
+        texts: dict[bytes, str | None] = {}
+        if self.settings.spin is not None:
+            for article_id in article_ids:
+                r = s.record(article_id)
+                if r is not None and not r.has(rec.THIN):
+                    texts[article_id] = s.text(r)
         for article_id in article_ids:
             r = s.record(article_id)
             if r is None:
                 continue
             removed += 1
             if not r.has(rec.THIN):
-                keys, fields = self.settings.slots_of(r)
+                keys, fields = self.settings.slots_of(r, texts.get(article_id))
                 slots = list(zip(keys, split_fields(fields, r.content), strict=True))
                 s.prefetch((), slots)
                 for key, name in slots:
@@ -1118,7 +1201,7 @@ class Decider:
         r = s.record(article_id)
         if r is None or r.has(rec.THIN):
             return False
-        keys, fields = self.settings.slots_of(r)
+        keys, fields = self.settings.slots_of(r, s.text(r))
         slots = list(zip(keys, split_fields(fields, r.content), strict=True))
         s.prefetch((), slots)
         cap = self.t.bucket_cap * 8  # type: ignore[attr-defined]

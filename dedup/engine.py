@@ -33,6 +33,7 @@ from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
 from dedup.keys import reply_text as _text
 from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
+from dedup.spin import SpinVerifier, spin_sketch
 from dedup.thin import is_list_article
 from dedup.urls import BadURL, canonical_url, same_publisher, site_of, url_id
 from dedup.validate import validate
@@ -68,6 +69,10 @@ class EngineConfig:
     batch_size: int = 64
     boilerplate_capacity: int = BOILERPLATE_CAPACITY
     """Lines counted per site for boilerplate learning before the counts halve (0: no learning)."""
+    spin: bool = True
+    """The spin stage (dedup.spin): spin keys indexed beside the LSH bands, and candidates on other
+    sites they find verified by sentence alignment as near copies. Off: the decisions and index of the
+    policy before it (tests/test_differential.py compares those with the reference Lua)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,8 @@ class Engine:
         self.config = replace(config, params=ensure_params(client, self.keys, config.params))
         self.lease = dec.Lease(client, self.keys)
         self.decider = dec.Decider(client, self.keys, dec.Settings(
-            self.config.thresholds, self.config.stream_maxlen, self._slots_of))
+            self.config.thresholds, self.config.stream_maxlen, self._slots_of,
+            SpinVerifier(near=self.config.thresholds.near) if self.config.spin else None))
         self.boilerplate = (
             BoilerplateLearner(client, self.keys, self.config.retention, self.config.boilerplate_capacity)
             if self.config.boilerplate_capacity > 0 else None
@@ -236,8 +242,9 @@ class Engine:
             boilerplate_lines=boilerplate_lines,
         )
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
+        spin = spin_sketch(fp.clean_text) if self.config.spin and not thin else ()
         slot_keys, slot_fields = slots(self.keys, self.config.params, fp.signature, fp.lead_signature,
-                                       fp.content_hash, fp.second_lead_signature)
+                                       fp.content_hash, fp.second_lead_signature, spin)
         return Prepared(article, own_id, fp, rec.pack(record), int(now // self.config.params.time_bucket), iso,
                         slot_keys, slot_fields)
 
@@ -335,8 +342,11 @@ class Engine:
         items = [self._item(p) for p in prepared]
         with self.leased():
             store = self.decider.store()
-            store.zadds[self.keys.time_buckets] = {str(b).encode(): b for b in sorted({p.bucket for p in prepared})}
             outcomes = self.decider.decide(store, items)
+            # The time buckets that got an article (a batch of known articles adds none).
+            buckets = sorted({p.bucket for p, o in zip(prepared, outcomes, strict=True) if o.status != "known"})
+            if buckets:
+                store.zadds[self.keys.time_buckets] = {str(b).encode(): b for b in buckets}
             self._commit(store)
         decisions = [self._decision(item, outcome) for item, outcome in zip(prepared, outcomes, strict=True)]
         self._count_hourly(prepared, decisions)
@@ -347,9 +357,15 @@ class Engine:
         return dec.Article(bytes.fromhex(item.id), item.packed, self.keys.time_bucket(item.bucket),
                            item.fingerprint.clean_text, item.published_iso, item.slot_keys, item.slot_fields)
 
-    def _slots_of(self, facts: object) -> tuple[list[str], bytes]:
-        full, lead, second = rec.signatures(facts.raw)  # type: ignore[attr-defined]
-        return slots(self.keys, self.config.params, full, lead, facts.content, second)  # type: ignore[attr-defined]
+    def _slots_of(self, facts: object, text: str | None) -> tuple[list[str], bytes]:
+        """The slots a stored article was indexed under: its spin keys are computed again from its
+        text (nothing extra is stored per article; a text already expired gives none)."""
+        raw: bytes = facts.raw  # type: ignore[attr-defined]
+        full, lead, second = rec.signatures(raw)
+        spin: tuple[int, ...] = ()
+        if self.config.spin and text and not rec.header(raw).flags & rec.THIN:
+            spin = spin_sketch(text)
+        return slots(self.keys, self.config.params, full, lead, facts.content, second, spin)  # type: ignore[attr-defined]
 
     @contextmanager
     def leased(self) -> Iterator[None]:

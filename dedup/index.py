@@ -107,15 +107,21 @@ def _band_hashes(signature: bytes, bands: int, rows: int, bits: int) -> list[int
 
 
 @lru_cache(maxsize=8)
-def _shard_keys(prefix: str, shards: int) -> tuple[str, ...]:
+def shard_names(prefix: str, shards: int) -> tuple[str, ...]:
     """Every band shard key name under a prefix, built once: slots() runs for every article."""
     keys = Keys(prefix)
     return tuple(keys.band_shard(shard) for shard in range(shards))
 
 
+SPIN_BAND = 192
+"""Band numbers from here on are spin keys (dedup.spin.spin_sketch): indexed beside the LSH bands,
+looked up apart from them by the decider's spin stage (dedup.decider.Decider.spun)."""
+
+
 def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: bytes,
-          content_hash: bytes, second_lead_signature: bytes = b"") -> tuple[list[str], bytes]:
-    """The shard keys (bands, then the content hash) and packed band fields of one article.
+          content_hash: bytes, second_lead_signature: bytes = b"",
+          spin: tuple[int, ...] = ()) -> tuple[list[str], bytes]:
+    """The shard keys (bands, spin keys, then the content hash) and packed band fields of one article.
     Both openings share the lead band numbers, so one text's opening finds the other's.
 
     A band hash h goes to shard h % shards under the field (band number, h // shards): the shard
@@ -126,7 +132,7 @@ def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: byt
     if second_lead_signature:
         second = _band_hashes(second_lead_signature, params.lead_bands, params.lead_rows, params.lead_bits)
         leads.append(second)
-    names = _shard_keys(keys.prefix, params.shards)
+    names = shard_names(keys.prefix, params.shards)
     shards, width = params.shards, params.field_bytes
     fields = [bytes((width + 1,))]
     shard_keys: list[str] = []
@@ -139,6 +145,9 @@ def slots(keys: Keys, params: IndexParams, signature: bytes, lead_signature: byt
                 continue  # the same slot as the first opening's band
             fields.append(bytes((128 + band,)) + (h // shards).to_bytes(width, "big"))
             shard_keys.append(names[h % shards])
+    for position, value in enumerate(spin):
+        fields.append(bytes((SPIN_BAND + position,)) + (value // shards).to_bytes(width, "big"))
+        shard_keys.append(names[value % shards])
     shard_keys.append(names[int.from_bytes(content_hash[:4], "big") % shards])
     return shard_keys, b"".join(fields)
 

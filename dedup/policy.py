@@ -227,8 +227,10 @@ class Scored:
         return (self.kind is None, -self.score, self.record.id)
 
 
-def verify(a: Facts, c: Facts, t: Thresholds, same_hash: bool) -> Scored:
-    """Is c a copy of a? Estimated Jaccard, containment from Jaccard and the exact shingle counts."""
+def verify(a: Facts, c: Facts, t: Thresholds, same_hash: bool, spun: bool = False) -> Scored:
+    """Is c a copy of a? Estimated Jaccard, containment from Jaccard and the exact shingle counts.
+    `spun`: the spin stage verified c as a spun copy of a (dedup.spin): on another site, one the rules
+    reject is a near copy all the same."""
     if same_hash or c.content == a.content:
         return Scored(c, KIND_EXACT, 2, 1, 1)
     kind = None
@@ -250,6 +252,8 @@ def verify(a: Facts, c: Facts, t: Thresholds, same_hash: bool) -> Scored:
         elif (contained >= t.excerpt_containment and j >= t.excerpt_jaccard
               and small < t.excerpt_ratio * large and opening_similarity(a, c) >= t.excerpt_lead):
             kind = KIND_EXCERPT
+    if kind is None and spun and a.site != c.site:
+        kind = KIND_NEAR
     return Scored(c, kind, max(j, contained * 0.9), j, contained)
 
 

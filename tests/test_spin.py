@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 
 import pytest
+import redis
 
 from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report, split_sentences
+from dedup.article import Article
+from dedup.engine import Engine
+from dedup.index import SPIN_BAND, split_fields
 from dedup.junk import strip_junk
+from dedup.keys import Keys
 from dedup.normalize import tokens
-from dedup.spin import SKETCH_SIZE, aligned_share, anchor_sketch, is_spun_copy, profile
+from dedup.policy import Facts
+from dedup.spin import (
+    SKETCH_SIZE,
+    SPIN_KEYS,
+    SPIN_MIN_SHARED,
+    aligned_share,
+    anchor_sketch,
+    is_spun_copy,
+    profile,
+    shared_keys,
+    spin_sketch,
+)
+from dedup.urls import url_id
 from tests.conftest import DATA_DIR
 
 ARTICLES = json.loads((DATA_DIR / "texts" / "articles.json").read_text("utf-8"))
@@ -107,3 +125,154 @@ def test_anchor_sketches_of_a_spun_copy_and_its_original_meet() -> None:
     unrelated = sum(1 for i in range(len(originals)) for j in range(i + 1, len(originals))
                     if set(originals[i]) & set(originals[j]))
     assert unrelated <= 2
+
+
+def test_spin_keys_of_a_spun_copy_meet_its_originals() -> None:
+    sketches = [spin_sketch(_text(p)) for p in BODIES]
+    assert all(len(sketch) == SPIN_KEYS for sketch in sketches)
+    met = 0
+    for index, paragraphs in enumerate(BODIES):
+        _, spun = SPINNER_B.spin("headline", paragraphs, random.Random(index))
+        met += shared_keys(spin_sketch(_text(spun)), sketches[index]) >= SPIN_MIN_SHARED
+    assert met >= len(BODIES) - 1
+    assert spin_sketch("Smith met Jones in Paris on 3 May.") == ()
+
+
+@pytest.fixture
+def engine(redis_client: redis.Redis, key_prefix: str) -> Engine:
+    return Engine(redis_client, Keys(key_prefix))
+
+
+@pytest.mark.parametrize("spun_first", [False, True], ids=["original-first", "spun-first"])
+def test_engine_joins_a_spun_copy_and_keeps_a_same_event_report_apart(engine: Engine, spun_first: bool) -> None:
+    paragraphs = BODIES[2]  # the WeWork story: names, figures and quotes
+    _, spun = SPINNER_B.spin("Regulator looks into WeWork", paragraphs, random.Random(7))
+    _, report = same_event_report("WeWork under scrutiny", paragraphs, BODIES[5], random.Random(7))
+    original = Article(url="https://venturebeat.example/wework", text="\n".join(paragraphs), title="WeWork probe",
+                       published=datetime(2019, 11, 18, tzinfo=UTC))
+    copy = Article(url="https://contentfarm.example/wework-probe", text="\n".join(spun), title="Regulator looks")
+    other = Article(url="https://otheroutlet.example/wework", text="\n".join(report), title="WeWork under scrutiny")
+    # The engine's own rules do not find this copy: spinning took most of its word 4-grams.
+    assert _word4_jaccard(_text(paragraphs), _text(spun)) < 0.5
+    first, second = (copy, original) if spun_first else (original, copy)
+    decided_first = engine.add(first)
+    decided_second = engine.add(second)
+    assert decided_second.cluster == decided_first.cluster
+    # The original is the canonical whichever came first (it has a publication date, the copy none).
+    assert decided_second.is_canonical == spun_first
+    assert engine.get_by_url(copy.url).kind == "near"
+    assert engine.get_by_url(original.url).kind is None
+    assert engine.cluster(decided_first.cluster)[0] == engine.get_by_url(original.url).id
+    reported = engine.add(other)
+    assert reported.is_canonical
+    assert reported.cluster != decided_first.cluster
+    # check (peek) says what add said.
+    peeked = engine.peek(Article(url="https://another.example/wework", text="\n".join(spun)))
+    assert peeked.status == "dup" and peeked.cluster == decided_first.cluster
+
+
+def test_a_spun_copy_from_the_same_site_is_not_joined_by_the_spin_stage(engine: Engine) -> None:
+    paragraphs = BODIES[2]
+    _, spun = SPINNER_A.spin("headline", paragraphs, random.Random(7))
+    first = engine.add(Article(url="https://site.example/a", text="\n".join(paragraphs)))
+    second = engine.add(Article(url="https://site.example/b", text="\n".join(spun)))
+    assert second.is_canonical and second.cluster != first.cluster
+
+
+def test_spin_keys_leave_the_index_with_the_article(engine: Engine) -> None:
+    paragraphs = BODIES[2]
+    _, spun = SPINNER_A.spin("headline", paragraphs, random.Random(7))
+    kept = engine.add(Article(url="https://venturebeat.example/wework", text="\n".join(paragraphs)))
+    engine.forget([kept.article_id])
+    later = engine.add(Article(url="https://contentfarm.example/wework", text="\n".join(spun)))
+    assert later.is_canonical
+    # Nothing under the prefix names the forgotten article any more.
+    raw_id = bytes.fromhex(kept.article_id)
+    for key in engine.client.scan_iter(match=engine.keys.prefix + "*"):
+        if engine.client.type(key) == b"hash":
+            assert not any(raw_id in value for value in engine.client.hvals(key)), key
+
+
+def _spin_corpus() -> tuple[list[Article], dict[str, str]]:
+    """Originals (dated), spun copies of each by both spinners on content farms, and another outlet's
+    report of the same event, each on a site of its own, shuffled; with each URL's role."""
+    rng = random.Random(5)
+    out: list[Article] = []
+    roles: dict[str, str] = {}
+    for i, paragraphs in enumerate(BODIES):
+        original = f"https://outlet{i}.example/story"
+        out.append(Article(url=original, text="\n".join(paragraphs), title=f"Story {i}",
+                           published=datetime(2024, 3, 1 + i, tzinfo=UTC)))
+        roles[original] = f"original:{i}"
+        for name, spinner in (("a", SPINNER_A), ("b", SPINNER_B)):
+            title, spun = spinner.spin(f"Story {i}", paragraphs, random.Random(100 * i + ord(name)))
+            url = f"https://farm-{name}{i}.example/p"
+            out.append(Article(url=url, text="\n".join(spun), title=title))
+            roles[url] = f"spun:{i}"
+        title, report = same_event_report(f"Story {i}", paragraphs, BODIES[(i + 3) % len(BODIES)], random.Random(i))
+        url = f"https://rival{i}.example/r"
+        out.append(Article(url=url, text="\n".join(report), title=title))
+        roles[url] = f"report:{i}"
+    rng.shuffle(out)
+    return out, roles
+
+
+def _grouping(decisions: list, roles: dict[str, str]) -> tuple[int, int, dict[str, tuple]]:
+    """(spun copies in their original's cluster, reports in one, each URL's decision)."""
+    by_url = {d.url: d for d in decisions}
+    cluster_of = {role.split(":")[1]: by_url[url].cluster for url, role in roles.items() if role.startswith("original")}
+    joined = sum(by_url[url].cluster == cluster_of[role.split(":")[1]] for url, role in roles.items()
+                 if role.startswith("spun"))
+    merged = sum(by_url[url].cluster == cluster_of[role.split(":")[1]] for url, role in roles.items()
+                 if role.startswith("report"))
+    return joined, merged, {u: (d.cluster, d.canonical_id, d.kind) for u, d in by_url.items()}
+
+
+def test_processes_taking_turns_decide_spun_copies_as_one_process(redis_client: redis.Redis, key_prefix: str) -> None:
+    """Two engines (two processes' worth of caches) taking turns by batch on one prefix reach the
+    decisions one engine reaches alone; check (peek) says beforehand what each decision is."""
+    corpus, roles = _spin_corpus()
+    batches = [corpus[pos : pos + 5] for pos in range(0, len(corpus), 5)]
+    alone = Engine(redis_client, Keys(key_prefix + "one:"))
+    one = [d for batch in batches for d in alone.add_many(batch)]
+    turns = [Engine(redis_client, Keys(key_prefix + "two:")), Engine(redis_client, Keys(key_prefix + "two:"))]
+    two = [d for n, batch in enumerate(batches) for d in turns[n % 2].add_many(batch)]
+    joined, merged, decided = _grouping(one, roles)
+    assert _grouping(two, roles)[2] == decided
+    assert joined >= 0.85 * 2 * len(BODIES) and merged == 0
+    # Article by article, peek (by the other engine) says what add then does.
+    peeker, adder = Engine(redis_client, Keys(key_prefix + "peek:")), Engine(redis_client, Keys(key_prefix + "peek:"))
+    for article in corpus:
+        seen = peeker.peek(article)
+        done = adder.add(article)
+        joins = done.cluster != done.article_id  # a cluster is named after its first member
+        assert (seen.status, seen.cluster, seen.canonical_id) == ("dup" if joins else "new", done.cluster,
+                                                                  done.canonical_id)
+        assert seen.kind == done.kind and done.replaced == (seen.replaces[0] if seen.replaces else None)
+
+
+def test_spun_copies_on_the_cluster_as_on_one_server_and_forgotten_with_their_spin_keys(
+    redis_client: redis.Redis, key_prefix: str, cluster_client, cluster_key_prefix: str,
+) -> None:
+    corpus, roles = _spin_corpus()
+    results = []
+    for client, prefix in ((redis_client, key_prefix), (cluster_client, cluster_key_prefix)):
+        engine = Engine(client, Keys(prefix))
+        results.append(_grouping(list(engine.add_many(corpus)), roles))
+    assert results[0] == results[1]
+    assert results[1][0] >= 0.85 * 2 * len(BODIES) and results[1][1] == 0
+    # Forgetting every article removes every slot it was indexed under, spin keys included.
+    ids = [url_id(a.url) for a in corpus]
+    slots = []
+    for article_id in ids:
+        raw = cluster_client.get(engine.keys.article(article_id))
+        facts = Facts(bytes.fromhex(article_id), raw)
+        stored = engine.get(article_id)
+        keys, fields = engine._slots_of(facts, stored.text if stored is not None else None)
+        names = split_fields(fields, facts.content)[:-1]  # the content-hash field last
+        assert sum(name[0] >= SPIN_BAND for name in names) in (0, SPIN_KEYS)
+        slots += list(zip(keys, names, strict=False))
+    assert any(name[0] >= SPIN_BAND for _, name in slots)
+    assert engine.forget(ids) == len(ids)
+    left = [(key, name) for key, name in slots if cluster_client.hget(key, name) is not None]
+    assert not left, [(key, name.hex(), name[0] >= SPIN_BAND) for key, name in left][:5]

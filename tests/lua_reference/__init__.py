@@ -52,8 +52,15 @@ class LuaReference:
                      fp.second_lead_signature)
 
     def decide(self, prepared: list[Prepared]) -> list[list]:
+        # As the engine now does: only the time buckets that get an article (not a known one's).
+        fresh: set[int] = set()
+        seen: set[str] = set()
+        for item in prepared:
+            if item.id not in seen and not self.client.exists(self.keys.article(item.id)):
+                fresh.add(item.bucket)
+            seen.add(item.id)
         pipe = self.client.pipeline(transaction=False)
-        for bucket in sorted({item.bucket for item in prepared}):
+        for bucket in sorted(fresh):
             pipe.zadd(self.keys.time_buckets, {bucket: bucket}, nx=True)
         for item in prepared:
             slot_keys, slot_fields = self._slots(item)
