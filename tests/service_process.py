@@ -40,6 +40,23 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{details()[-6000:]}")
 
 
+def kill_9_once_paused(script: str, args: list[str], paused: str) -> None:
+    """Run a Python script (from the repository's root) until it prints `paused` on a line of its
+    own, then kill -9 it: a crash at the moment the script chose."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=Path(__file__).resolve().parent.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == paused, f"{line!r}\n{proc.stderr.read() if proc.stderr else ''}"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class ServiceProcess:
     """One `newsdedup ...` subprocess; its stderr is collected in the background."""
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,9 +12,9 @@ from dedup import decider
 from dedup.article import Article
 from dedup.engine import Engine
 from dedup.keys import Keys
+from tests.service_process import kill_9_once_paused
 from tests.textcases import articles, edited, wrapped_copy
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PAUSED = "journalled, not applied"
 
 DECIDE_AND_PAUSE = textwrap.dedent(
@@ -69,18 +64,7 @@ def test_a_kill_between_journal_and_apply_loses_nothing_and_queues_nothing_twice
 
     keys = Keys(key_prefix)
     batch = _batch()
-    proc = subprocess.Popen([sys.executable, "-c", DECIDE_AND_PAUSE, redis_server_url, key_prefix, json.dumps(batch)],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line == PAUSED, f"{line!r}\n{proc.stderr.read() if proc.stderr else ''}"
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    kill_9_once_paused(DECIDE_AND_PAUSE, [redis_server_url, key_prefix, json.dumps(batch)], PAUSED)
     assert redis_client.exists(decider.journal_key(keys))
     assert not list(redis_client.scan_iter(match=keys.article("*"))), "nothing applied before the journal is"
 

@@ -10,13 +10,8 @@ An index written by an earlier version may still hold a re-index to-do set: it i
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
-from pathlib import Path
 
 import redis
 
@@ -25,9 +20,9 @@ from dedup.article import Article
 from dedup.engine import Engine
 from dedup.index import slots, split_fields
 from dedup.keys import Keys
+from tests.service_process import kill_9_once_paused
 from tests.textcases import articles
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PAUSED = "paused between journal and apply"
 
 # Runs the real expiry and stops it after the forget's write set is journalled and before it is
@@ -66,18 +61,7 @@ def _cluster_of_original_and_copy(engine: Engine, started: float) -> tuple[str, 
 
 def _kill_between_forget_and_reindex(redis_url: str, prefix: str, now: float) -> None:
     """Run expiry in another process and kill -9 it after forget, before the re-index."""
-    proc = subprocess.Popen([sys.executable, "-c", EXPIRE_AND_PAUSE, redis_url, prefix, str(now)],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line == PAUSED, f"{line!r}\n{proc.stderr.read() if proc.stderr else ''}"
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    kill_9_once_paused(EXPIRE_AND_PAUSE, [redis_url, prefix, str(now)], PAUSED)
 
 
 def _indexed(engine: Engine, article_id: str) -> bool:
