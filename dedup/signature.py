@@ -45,7 +45,7 @@ _SENTENCE_END = re.compile(r"(?<!\.\.)[.!?\u3002\uff01\uff1f][\"')\]]?(?:\s|$)|[
 
 _MIX = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
-     0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53],
+     0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F],
     dtype=np.uint64,
 )
 
@@ -128,8 +128,8 @@ def _token_hashes(words: list[bytes]) -> np.ndarray:
     return np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
 
 
-def _combine(hashed: np.ndarray, k: int) -> np.ndarray:
-    """32-bit hashes of every run of k consecutive token hashes, in text order."""
+def combine_runs(hashed: np.ndarray, k: int) -> np.ndarray:
+    """32-bit hashes of every run of k (at most 8) consecutive item hashes, in order."""
     span = len(hashed) - k + 1
     with np.errstate(over="ignore"):
         combined = np.zeros(span, dtype=np.uint64)
@@ -151,7 +151,7 @@ def shingle_hashes(words: list[bytes], k: int = SHINGLE_WORDS) -> np.ndarray:
     """Distinct 32-bit hashes of the word k-grams (the whole text when shorter than k)."""
     if not words:
         return np.empty(0, dtype=np.uint32)
-    return _distinct(_combine(_token_hashes(words), min(k, len(words))))
+    return _distinct(combine_runs(_token_hashes(words), min(k, len(words))))
 
 
 def _fmix32(values: np.ndarray) -> np.ndarray:
@@ -253,13 +253,13 @@ def fingerprints_of_clean(cleans: list[str]) -> list[Fingerprint]:
     long_texts = sizes >= k
     pieces: list[np.ndarray] = []
     if len(token_hashes) >= k:
-        combined = _combine(token_hashes, k)
+        combined = combine_runs(token_hashes, k)
     else:
         combined = np.empty(0, dtype=np.uint32)
     counts = np.where(long_texts, sizes - k + 1, np.minimum(sizes, 1))
     for index in np.flatnonzero(~long_texts & (sizes > 0)):
         start, size = int(starts[index]), int(sizes[index])
-        pieces.append((index, _combine(token_hashes[start : start + size], size)))
+        pieces.append((index, combine_runs(token_hashes[start : start + size], size)))
     shingle_starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     shingles = np.empty(int(counts.sum()), dtype=np.uint32)
     for index in np.flatnonzero(long_texts):

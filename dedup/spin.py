@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dedup.normalize import fold
+from dedup.signature import combine_runs
 
 ANCHOR_RUN = 3
 SKELETON_RUN = 8
@@ -127,30 +128,12 @@ def containment(first: frozenset[int], second: frozenset[int]) -> float:
     return len(first & second) / min(len(first), len(second))
 
 
-_RUN_MIX = np.array(
-    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
-     0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F],
-    dtype=np.uint64,
-)
-
-
-def _combine(hashed: np.ndarray, k: int) -> np.ndarray:
-    """32-bit hashes of every run of k (at most 8) consecutive item hashes, in order."""
-    span = len(hashed) - k + 1
-    with np.errstate(over="ignore"):
-        combined = np.zeros(span, dtype=np.uint64)
-        for offset in range(k):
-            combined = (combined ^ hashed[offset : offset + span]) * _RUN_MIX[offset]
-            combined ^= combined >> np.uint64(29)
-    return combined >> np.uint64(32)
-
-
 def _hash_runs(items: list[str], size: int) -> frozenset[int]:
     """32-bit hashes of every run of `size` consecutive items (one of them all, when fewer)."""
     if not items:
         return frozenset()
     hashed = np.fromiter((zlib.crc32(item.encode()) for item in items), dtype=np.uint64, count=len(items))
-    return frozenset(_combine(hashed, min(size, len(items))).tolist())
+    return frozenset(combine_runs(hashed, min(size, len(items))).tolist())
 
 
 def split_sentences(text: str) -> list[str]:
