@@ -1146,10 +1146,11 @@ class Decider:
         # against a member forgotten before it in this loop.
         texts: dict[bytes, str | None] = {}
         if self.settings.spin is not None:
-            for article_id in article_ids:
-                r = s.record(article_id)
-                if r is not None and not r.has(rec.THIN):
-                    texts[article_id] = s.text(r)
+            kept = [r for r in (s.record(i) for i in article_ids) if r is not None and not r.has(rec.THIN)]
+            s.prefetch_texts(data.decode("ascii", "replace") for form, data in map(rec.text_section, (r.raw for r in kept))
+                             if form == rec.TEXT_STREAM)  # one round trip, not one per canonical
+            for r in kept:
+                texts[r.id] = s.text(r)
         for article_id in article_ids:
             r = s.record(article_id)
             if r is None:
