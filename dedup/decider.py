@@ -647,6 +647,23 @@ def relabel(store: Store, records: list[Facts], canonical: Facts, excerpt_ratio:
             store.incr(policy.stat_kind(kind), 1)
 
 
+def inflate(s: Store, r: Facts) -> None:
+    """A record whose text is a delta gets its whole text back (compressed) in the write set; left as
+    it is when its base's own text expired (nothing left to rebuild it from)."""
+    text = s.text(r)
+    if text is None:
+        return
+    r.raw = rec.with_text(r.to_bytes(), rec.TEXT_ZLIB, zlib.compress(text.encode("utf-8", "replace"), 1))
+    s.put_record(r)
+
+
+def keep_base_beside(s: Store, r: Facts, members: set[bytes]) -> None:
+    """A delta whose base is not among its cluster's members gets its whole text back: forgetting a
+    base inflates only the members of the base's cluster (Decider.inflate_dependents)."""
+    form, data = rec.text_section(r.raw)
+    if form == rec.TEXT_DELTA and data[:8] not in members:
+        inflate(s, r)
+
 def _stored_text(s: Store, c: Facts) -> Callable[[], str]:
     """A stored article's text (from its record, its canonical stream entry or its delta base), read
     when called (the verifier's cache may have its profile); "" once expired."""
@@ -1054,11 +1071,7 @@ class Decider:
             form, data = rec.text_section(r.raw)
             if form != rec.TEXT_DELTA or data[:8] != gone:
                 continue
-            text = s.text(r)
-            if text is None:
-                continue  # the base's own text expired: nothing left to rebuild it from
-            r.raw = rec.with_text(r.to_bytes(), rec.TEXT_ZLIB, zlib.compress(text.encode("utf-8", "replace"), 1))
-            s.put_record(r)
+            inflate(s, r)
 
     # Reading only
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from dedup import policy
 from dedup import record as rec
-from dedup.decider import Store, relabel, sealed, stored_event
+from dedup.decider import Store, keep_base_beside, relabel, sealed, stored_event
 from dedup.engine import Engine
 from dedup.policy import ClusterValue, Facts
 
@@ -204,10 +204,12 @@ class _Apply:
         canonical = records[best]
         was_canonical = canonical.kind == policy.KIND_CANONICAL
         replaced = [r.id for r in records if r.id != canonical.id and r.kind == policy.KIND_CANONICAL]
+        members = {r.id for r in records}
         for r in records:
             if r.cluster != cluster_id:
                 r.cluster = cluster_id
                 self.s.put_record(r)
+            keep_base_beside(self.s, r, members)
         relabel(self.s, records, canonical, self.ratio, None)
         if len(records) > 1:
             self.s.put_cluster(cluster_id, ClusterValue.of(canonical.id, reason, records))
