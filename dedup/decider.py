@@ -848,6 +848,37 @@ class Decider:
                 scored.append(policy.verify(a, c, self.t, other in exact_ids, other in spun))  # type: ignore[arg-type]
         return policy.ranked(scored)
 
+    def thin_followers(self, s: Store, a: Facts, candidates: list[bytes], matches: list[policy.Scored]
+                       ) -> list[policy.Scored]:
+        """Thin pages that repeat a thin page this decision finds to be an article (a itself, or a
+        stored thin page among its matches), by policy.verify_thin: articles too, one step on (two thin
+        pages are compared only once one of them is known to repeat an article). Looked for among a's
+        candidates, and in the stored page's band buckets (read here: adoptions are rare)."""
+        if not self.settings.thin_copies:
+            return []
+        sources: list[tuple[Facts, list[bytes]]] = []
+        if a.has(rec.THIN):
+            sources.append((a, candidates))
+        for x in matches:
+            r = x.record
+            if r.has(rec.THIN):
+                keys, fields = self.settings.slots_of(r, None)
+                bands = list(zip(keys, split_fields(fields, r.content), strict=True))[:-1]
+                s.prefetch((), bands)
+                sources.append((r, list(dict.fromkeys(i for pair in bands for i in bucket_ids(s.hget(*pair))))))
+        seen = {a.id, *(x.record.id for x in matches)}
+        found: list[policy.Scored] = []
+        for r, ids in sources:
+            s.prefetch_records(i for i in ids if i not in seen)
+            for other in ids:
+                c = s.record(other) if other not in seen else None
+                if c is not None and self.comparable_thin(c):
+                    scored = policy.verify_thin(r, c, self.t, False)  # type: ignore[arg-type]
+                    if scored.kind is not None:
+                        seen.add(other)
+                        found.append(scored)
+        return found
+
     def adopt(self, s: Store, r: Facts) -> None:
         """A thin page found to repeat an article becomes an article: the canonical of a cluster of
         its own (which the article deciding it joins at once), counted as one."""
@@ -1001,15 +1032,22 @@ class Decider:
                     # verify_all compares no two thin pages); the content-hash slot stays the articles'.
                     self.add_bands(s, a.id, lsh)
                 return Outcome("thin", item.id, item.id, policy.KIND_THIN, 0, 0, rec.NO_ID)
-            a.flags = (a.flags & ~rec.THIN) | rec.THIN_COPY
-            a.kind = policy.KIND_CANONICAL
         else:
             matches = [x for x in self.verify_all(s, a, candidates, exact_ids, spun) if x.kind is not None]
-        # Thin pages this article repeats become articles (never queued before: nothing to replace).
-        adopted = {x.record.id for x in matches if x.record.has(rec.THIN)}
-        for x in matches:
-            if x.record.has(rec.THIN):
-                self.adopt(s, x.record)
+        if matches:
+            matches += self.thin_followers(s, a, candidates, matches)
+            plan = self.join_plan(s, matches)
+            # Thin pages the article joins become articles (never queued before: nothing to replace).
+            joined = set(plan[2])
+            adopted = {x.record.id for x in matches if x.record.has(rec.THIN) and x.record.id in joined}
+            for x in matches:
+                if x.record.id in adopted:
+                    self.adopt(s, x.record)
+            if a.has(rec.THIN):
+                a.flags = (a.flags & ~rec.THIN) | rec.THIN_COPY
+                a.kind = policy.KIND_CANONICAL
+        else:
+            adopted = set()
         events: list[StreamEvent] = []
         replaced = b""
 
@@ -1028,7 +1066,7 @@ class Decider:
             s.incr("canonicals")
             own_event("new", item.id, None)
         else:
-            cluster_id, value, members, bridged, old_canonicals = self.join_plan(s, matches)
+            cluster_id, value, members, bridged, old_canonicals = plan
             parts: list[bytes] = []
             if value is not None:
                 parts.append(value.table)

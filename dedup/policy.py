@@ -259,13 +259,16 @@ def verify(a: Facts, c: Facts, t: Thresholds, same_hash: bool, spun: bool = Fals
 
 def verify_thin(a: Facts, c: Facts, t: Thresholds, same_hash: bool) -> Scored:
     """Is c a copy of a when one of them is a thin page (too little running text: a list, a table,
-    a front, an error page) and the other an article? Only on another site, and only when the texts
-    are nearly the same or one lies almost wholly in the other: a page that repeats an article is an
-    article (a list article's copy on an undated page, say), a thin page that shares a few lines with
-    one is not. Two thin pages are never compared."""
+    a front, an error page) and the other an article? The same text (on any site, as verify has it:
+    the content-hash slot, read first, may hold only such a copy); else only on another site, and only
+    when the texts are nearly the same or one lies almost wholly in the other: a page that repeats an
+    article is an article (a list article's copy on an undated page, say), a thin page that shares a
+    few lines with one is not. Two thin pages are never compared."""
     scored = verify(a, c, t, same_hash)
-    strong = scored.kind == KIND_EXACT or (scored.kind is not None and (
-        scored.jaccard >= t.near or (scored.containment >= t.contained and scored.jaccard >= t.contained_jaccard)))
+    if scored.kind == KIND_EXACT:
+        return scored
+    strong = scored.kind is not None and (
+        scored.jaccard >= t.near or (scored.containment >= t.contained and scored.jaccard >= t.contained_jaccard))
     if a.site == c.site or not strong:
         scored.kind = None
     return scored

@@ -152,19 +152,24 @@ def test_a_thin_copy_arriving_first_is_queued_when_it_is_the_canonical(redis_cli
     assert [(f[b"event"], f[b"url"].decode()) for _, f in events] == [(b"new", thin_original.url)]
 
 
-def test_thin_pages_are_never_merged_with_each_other_nor_on_one_site(redis_client: redis.Redis,
-                                                                     key_prefix: str) -> None:
+def test_thin_pages_are_never_merged_with_each_other(redis_client: redis.Redis, key_prefix: str) -> None:
     engine = Engine(redis_client, Keys(key_prefix))
     first = engine.add(_undated_copy("aggregator.example"))
     second = engine.add(_undated_copy("other-aggregator.example"))
     assert first.kind == second.kind == "thin" and first.cluster != second.cluster
-    # A list article on the thin page's own site does not take it in (a site repeats its own pages).
+
+
+def test_a_thin_page_is_not_merged_with_a_near_copy_on_its_own_site(redis_client: redis.Redis,
+                                                                    key_prefix: str) -> None:
+    # A site's pages repeat its own lines: only the same text would make them one article.
+    engine = Engine(redis_client, Keys(key_prefix))
+    thin = engine.add(_undated_copy("aggregator.example"))
     same_site = Article(url="https://aggregator.example/2024/02/05/cup-series-final-standings/",
-                        title=LIST_TITLE, text=STANDINGS, published=WHEN)
+                        title=LIST_TITLE, text="Pos. Driver Points Wins Poles Top 5 Top 10\n" + STANDINGS,
+                        published=WHEN)
     decided = engine.add(same_site)
-    assert decided.is_canonical
-    assert engine.get(first.article_id).kind == "thin"
-    assert first.article_id not in engine.cluster(decided.cluster)[2]
+    assert decided.is_canonical and decided.adopted == ()
+    assert engine.get(thin.article_id).kind == "thin"
 
 
 def test_a_thin_page_sharing_a_few_lines_with_an_article_stays_thin(redis_client: redis.Redis,
@@ -187,4 +192,35 @@ def test_forgetting_a_thin_page_takes_it_out_of_the_index(redis_client: redis.Re
     assert any(raw_id in value for value in _band_values(redis_client, engine.keys))
     assert engine.forget([copy.article_id]) == 1
     assert not any(raw_id in value for value in _band_values(redis_client, engine.keys))
+    assert engine.stats().get("thin", 0) == 0
+
+
+def test_a_thin_page_joins_the_same_text_on_its_own_site(redis_client: redis.Redis, key_prefix: str) -> None:
+    # The content-hash slot is read first and holds only the site's own list article: the same text
+    # is the same article on any site.
+    engine = Engine(redis_client, Keys(key_prefix))
+    listing = engine.add(Article(url="https://aggregator.example/2024/02/05/cup-series-final-standings/",
+                                 title=LIST_TITLE, text=STANDINGS, published=WHEN))
+    copy = engine.add(_undated_copy("aggregator.example"))
+    assert copy.kind == "exact" and copy.cluster == listing.cluster
+
+
+def test_a_thin_page_repeating_a_thin_page_found_to_repeat_an_article_joins_too(redis_client: redis.Redis,
+                                                                               key_prefix: str) -> None:
+    # Three sites carry the standings, each page with lines of its own: the list article (its own 16
+    # partner links), an undated page with the bare list, an undated page with 16 sponsored clips.
+    # The bare list lies wholly inside both; the other two share too little to be copies directly.
+    engine = Engine(redis_client, Keys(key_prefix))
+    partner = "\n".join(f"Partner link {k} for fans up north" for k in range(16))
+    clips = "\n".join(f"Sponsored clip {k} on tyres and fuel" for k in range(16))
+    padded = engine.add(Article(url="https://clips.example/?p=31337", title=LIST_TITLE,
+                                text=STANDINGS + "\n" + clips))
+    listing = engine.add(Article(url=LIST_URL, title=LIST_TITLE, text=STANDINGS + "\n" + partner, published=WHEN))
+    assert padded.kind == "thin" and listing.is_canonical and listing.adopted == ()
+    # The bare list repeats the article, so it is one; the padded page repeats it in turn.
+    bare = engine.add(_undated_copy("aggregator.example"))
+    assert bare.cluster == listing.cluster and bare.kind is not None
+    assert bare.adopted == (padded.article_id,)
+    stored = engine.get(padded.article_id)
+    assert stored is not None and stored.kind != "thin" and stored.cluster == listing.cluster
     assert engine.stats().get("thin", 0) == 0
