@@ -1,4 +1,5 @@
-"""dedup.thin: a dated list article reaches the stream; fronts, error and paywall pages do not."""
+"""dedup.thin: a dated list article reaches the stream; fronts, error and paywall pages do not; a thin page
+that repeats an article on another site is decided as its copy (dedup.decider, policy.verify_thin)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from crawler.cli.ops import flags_text
 from dedup import record as rec
 from dedup.article import Article
 from dedup.engine import Engine
@@ -126,6 +128,7 @@ def test_a_thin_copy_of_a_list_article_joins_it_in_either_order(redis_client: re
     stored_copy = engine.get(copy.id)
     assert original is not None and stored_copy is not None
     assert stored_copy.kind == "exact" and not stored_copy.flags & rec.THIN and stored_copy.flags & rec.THIN_COPY
+    assert "thin-copy" in flags_text(stored_copy).split(",")  # what `show` lists among its flags
     canonical_id, _, members = engine.cluster(decided_second.cluster)
     assert canonical_id == original.id and sorted(members) == sorted([original.id, stored_copy.id])
     if not original_first:
