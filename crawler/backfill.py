@@ -185,9 +185,10 @@ class RoleTally:
     """Roles of the articles a run decided, as stored now, with memory independent of the run's size.
 
     Each decision is counted under the role it got; the role is also written to the run's hashes in
-    Redis. When a later decision changes a cluster's canonical (the engine reports what it replaced),
-    only that cluster's members are re-read, and those of this run whose role changed are moved from
-    the count they were under to the one they are under now.
+    Redis. When a later decision changes a cluster's canonical (the engine reports what it replaced) or
+    finds thin pages to repeat an article (Decision.adopted), only that cluster's members are re-read,
+    and those of this run whose role changed are moved from the count they were under to the one they
+    are under now.
     """
 
     def __init__(self, engine: Engine, run: str) -> None:
@@ -215,7 +216,7 @@ class RoleTally:
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
             pipe.expire(key, ROLES_TTL)
         pipe.execute()
-        changed = {d.cluster for d in fresh if d.replaced}
+        changed = {d.cluster for d in fresh if d.replaced or d.adopted}
         for cluster in sorted(changed):
             self._correct(cluster)
 

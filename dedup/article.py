@@ -55,3 +55,5 @@ class Decision:
     """True when the article had already been decided (an idempotent retry)."""
     events: tuple[str, ...] = field(default_factory=tuple)
     """Stream entry ids written by this decision."""
+    adopted: tuple[str, ...] = ()
+    """Ids of thin pages this article repeats: decided thin before, articles of its cluster now."""

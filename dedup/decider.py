@@ -47,7 +47,7 @@ from dedup import record as rec
 from dedup.index import SPIN_BAND, split_fields
 from dedup.keys import Keys
 from dedup.policy import ClusterValue, Facts
-from dedup.signature import jaccard, signature_values
+from dedup.signature import MIN_TOKENS, jaccard, signature_values
 from dedup.spin import SPIN_MAX_VERIFIED, SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier
 
 log = logging.getLogger(__name__)
@@ -700,6 +700,8 @@ class Outcome:
     events: list[StreamEvent] = field(default_factory=list)
     reason: int = 0
     candidates: int = 0
+    adopted: tuple[bytes, ...] = ()
+    """Thin pages decided before that this article repeats (Decider.adopt)."""
 
 
 @dataclass
@@ -747,6 +749,10 @@ class Settings:
     """The shard keys and band fields of a stored record (dedup.index.slots)."""
     spin: SpinVerifier | None = None
     """The spin stage's verifier (None: the stage is off)."""
+    thin_copies: bool = True
+    """Thin pages with MIN_TOKENS words or more are indexed (their bands) and compared with articles
+    on other sites (policy.verify_thin): one that repeats an article is decided like one. Off: thin
+    pages are recorded only, the policy before it (tests/test_differential.py's reference)."""
 
 
 class Decider:
@@ -816,17 +822,82 @@ class Decider:
         return [other for _, other, c in window[:SPIN_MAX_VERIFIED]
                 if verifier.verify(own_key, text, other.hex() + c.content.hex(), _stored_text(s, c))]
 
+    def comparable_thin(self, r: Facts) -> bool:
+        """A thin page long enough to be compared with articles (Settings.thin_copies)."""
+        return self.settings.thin_copies and r.has(rec.THIN) and r.head.n_tokens >= MIN_TOKENS
+
     def verify_all(self, s: Store, a: Facts, candidates: list[bytes], exact_ids: set[bytes],
                    spun: Iterable[bytes] = ()) -> list[policy.Scored]:
+        """The candidates verified against a (best first). Two thin pages are never compared; a thin
+        page and an article only by policy.verify_thin."""
         spun = set(spun)
         scored = []
+        a_thin = a.has(rec.THIN)
         for other in candidates:
             if other == a.id:
                 continue
             c = s.record(other)
-            if c is not None and not c.has(rec.THIN):
+            if c is None:
+                continue
+            if c.has(rec.THIN):
+                if not a_thin and self.comparable_thin(c):
+                    scored.append(policy.verify_thin(a, c, self.t, other in exact_ids))  # type: ignore[arg-type]
+            elif a_thin:
+                scored.append(policy.verify_thin(a, c, self.t, other in exact_ids))  # type: ignore[arg-type]
+            else:
                 scored.append(policy.verify(a, c, self.t, other in exact_ids, other in spun))  # type: ignore[arg-type]
         return policy.ranked(scored)
+
+    def thin_followers(self, s: Store, a: Facts, candidates: list[bytes], matches: list[policy.Scored]
+                       ) -> list[policy.Scored]:
+        """Thin pages that repeat a thin page this decision finds to be an article (a itself, or a
+        stored thin page among its matches), by policy.verify_thin: articles too, one step on (two thin
+        pages are compared only once one of them is known to repeat an article). Looked for among a's
+        candidates, and in the stored page's band buckets (read here: adoptions are rare)."""
+        if not self.settings.thin_copies:
+            return []
+        sources: list[tuple[Facts, list[bytes]]] = []
+        if a.has(rec.THIN):
+            sources.append((a, candidates))
+        for x in matches:
+            r = x.record
+            if r.has(rec.THIN):
+                keys, fields = self.settings.slots_of(r, None)
+                bands = list(zip(keys, split_fields(fields, r.content), strict=True))[:-1]
+                s.prefetch((), bands)
+                sources.append((r, list(dict.fromkeys(i for pair in bands for i in bucket_ids(s.hget(*pair))))))
+        seen = {a.id, *(x.record.id for x in matches)}
+        found: list[policy.Scored] = []
+        for r, ids in sources:
+            s.prefetch_records(i for i in ids if i not in seen)
+            for other in ids:
+                c = s.record(other) if other not in seen else None
+                if c is not None and self.comparable_thin(c):
+                    scored = policy.verify_thin(r, c, self.t, False)  # type: ignore[arg-type]
+                    if scored.kind is not None:
+                        seen.add(other)
+                        found.append(scored)
+        return found
+
+    def adopt(self, s: Store, r: Facts) -> None:
+        """A thin page found to repeat an article becomes an article: the canonical of a cluster of
+        its own (which the article deciding it joins at once), counted as one."""
+        r.flags = (r.flags & ~rec.THIN) | rec.THIN_COPY
+        r.kind = policy.KIND_CANONICAL
+        s.put_record(r)
+        s.incr("thin", -1)
+        s.incr("clusters")
+        s.incr("canonicals")
+
+    def add_bands(self, s: Store, article_id: bytes, bands: list[tuple[str, bytes]]) -> None:
+        """The article's id added to these band buckets (up to the bucket cap)."""
+        cap = self.t.bucket_cap * 8  # type: ignore[attr-defined]
+        for key, name in bands:
+            value_now = s.hget(key, name)
+            if not value_now:
+                s.hset(key, name, article_id)
+            elif len(value_now) < cap and not bucket_has(value_now, article_id):
+                s.hset(key, name, value_now + article_id)
 
     def candidates(self, s: Store, a: Facts, text: str, item: Article
                    ) -> tuple[list[bytes], set[bytes], bytes | None, list[bytes], list[tuple[str, bytes]]]:
@@ -947,14 +1018,36 @@ class Decider:
                            existing.containment, existing.duplicate_of)
         a = Facts(item.id, item.packed)
         s.rpush(item.bucket_key, item.id)
-        if a.has(rec.THIN):
-            s.put_record(a)
-            s.incr("thin")
-            return Outcome("thin", item.id, item.id, policy.KIND_THIN, 0, 0, rec.NO_ID)
-
         bands, exact = item.slots()  # the LSH bands and spin keys: both are indexed
-        candidates, exact_ids, exact_value, spun, _ = self.candidates(s, a, item.text, item)
-        matches = [x for x in self.verify_all(s, a, candidates, exact_ids, spun) if x.kind is not None]
+        candidates, exact_ids, exact_value, spun, lsh = self.candidates(s, a, item.text, item)
+        if a.has(rec.THIN):
+            matches = []
+            if self.comparable_thin(a):
+                matches = [x for x in self.verify_all(s, a, candidates, exact_ids) if x.kind is not None]
+            if not matches:
+                s.put_record(a)
+                s.incr("thin")
+                if self.comparable_thin(a):
+                    # Findable by an article arriving later (never by another thin page's decision:
+                    # verify_all compares no two thin pages); the content-hash slot stays the articles'.
+                    self.add_bands(s, a.id, lsh)
+                return Outcome("thin", item.id, item.id, policy.KIND_THIN, 0, 0, rec.NO_ID)
+        else:
+            matches = [x for x in self.verify_all(s, a, candidates, exact_ids, spun) if x.kind is not None]
+        if matches:
+            matches += self.thin_followers(s, a, candidates, matches)
+            plan = self.join_plan(s, matches)
+            # Thin pages the article joins become articles (never queued before: nothing to replace).
+            joined = set(plan[2])
+            adopted = {x.record.id for x in matches if x.record.has(rec.THIN) and x.record.id in joined}
+            for x in matches:
+                if x.record.id in adopted:
+                    self.adopt(s, x.record)
+            if a.has(rec.THIN):
+                a.flags = (a.flags & ~rec.THIN) | rec.THIN_COPY
+                a.kind = policy.KIND_CANONICAL
+        else:
+            adopted = set()
         events: list[StreamEvent] = []
         replaced = b""
 
@@ -973,7 +1066,7 @@ class Decider:
             s.incr("canonicals")
             own_event("new", item.id, None)
         else:
-            cluster_id, value, members, bridged, old_canonicals = self.join_plan(s, matches)
+            cluster_id, value, members, bridged, old_canonicals = plan
             parts: list[bytes] = []
             if value is not None:
                 parts.append(value.table)
@@ -1014,8 +1107,15 @@ class Decider:
                 canonical = records[best]
                 relabel(s, records, canonical, t.excerpt_ratio, a.id)  # type: ignore[attr-defined]
             s.put_cluster(cluster_id, ClusterValue(canonical.id, reason, table))
+            if all(old_id in adopted for old_id in old_canonicals):
+                # Nothing of this story reached consumers yet (only thin pages it repeats).
+                if canonical.id == a.id:
+                    own_event("new", cluster_id, None)
+                else:
+                    events.append(stored_event(s, "new", f"new:{cluster_id.hex()}:{canonical.id.hex()}",
+                                               canonical, cluster_id, None))
             for old_id in old_canonicals:
-                if old_id != canonical.id:
+                if old_id != canonical.id and old_id not in adopted:
                     if canonical.id == a.id:
                         own_event("replaced", cluster_id, old_id)
                     else:
@@ -1030,16 +1130,11 @@ class Decider:
         if not exact_value:
             s.hset(exact[0], exact[1], a.id)
         if policy.adds_reach(a, matches, t.reach):  # type: ignore[attr-defined]
-            cap = t.bucket_cap * 8  # type: ignore[attr-defined]
-            for key, name in bands:
-                value_now = s.hget(key, name)
-                if not value_now:
-                    s.hset(key, name, a.id)
-                elif len(value_now) < cap and not bucket_has(value_now, a.id):
-                    s.hset(key, name, value_now + a.id)
+            self.add_bands(s, a.id, bands)
         s.events.extend(events)
         return Outcome("new" if not matches else "dup", cluster_id, canonical.id, a.kind, a.similarity,
-                       a.containment, a.duplicate_of, replaced, events, reason, len(candidates))
+                       a.containment, a.duplicate_of, replaced, events, reason, len(candidates),
+                       tuple(sorted(adopted)))
 
     def store_as_delta(self, s: Store, a: Facts, text: str) -> None:
         """A copy's text stored as a delta against the text of the canonical it was related to
@@ -1092,13 +1187,16 @@ class Decider:
                                                               else "canonical")
             result["stored"] = {"cluster": stored.cluster.hex(),
                                 "canonical": (value[:8] if value else stored.cluster).hex(), "kind": kind_name}
-        if a.has(rec.THIN):
+        if a.has(rec.THIN) and not self.comparable_thin(a):
             result["status"] = result["kind"] = "thin"
             return result
         candidates, exact_ids, _, spun, bands = self.candidates(s, a, item.text, item)
         s.prefetch_records(candidates)
         scored = self.verify_all(s, a, candidates, exact_ids, spun)
         matches = [x for x in scored if x.kind is not None]
+        if a.has(rec.THIN) and not matches:
+            result["status"] = result["kind"] = "thin"
+            return result
         listed = scored
         if exact_ids:
             seen = {a.id, *candidates}
@@ -1170,13 +1268,7 @@ class Decider:
                 continue
             removed += 1
             if not r.has(rec.THIN):
-                keys, fields = self.settings.slots_of(r, texts.get(article_id))
-                slots = list(zip(keys, split_fields(fields, r.content), strict=True))
-                s.prefetch((), slots)
-                for key, name in slots:
-                    value = s.hget(key, name)
-                    if value and bucket_has(value, article_id):
-                        s.hset(key, name, bucket_without(value, article_id) or None)
+                self.remove_slots(s, r, texts.get(article_id))
                 s.incr(policy.stat_kind(r.kind), -1)
                 value_c, members = members_of(s, r.cluster)
                 if value_c is not None:
@@ -1202,6 +1294,8 @@ class Decider:
                         else:
                             s.put_cluster(r.cluster, ClusterValue.of(canonical.id, reason, records))
             else:
+                if self.comparable_thin(r):
+                    self.remove_slots(s, r, None)
                 s.incr("thin", -1)
             s.drop_record(article_id)
             survivors.pop(article_id, None)
@@ -1209,6 +1303,16 @@ class Decider:
         for survivor in sorted(survivors, key=bytes.hex):
             self.index(s, survivor)
         return removed
+
+    def remove_slots(self, s: Store, r: Facts, text: str | None) -> None:
+        """The article's id taken out of every index slot it may be in."""
+        keys, fields = self.settings.slots_of(r, text)
+        slots = list(zip(keys, split_fields(fields, r.content), strict=True))
+        s.prefetch((), slots)
+        for key, name in slots:
+            value = s.hget(key, name)
+            if value and bucket_has(value, r.id):
+                s.hset(key, name, bucket_without(value, r.id) or None)
 
     def index(self, s: Store, article_id: bytes) -> bool:
         """Put a stored article's LSH slots (content hash included) in the index (idempotent)."""

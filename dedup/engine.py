@@ -73,6 +73,10 @@ class EngineConfig:
     """The spin stage (dedup.spin): spin keys indexed beside the LSH bands, and candidates on other
     sites they find verified by sentence alignment as near copies. Off: the decisions and index of the
     policy before it (tests/test_differential.py compares those with the reference Lua)."""
+    thin_copies: bool = True
+    """Thin pages long enough to compare are indexed and compared with articles on other sites: one
+    that repeats an article is decided like one (dedup.decider.Settings.thin_copies). Off: the policy
+    before it (tests/test_differential.py compares that with the reference Lua)."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,8 @@ class Engine:
         self.lease = dec.Lease(client, self.keys)
         self.decider = dec.Decider(client, self.keys, dec.Settings(
             self.config.thresholds, self.config.stream_maxlen, self._slots_of,
-            SpinVerifier(near=self.config.thresholds.near) if self.config.spin else None))
+            SpinVerifier(near=self.config.thresholds.near) if self.config.spin else None,
+            self.config.thin_copies))
         self.boilerplate = (
             BoilerplateLearner(client, self.keys, self.config.retention, self.config.boilerplate_capacity)
             if self.config.boilerplate_capacity > 0 else None
@@ -423,6 +428,7 @@ class Engine:
             replaced=outcome.replaced.hex() or None,
             known=outcome.status == "known",
             events=tuple(e.entry_id for e in outcome.events if e.entry_id),
+            adopted=tuple(adopted.hex() for adopted in outcome.adopted),
         )
 
     def peek(self, article: Article, limit: int = 10, now: float | None = None) -> Peek:

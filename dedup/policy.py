@@ -257,6 +257,23 @@ def verify(a: Facts, c: Facts, t: Thresholds, same_hash: bool, spun: bool = Fals
     return Scored(c, kind, max(j, contained * 0.9), j, contained)
 
 
+def verify_thin(a: Facts, c: Facts, t: Thresholds, same_hash: bool) -> Scored:
+    """Is c a copy of a when one of them is a thin page (too little running text: a list, a table,
+    a front, an error page) and the other an article? The same text (on any site, as verify has it:
+    the content-hash slot, read first, may hold only such a copy); else only on another site, and only
+    when the texts are nearly the same or one lies almost wholly in the other: a page that repeats an
+    article is an article (a list article's copy on an undated page, say), a thin page that shares a
+    few lines with one is not. Two thin pages are never compared."""
+    scored = verify(a, c, t, same_hash)
+    if scored.kind == KIND_EXACT:
+        return scored
+    strong = scored.kind is not None and (
+        scored.jaccard >= t.near or (scored.containment >= t.contained and scored.jaccard >= t.contained_jaccard))
+    if a.site == c.site or not strong:
+        scored.kind = None
+    return scored
+
+
 def ranked(scored: list[Scored]) -> list[Scored]:
     """Copies first, then by score, then by id."""
     return sorted(scored, key=Scored.rank)
@@ -399,5 +416,5 @@ def _choose_canonical_array(table: np.ndarray, excerpt_ratio: float) -> tuple[in
 __all__ = [
     "ClusterValue", "Facts", "Member", "Scored", "adds_reach", "choose_canonical", "choose_in_table",
     "members_of_table", "opening_similarity", "pack_member", "table_id", "table_size",
-    "ranked", "relation", "score_bits", "stat_kind", "verify",
+    "ranked", "relation", "score_bits", "stat_kind", "verify", "verify_thin",
 ]

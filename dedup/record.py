@@ -63,6 +63,9 @@ BOILERPLATE = 32
 header's spare byte, Record.boilerplate_lines)."""
 LIST_ARTICLE = 64
 """Too little running text, but a dated article whose body is a list: decided like any article."""
+THIN_COPY = 128
+"""Too little running text, but a copy of an article on another site (or that article's original):
+compared as a thin page and found to repeat one, it was decided like any article (dedup.decider)."""
 
 KINDS = {0: None, 1: "exact", 2: "near", 3: "excerpt", 4: "thin"}
 KIND_CODES = {name: code for code, name in KINDS.items()}

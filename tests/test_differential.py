@@ -4,7 +4,8 @@ Both decide the same prepared articles, in the same batches, each on a key prefi
 every decision, record, cluster, counter, index bucket, time bucket and stream event must be the
 same (stream entry ids aside: the Python path chooses them explicitly). Then both peek, apply the same
 operator overrides and forget the same articles, and must still agree. The reference is the policy
-before the spin stage (dedup/spin.py), so the engine runs here with it off (EngineConfig.spin=False).
+before the spin stage (dedup/spin.py) and before thin pages were compared with articles, so the engine
+runs here with both off (EngineConfig.spin=False, thin_copies=False).
 """
 
 from __future__ import annotations
@@ -166,8 +167,10 @@ def _override(overrides: Overrides, action: str, arguments: dict[str, Any], reas
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_python_and_lua_decide_alike(redis_client: redis.Redis, key_prefix: str, seed: int) -> None:
-    # The reference Lua is the policy before the spin stage (issue 11): compared with it turned off.
-    engine = Engine(redis_client, Keys(key_prefix), EngineConfig(retention=20 * 365 * 86400.0, spin=False))  # no expiry
+    # The reference Lua is the policy before the spin stage and thin copies (issue 11): compared with
+    # them turned off.
+    engine = Engine(redis_client, Keys(key_prefix),
+                    EngineConfig(retention=20 * 365 * 86400.0, spin=False, thin_copies=False))  # no expiry
     ref = LuaReference(redis_client, Keys(key_prefix + "lua:"), engine)
     rng = random.Random(seed)
     corpus = [*_textcase_articles(), *_corpus_articles()]

@@ -176,7 +176,7 @@ def flags_text(record: rec.Record) -> str:
     names = []
     for flag, name in ((rec.PINNED, "pinned"), (rec.SPLIT, "split"), (rec.SYNDICATED, "syndicated"),
                        (rec.CANONICAL_ELSEWHERE, "canonical-elsewhere"), (rec.BOILERPLATE, "boilerplate-discounted"),
-                       (rec.LIST_ARTICLE, "list-article")):
+                       (rec.LIST_ARTICLE, "list-article"), (rec.THIN_COPY, "thin-copy")):
         if record.flags & flag:
             names.append(name)
     return ",".join(names)
