@@ -67,6 +67,16 @@ def lease_key(keys: Keys) -> str:
 
 
 def fence_key(keys: Keys) -> str:
+    """The lease's fencing counter: INCR'd for each new hold, so a holder's token carries a number
+    larger than every earlier holder's.
+
+    It never expires, on purpose. With an expiry it could lapse between two holds and start again at
+    1, and a token's number would no longer tell a later holder from an earlier one: a counter that can
+    go backwards is no fence. One small key per index kept for good is the cheaper side, and a key
+    without an expiry is never evicted under a volatile-* maxmemory policy. (The lease scripts compare
+    whole tokens, whose owner part is random, so even a counter lost with the database could not give
+    two holders one token.)
+    """
     return f"{keys.prefix}{{decider}}:fence"
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import redis
 
+from crawler.redis_conn import connect
 from dedup import decider
 from dedup.article import Article
 from dedup.engine import Engine
@@ -37,6 +38,23 @@ DECIDE_AND_PAUSE = textwrap.dedent(
     engine.decide(engine.prepare_many([Article(url=u, text=t) for u, t in batch]))
     """
 ) % {"paused": PAUSED}
+
+
+HOLDING = "holding the decider lease"
+
+HOLD_AND_PAUSE = textwrap.dedent(
+    """
+    import sys, time
+    from crawler.redis_conn import connect
+    from dedup import decider
+    from dedup.keys import Keys
+
+    url, prefix, ttl_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    decider.Lease(connect(url, ""), Keys(prefix), ttl_ms=ttl_ms).acquire(lambda payload: None)
+    print(%(holding)r, flush=True)
+    time.sleep(300)
+    """
+) % {"holding": HOLDING}
 
 
 def _batch() -> list[tuple[str, str]]:
@@ -147,3 +165,37 @@ def test_a_journal_left_behind_is_applied_by_the_next_holder(redis_client: redis
     assert applied == [b"left"]
     assert not redis_client.exists(decider.journal_key(keys))
     nxt.release()
+
+
+@pytest.mark.parametrize("store", ["server", "cluster"])
+def test_a_standby_takes_over_from_a_holder_killed_9_and_the_fence_only_grows(
+    request: pytest.FixtureRequest, store: str
+) -> None:
+    url = request.getfixturevalue("redis_server_url" if store == "server" else "redis_cluster_url")
+    prefix = request.getfixturevalue("key_prefix" if store == "server" else "cluster_key_prefix")
+    client = connect(url, "")
+    keys = Keys(prefix)
+    ttl_ms = 5000
+    earlier = decider.Lease(client, keys, ttl_ms=ttl_ms)
+    earlier.acquire(lambda payload: None)
+    earlier.release()
+    kill_9_once_paused(HOLD_AND_PAUSE, [url, prefix, str(ttl_ms)], HOLDING)
+    dead = int(client.get(decider.fence_key(keys)))  # the number the killed holder drew
+    assert dead == int(earlier.token.split(":")[0]) + 1
+    # Nobody renews the dead holder's lease: it lapses on its own within one TTL (or has already).
+    left = client.pttl(decider.lease_key(keys))
+    assert left != -1 and left <= ttl_ms
+    standby = decider.Lease(client, keys, ttl_ms=ttl_ms)
+    standby.acquire(lambda payload: None)  # waits, backing off, until the lease lapses
+    try:
+        assert client.get(decider.lease_key(keys)).decode() == standby.token
+        assert int(standby.token.split(":")[0]) == dead + 1
+    finally:
+        standby.release()
+    # The counter outlives every lease (no expiry), so the next holder's number is larger still.
+    assert client.ttl(decider.fence_key(keys)) == -1 and not client.exists(decider.lease_key(keys))
+    later = decider.Lease(client, keys, ttl_ms=ttl_ms)
+    later.acquire(lambda payload: None)
+    later.release()
+    assert int(later.token.split(":")[0]) == dead + 2
+    client.close()
