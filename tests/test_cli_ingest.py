@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.textcases import articles, excerpt, wrapped_copy
 
 EXTRACTION = Path(__file__).parent / "data" / "extraction"
@@ -96,10 +98,19 @@ PROGRESS = re.compile(r"^progress: [\d,]+ records read, [\d,]+ decided, [\d,]+ s
                       r"(, \d+% of [\d.]+ (B|KB|MB|GB)(, ETA \S+)?)?$", re.MULTILINE)
 
 
-def test_progress_lines_go_to_stderr_only_when_asked(tmp_path: Path, redis_server_url: str, key_prefix: str) -> None:
+def _store(request: pytest.FixtureRequest, store: str) -> tuple[str, str]:
+    """(URL, key prefix) on the standalone test Redis ("server") or the 3-primary test cluster."""
+    if store == "server":
+        return request.getfixturevalue("redis_server_url"), request.getfixturevalue("key_prefix")
+    return request.getfixturevalue("redis_cluster_url"), request.getfixturevalue("cluster_key_prefix")
+
+
+@pytest.mark.parametrize("store", ["server", "cluster"])
+def test_progress_lines_go_to_stderr_only_when_asked(tmp_path: Path, request: pytest.FixtureRequest, store: str) -> None:
     path = tmp_path / "records.jsonl"
     path.write_text("\n".join(_records()) + "\n")
-    target = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    url, prefix = _store(request, store)
+    target = ["--redis-url", url, "--key-prefix", prefix]
     result = newsdedup("ingest", str(path), "--json", "--progress", "--workers", "1", *target)
     assert result.returncode == 0, result.stderr.decode()
     lines = PROGRESS.findall(result.stderr.decode())
@@ -130,16 +141,18 @@ def _story_lines(count: int) -> list[str]:
     return lines
 
 
-def test_an_interrupted_run_then_a_rerun_export_what_one_run_does(tmp_path: Path, redis_server_url: str,
-                                                                 key_prefix: str) -> None:
+@pytest.mark.parametrize("store", ["server", "cluster"])
+def test_an_interrupted_run_then_a_rerun_export_what_one_run_does(tmp_path: Path, request: pytest.FixtureRequest,
+                                                                 store: str) -> None:
     lines = _story_lines(30)
     path = tmp_path / "stories.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    whole = ["--redis-url", redis_server_url, "--key-prefix", key_prefix + "whole:"]
+    redis_url, key_prefix = _store(request, store)
+    whole = ["--redis-url", redis_url, "--key-prefix", key_prefix + "whole:"]
     assert newsdedup("ingest", str(path), "--workers", "1", *whole).returncode == 0
     expected = sorted(newsdedup("export", *whole).stdout.decode().splitlines())
 
-    target = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    target = ["--redis-url", redis_url, "--key-prefix", key_prefix]
     command = [sys.executable, "-c", "import sys; from crawler.cli import main; sys.exit(main())",
                "ingest", "-", "--workers", "1", *target]
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
