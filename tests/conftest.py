@@ -135,3 +135,11 @@ def cluster_key_prefix(redis_cluster_url: str) -> Iterator[str]:
                 pipe.delete(key)
             pipe.execute()
     client.close()
+
+
+@pytest.fixture(params=["server", "cluster"])
+def redis_target(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(URL, key prefix) on the standalone test Redis, then on the 3-primary test cluster: one test, both stores."""
+    if request.param == "server":
+        return request.getfixturevalue("redis_server_url"), request.getfixturevalue("key_prefix")
+    return request.getfixturevalue("redis_cluster_url"), request.getfixturevalue("cluster_key_prefix")

@@ -23,6 +23,7 @@ from crawler.backfill import (
 )
 from crawler.cli.ingest import final_roles
 from crawler.ingest import RawRecord, Source
+from crawler.redis_conn import connect
 from dedup.cluster import scan_keys
 from dedup.deadletter import DeadLetters
 from dedup.engine import Engine
@@ -70,13 +71,13 @@ def corpus(originals: int = 40, seed: int = 5) -> list[RawRecord]:
             for line, r in enumerate(records, start=1)]
 
 
-@pytest.fixture(params=["server", "cluster"])
-def engine(request: pytest.FixtureRequest) -> Engine:
+@pytest.fixture
+def engine(redis_target: tuple[str, str]) -> Iterator[Engine]:
     """An engine on a standalone Redis, then on the 3-primary test cluster (the same ingest path)."""
-    if request.param == "server":
-        return Engine(request.getfixturevalue("redis_client"), Keys(prefix=request.getfixturevalue("key_prefix")))
-    return Engine(request.getfixturevalue("cluster_client"),
-                  Keys(prefix=request.getfixturevalue("cluster_key_prefix")))
+    url, prefix = redis_target
+    client = connect(url, "")
+    yield Engine(client, Keys(prefix=prefix))
+    client.close()
 
 
 def _ingest(engine: Engine, workers: int = 1) -> Ingest:

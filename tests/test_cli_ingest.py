@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.textcases import articles, excerpt, wrapped_copy
 
 EXTRACTION = Path(__file__).parent / "data" / "extraction"
@@ -98,18 +96,10 @@ PROGRESS = re.compile(r"^progress: [\d,]+ records read, [\d,]+ decided, [\d,]+ s
                       r"(, \d+% of [\d.]+ (B|KB|MB|GB)(, ETA \S+)?)?$", re.MULTILINE)
 
 
-def _store(request: pytest.FixtureRequest, store: str) -> tuple[str, str]:
-    """(URL, key prefix) on the standalone test Redis ("server") or the 3-primary test cluster."""
-    if store == "server":
-        return request.getfixturevalue("redis_server_url"), request.getfixturevalue("key_prefix")
-    return request.getfixturevalue("redis_cluster_url"), request.getfixturevalue("cluster_key_prefix")
-
-
-@pytest.mark.parametrize("store", ["server", "cluster"])
-def test_progress_lines_go_to_stderr_only_when_asked(tmp_path: Path, request: pytest.FixtureRequest, store: str) -> None:
+def test_progress_lines_go_to_stderr_only_when_asked(tmp_path: Path, redis_target: tuple[str, str]) -> None:
     path = tmp_path / "records.jsonl"
     path.write_text("\n".join(_records()) + "\n")
-    url, prefix = _store(request, store)
+    url, prefix = redis_target
     target = ["--redis-url", url, "--key-prefix", prefix]
     result = newsdedup("ingest", str(path), "--json", "--progress", "--workers", "1", *target)
     assert result.returncode == 0, result.stderr.decode()
@@ -141,13 +131,12 @@ def _story_lines(count: int) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("store", ["server", "cluster"])
-def test_an_interrupted_run_then_a_rerun_export_what_one_run_does(tmp_path: Path, request: pytest.FixtureRequest,
-                                                                 store: str) -> None:
+def test_an_interrupted_run_then_a_rerun_export_what_one_run_does(tmp_path: Path,
+                                                                 redis_target: tuple[str, str]) -> None:
     lines = _story_lines(30)
     path = tmp_path / "stories.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    redis_url, key_prefix = _store(request, store)
+    redis_url, key_prefix = redis_target
     whole = ["--redis-url", redis_url, "--key-prefix", key_prefix + "whole:"]
     assert newsdedup("ingest", str(path), "--workers", "1", *whole).returncode == 0
     expected = sorted(newsdedup("export", *whole).stdout.decode().splitlines())

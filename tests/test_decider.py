@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from collections import Counter
 
 import pytest
@@ -167,12 +168,8 @@ def test_a_journal_left_behind_is_applied_by_the_next_holder(redis_client: redis
     nxt.release()
 
 
-@pytest.mark.parametrize("store", ["server", "cluster"])
-def test_a_standby_takes_over_from_a_holder_killed_9_and_the_fence_only_grows(
-    request: pytest.FixtureRequest, store: str
-) -> None:
-    url = request.getfixturevalue("redis_server_url" if store == "server" else "redis_cluster_url")
-    prefix = request.getfixturevalue("key_prefix" if store == "server" else "cluster_key_prefix")
+def test_a_standby_takes_over_from_a_holder_killed_9_and_the_fence_only_grows(redis_target: tuple[str, str]) -> None:
+    url, prefix = redis_target
     client = connect(url, "")
     keys = Keys(prefix)
     ttl_ms = 5000
@@ -198,4 +195,51 @@ def test_a_standby_takes_over_from_a_holder_killed_9_and_the_fence_only_grows(
     later.acquire(lambda payload: None)
     later.release()
     assert int(later.token.split(":")[0]) == dead + 2
+    client.close()
+
+
+def _noop(payload: bytes) -> None:
+    """A replay for leases whose journal is empty in these tests."""
+
+
+def test_a_waiter_that_has_waited_takes_the_lease_before_its_holder_takes_it_again(
+    redis_target: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(decider, "QUEUE_MS", 60_000)  # a queued place outlives any stall of a loaded machine
+    url, prefix = redis_target
+    client = connect(url, "")
+    keys = Keys(prefix)
+    holder = decider.Lease(client, keys, ttl_ms=60_000)
+    waiter = decider.Lease(client, keys, ttl_ms=60_000)
+    holder.acquire(_noop)
+    with pytest.raises(TimeoutError):
+        waiter.acquire(_noop, timeout=decider.QUEUE_AFTER_S * 2)  # queued, then gave its place up
+    assert not client.exists(decider.queue_key(keys))
+
+    took, done = threading.Event(), threading.Event()
+
+    def wait_take_hold() -> None:  # the lease's lock is per thread: released by the thread that took it
+        waiter.acquire(_noop)
+        took.set()
+        done.wait(60)
+        waiter.release()
+
+    thread = threading.Thread(target=wait_take_hold)
+    thread.start()
+    for _ in range(600):  # until it has waited long enough to be queued
+        if client.get(decider.queue_key(keys)) == waiter.owner.encode():
+            break
+        thread.join(0.05)
+    assert client.get(decider.queue_key(keys)) == waiter.owner.encode()
+    holder.release()
+    # The holder's next batch finds the lease free but promised: it waits, and the waiter has it.
+    with pytest.raises(TimeoutError):
+        holder.acquire(_noop, timeout=decider.QUEUE_AFTER_S / 2)
+    assert took.wait(60)
+    assert client.get(decider.lease_key(keys)) == waiter.token.encode()
+    assert not client.exists(decider.queue_key(keys))
+    done.set()
+    thread.join(60)
+    holder.acquire(_noop)  # nobody queued: free for anyone again
+    holder.release()
     client.close()
