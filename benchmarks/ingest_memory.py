@@ -12,6 +12,7 @@ same file (every record is already decided). The files live in a temporary direc
 Each --checkout is run with its own .venv (CHECKOUT/.venv/bin/python), alternately, in the same minutes.
 On a machine too slow to decide a file of hundreds of MB in the time at hand, `--peak-within 120` runs
 each checkout for two minutes only and reports the peak RSS reached (the read-ahead shows in seconds).
+`--primaries 3` ingests into a local 3-primary Redis Cluster instead of one redis-server.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.throughput import _SENTENCE, FALLBACK, GROUND_TRUTH, start_redis
+from tests.private_redis import start_redis_cluster, stop_redis_cluster
 
 CLI = "import sys; from crawler.cli import main; sys.exit(main())"
 
@@ -123,12 +127,30 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run_ingest(checkout: Path, path: Path, port: int, workers: int,
+@contextmanager
+def private_store(redis_dir: Path, primaries: int) -> Iterator[tuple[str, Callable[[], int]]]:
+    """A private redis-server (primaries 0) or a local Redis Cluster of that many primaries: its URL,
+    and a count of the keys it holds."""
+    redis_dir.mkdir(exist_ok=True)
+    if primaries:
+        procs, ports = start_redis_cluster(redis_dir, primaries, node_timeout_ms=30_000)
+        url = "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
+    else:
+        server, port = start_redis(redis_dir)
+        procs, ports, url = [server], [port], f"redis://127.0.0.1:{port}/0"
+    try:
+        yield url, lambda: sum(int(redis.Redis(port=port).dbsize()) for port in ports)
+    finally:
+        stop_redis_cluster(procs)
+        shutil.rmtree(redis_dir, ignore_errors=True)
+
+
+def run_ingest(checkout: Path, path: Path, url: str, workers: int,
                limit: float | None = None) -> tuple[float, int, str]:
     """(seconds, peak RSS of the process tree in bytes, last line of stderr); with `limit`, the process
     tree is killed after that many seconds (for the peak of read-ahead on an input too big to finish)."""
     python = checkout / ".venv" / "bin" / "python"
-    command = [str(python), "-c", CLI, "ingest", str(path), "--redis-url", f"redis://127.0.0.1:{port}/0",
+    command = [str(python), "-c", CLI, "ingest", str(path), "--redis-url", url,
                "--workers", str(workers), "--quiet"]
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -156,37 +178,25 @@ def run_ingest(checkout: Path, path: Path, port: int, workers: int,
     return seconds, peak, last
 
 
-def measure(checkout: Path, path: Path, count: int, workers: int, workdir: Path) -> dict[str, object]:
-    redis_dir = workdir / f"redis-{checkout.name}-{path.suffix}"
-    redis_dir.mkdir(exist_ok=True)
-    server, port = start_redis(redis_dir)
-    try:
-        seconds, peak, summary = run_ingest(checkout, path, port, workers)
-        rerun_seconds, rerun_peak, rerun_summary = run_ingest(checkout, path, port, workers)
-        stored = redis.Redis(port=port).info("keyspace").get("db0", {}).get("keys", 0)
-    finally:
-        server.terminate()
-        server.wait()
-        shutil.rmtree(redis_dir, ignore_errors=True)
-    return {"checkout": str(checkout), "input": path.name, "records": count, "seconds": round(seconds, 1),
+def measure(checkout: Path, path: Path, count: int, workers: int, workdir: Path, primaries: int) -> dict[str, object]:
+    with private_store(workdir / f"redis-{checkout.name}-{path.suffix}", primaries) as (url, stored_keys):
+        seconds, peak, summary = run_ingest(checkout, path, url, workers)
+        rerun_seconds, rerun_peak, rerun_summary = run_ingest(checkout, path, url, workers)
+        stored = stored_keys()
+    return {"checkout": str(checkout), "input": path.name, "records": count, "primaries": primaries,
+            "seconds": round(seconds, 1),
             "articles_per_s": round(count / seconds), "peak_rss_mb": round(peak / 2**20),
             "rerun_seconds": round(rerun_seconds, 1), "rerun_peak_rss_mb": round(rerun_peak / 2**20),
             "redis_keys": stored, "summary": summary, "rerun_summary": rerun_summary}
 
 
-def peak_within(checkout: Path, path: Path, workers: int, limit: float, workdir: Path) -> dict[str, object]:
+def peak_within(checkout: Path, path: Path, workers: int, limit: float, workdir: Path,
+                primaries: int) -> dict[str, object]:
     """Peak RSS of the ingest process tree in its first `limit` seconds, and how far it got."""
-    redis_dir = workdir / f"redis-{checkout.name}-peak"
-    redis_dir.mkdir(exist_ok=True)
-    server, port = start_redis(redis_dir)
-    try:
-        _, peak, _ = run_ingest(checkout, path, port, workers, limit)
-        stored = redis.Redis(port=port).info("keyspace").get("db0", {}).get("keys", 0)
-    finally:
-        server.terminate()
-        server.wait()
-        shutil.rmtree(redis_dir, ignore_errors=True)
-    return {"checkout": str(checkout), "input": path.name, "first_seconds": limit,
+    with private_store(workdir / f"redis-{checkout.name}-peak", primaries) as (url, stored_keys):
+        _, peak, _ = run_ingest(checkout, path, url, workers, limit)
+        stored = stored_keys()
+    return {"checkout": str(checkout), "input": path.name, "first_seconds": limit, "primaries": primaries,
             "peak_rss_mb": round(peak / 2**20), "redis_keys": stored}
 
 
@@ -197,6 +207,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--peak-within", type=float, default=0,
                         help="Only the peak RSS in the first SECONDS of each run, then stop it (0: full runs)")
+    parser.add_argument("--primaries", type=int, default=0,
+                        help="ingest into a local Redis Cluster of this many primaries (0: one redis-server)")
     parser.add_argument("--checkout", type=Path, action="append",
                         help="A checkout with its own .venv (repeatable; default: this one)")
     args = parser.parse_args()
@@ -215,10 +227,10 @@ def main() -> None:
         for path, count in inputs:
             for checkout in checkouts:
                 if args.peak_within:
-                    print(json.dumps(peak_within(checkout, path, args.workers, args.peak_within, workdir)),
+                    print(json.dumps(peak_within(checkout, path, args.workers, args.peak_within, workdir, args.primaries)),
                           flush=True)
                 else:
-                    print(json.dumps(measure(checkout, path, count, args.workers, workdir)), flush=True)
+                    print(json.dumps(measure(checkout, path, count, args.workers, workdir, args.primaries)), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

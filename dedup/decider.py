@@ -56,6 +56,12 @@ LEASE_TTL_MS = 10_000
 """How long a decider lease lasts without renewal; a process killed holding it delays others this long."""
 APPLY_MARGIN_MS = 3_000
 """Left of the lease needed to apply a journalled batch; with less, the batch is left to the next holder."""
+QUEUE_AFTER_S = 0.5
+"""A process that has waited this long for the lease queues as its next holder: a holder that releases
+and takes it again batch after batch would otherwise keep it from the others for as long as it runs."""
+QUEUE_MS = 1_000
+"""How long a queued place lasts unless the waiter polls again (every 0.15 s at most): a dead waiter
+holds up the others this long at most."""
 
 
 class LeaseLost(RuntimeError):
@@ -67,6 +73,16 @@ def lease_key(keys: Keys) -> str:
 
 
 def fence_key(keys: Keys) -> str:
+    """The lease's fencing counter: INCR'd for each new hold, so a holder's token carries a number
+    larger than every earlier holder's.
+
+    It never expires, on purpose. With an expiry it could lapse between two holds and start again at
+    1, and a token's number would no longer tell a later holder from an earlier one: a counter that can
+    go backwards is no fence. One small key per index kept for good is the cheaper side, and a key
+    without an expiry is never evicted under a volatile-* maxmemory policy. (The lease scripts compare
+    whole tokens, whose owner part is random, so even a counter lost with the database could not give
+    two holders one token.)
+    """
     return f"{keys.prefix}{{decider}}:fence"
 
 
@@ -74,12 +90,27 @@ def journal_key(keys: Keys) -> str:
     return f"{keys.prefix}{{decider}}:journal"
 
 
+def queue_key(keys: Keys) -> str:
+    """The owner of the process that has waited long enough to take the lease next (QUEUE_AFTER_S)."""
+    return f"{keys.prefix}{{decider}}:next"
+
+
 # The lease's scripts touch only keys of one hash tag ({decider}): atomic on a cluster as well.
+# A free lease goes to the queued waiter (KEYS[4]) if there is one; a waiter asks to be queued (ARGV[4])
+# once it has waited QUEUE_AFTER_S, and keeps its place while it polls.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[2] then return {0, redis.call('PTTL', KEYS[1])} end
+local queued = redis.call('GET', KEYS[4])
+if current and current ~= ARGV[2] then
+  if ARGV[4] == '1' and (not queued or queued == ARGV[1]) then
+    redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[5])
+  end
+  return {0, redis.call('PTTL', KEYS[1])}
+end
 local token = ARGV[2]
 if not current then
+  if queued and queued ~= ARGV[1] then return {0, redis.call('PTTL', KEYS[4])} end
+  if queued then redis.call('DEL', KEYS[4]) end
   token = redis.call('INCR', KEYS[2]) .. ':' .. ARGV[1]
 end
 redis.call('SET', KEYS[1], token, 'PX', ARGV[3])
@@ -96,6 +127,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 return 1
 """
+# Deletes the lease if it holds our token; also a waiter's place in the queue if it holds our owner.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
@@ -218,11 +250,11 @@ class Lease:
         self._journal = client.register_script(_JOURNAL)
         self._clear = client.register_script(_CLEAR)
         self._release = client.register_script(_RELEASE)
-        self._keys = [lease_key(keys), fence_key(keys), journal_key(keys)]
+        self._keys = [lease_key(keys), fence_key(keys), journal_key(keys), queue_key(keys)]
 
-    def _try(self) -> tuple[bool, bytes]:
+    def _try(self, queue: bool = False) -> tuple[bool, bytes]:
         started = time.monotonic()
-        result = self._acquire(keys=self._keys, args=[self.owner, self.token, self.ttl_ms])
+        result = self._acquire(keys=self._keys, args=[self.owner, self.token, self.ttl_ms, int(queue), QUEUE_MS])
         if int(result[0]) != 1:
             return False, b""
         self.token = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
@@ -243,14 +275,16 @@ class Lease:
                 self._lock.release()
                 raise
             return
-        deadline = None if timeout is None else time.monotonic() + timeout
+        waiting = time.monotonic()
+        deadline = None if timeout is None else waiting + timeout
         delay = 0.002
         try:
             while True:
-                ok, leftover = self._try()
+                ok, leftover = self._try(queue=time.monotonic() - waiting >= QUEUE_AFTER_S)
                 if ok:
                     break
                 if deadline is not None and time.monotonic() > deadline:
+                    self._release(keys=self._keys[3:], args=[self.owner])  # our place in the queue, if any
                     raise TimeoutError("the decider lease is held by another process")
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.1)

@@ -1,5 +1,6 @@
-"""crawler.backfill on a real Redis: the reader stays within its window of the decisions, a re-run passes
-over decided records before extraction, the run's roles match what the store holds, progress lines."""
+"""crawler.backfill on a real Redis and on a Redis Cluster: the reader stays within its window of the
+decisions, a re-run passes over decided records before extraction, the run's roles match what the store
+holds, progress lines."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
 
 from crawler.backfill import (
     BATCH_RECORDS,
@@ -23,6 +23,8 @@ from crawler.backfill import (
 )
 from crawler.cli.ingest import final_roles
 from crawler.ingest import RawRecord, Source
+from crawler.redis_conn import connect
+from dedup.cluster import scan_keys
 from dedup.deadletter import DeadLetters
 from dedup.engine import Engine
 from dedup.keys import Keys
@@ -70,8 +72,12 @@ def corpus(originals: int = 40, seed: int = 5) -> list[RawRecord]:
 
 
 @pytest.fixture
-def engine(redis_client: redis.Redis, key_prefix: str) -> Engine:
-    return Engine(redis_client, Keys(prefix=key_prefix))
+def engine(redis_target: tuple[str, str]) -> Iterator[Engine]:
+    """An engine on a standalone Redis, then on the 3-primary test cluster (the same ingest path)."""
+    url, prefix = redis_target
+    client = connect(url, "")
+    yield Engine(client, Keys(prefix=prefix))
+    client.close()
 
 
 def _ingest(engine: Engine, workers: int = 1) -> Ingest:
@@ -120,7 +126,7 @@ def test_a_rerun_passes_over_decided_records_before_extraction(engine: Engine) -
     assert again.tally.summary() == Counter()
 
 
-def test_the_run_counts_roles_as_the_store_holds_them(engine: Engine, redis_client: redis.Redis) -> None:
+def test_the_run_counts_roles_as_the_store_holds_them(engine: Engine) -> None:
     run = _ingest(engine)
     ids = [o.decision.article_id for o in run.run(corpus(originals=60)) if o.decision and not o.decision.known]
     summary = run.tally.summary()
@@ -129,7 +135,7 @@ def test_the_run_counts_roles_as_the_store_holds_them(engine: Engine, redis_clie
     assert +summary == +truth
     assert summary["canonical"] == 60 and summary["duplicates"] == len(ids) - 60
     run.tally.close()
-    assert not list(redis_client.scan_iter(match=f"{engine.keys.prefix}ingest:*"))
+    assert not list(scan_keys(engine.client, f"{engine.keys.prefix}ingest:*"))
 
 
 def test_progress_line_says_read_decided_set_aside_rate_and_eta() -> None:

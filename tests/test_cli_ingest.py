@@ -96,10 +96,11 @@ PROGRESS = re.compile(r"^progress: [\d,]+ records read, [\d,]+ decided, [\d,]+ s
                       r"(, \d+% of [\d.]+ (B|KB|MB|GB)(, ETA \S+)?)?$", re.MULTILINE)
 
 
-def test_progress_lines_go_to_stderr_only_when_asked(tmp_path: Path, redis_server_url: str, key_prefix: str) -> None:
+def test_progress_lines_go_to_stderr_only_when_asked(tmp_path: Path, redis_target: tuple[str, str]) -> None:
     path = tmp_path / "records.jsonl"
     path.write_text("\n".join(_records()) + "\n")
-    target = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    url, prefix = redis_target
+    target = ["--redis-url", url, "--key-prefix", prefix]
     result = newsdedup("ingest", str(path), "--json", "--progress", "--workers", "1", *target)
     assert result.returncode == 0, result.stderr.decode()
     lines = PROGRESS.findall(result.stderr.decode())
@@ -130,16 +131,17 @@ def _story_lines(count: int) -> list[str]:
     return lines
 
 
-def test_an_interrupted_run_then_a_rerun_export_what_one_run_does(tmp_path: Path, redis_server_url: str,
-                                                                 key_prefix: str) -> None:
+def test_an_interrupted_run_then_a_rerun_export_what_one_run_does(tmp_path: Path,
+                                                                 redis_target: tuple[str, str]) -> None:
     lines = _story_lines(30)
     path = tmp_path / "stories.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    whole = ["--redis-url", redis_server_url, "--key-prefix", key_prefix + "whole:"]
+    redis_url, key_prefix = redis_target
+    whole = ["--redis-url", redis_url, "--key-prefix", key_prefix + "whole:"]
     assert newsdedup("ingest", str(path), "--workers", "1", *whole).returncode == 0
     expected = sorted(newsdedup("export", *whole).stdout.decode().splitlines())
 
-    target = ["--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    target = ["--redis-url", redis_url, "--key-prefix", key_prefix]
     command = [sys.executable, "-c", "import sys; from crawler.cli import main; sys.exit(main())",
                "ingest", "-", "--workers", "1", *target]
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)

