@@ -424,9 +424,10 @@ class Engine:
             events=tuple(e.entry_id for e in outcome.events if e.entry_id),
         )
 
-    def peek(self, article: Article, limit: int = 10) -> Peek:
-        """The decision `add` would make now and the nearest candidates, without changing anything."""
-        item = self.prepare(article, learn=False)
+    def peek(self, article: Article, limit: int = 10, now: float | None = None) -> Peek:
+        """The decision `add` would make now (or for an article arriving at `now`) and the nearest
+        candidates, without changing anything."""
+        item = self.prepare(article, now, learn=False)
         result: dict = self.decider.peek(self.decider.store(), self._item(item), limit)
         stored = result.get("stored") or {}
         kind = result["kind"]
