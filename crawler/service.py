@@ -240,7 +240,9 @@ class Service:
             if source.name not in self._missed:
                 log.debug("still crawling at its tick; crawling again when this crawl ends, unless it had not "
                           "requested its feeds yet", extra=about(source.name))
-            self._missed[source.name] = (slot, time.time())
+            # When the tick was due, not when it runs: a busy loop runs it late (seconds, on a loaded
+            # machine), and a crawl that listed the feeds in between has served it.
+            self._missed[source.name] = (slot, _due(source))
             return
         self._crawl_loops[source.name] = asyncio.create_task(self._crawl_ticks(source, slot),
                                                              name=f"crawl:{source.name}")
@@ -685,6 +687,23 @@ def _trigger(source: SourceSettings) -> Any:
             return super().get_next_fire_time(None, after)  # type: ignore[no-any-return]
 
     return AlignedInterval(seconds=source.every or 600.0, start_date=_TICK_EPOCH, timezone=UTC)
+
+
+TICK_LATENESS = 60.0
+"""How late a tick may run and still be told from the one before it (see _due)."""
+
+
+def _due(source: SourceSettings, now: datetime | None = None) -> float:
+    """When the tick running now was due: the source's latest tick time not after now (or now, when
+    none came in the last TICK_LATENESS seconds)."""
+    now = now or datetime.now(UTC)
+    trigger = _trigger(source)
+    due = None
+    moment = trigger.get_next_fire_time(None, now - timedelta(seconds=TICK_LATENESS))
+    while moment is not None and moment <= now:
+        due = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(microseconds=1))
+    return (due or now).timestamp()
 
 
 def _slot(source: SourceSettings) -> float:
