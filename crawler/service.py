@@ -383,6 +383,11 @@ class Service:
         state = {"last_started": f"{started:.3f}", "last_finished": f"{time.time():.3f}",
                  "last_outcome": outcome, "last_counts": json.dumps(job.counts, sort_keys=True),
                  "last_instance": self.name}
+        if job.listed_at:
+            # The crawl saw the sources as of its first listing: it served the slot up to the tick after
+            # that, a later one than it claimed if it listed late (a busy machine), or at start-up. Another
+            # instance's tick for that slot, run late, is then skipped instead of crawling again.
+            state["last_slot"] = f"{_slot(source, job.listed_at):.3f}"
         if outcome in ("ok", "partial"):
             state["last_completed"] = state["last_finished"]
             if spider is not None:
@@ -706,14 +711,16 @@ def _due(source: SourceSettings, now: datetime | None = None) -> float:
     return (due or now).timestamp()
 
 
-def _slot(source: SourceSettings) -> float:
-    """The slot a tick starts: the time up to the source's next tick, named by that tick (a timestamp).
+def _slot(source: SourceSettings, at: float | None = None) -> float:
+    """The slot a tick starts (now, or `at`): the time up to the source's next tick, named by that tick
+    (a timestamp).
 
     Every instance ticks at the same moments (see _trigger), so all name a tick's slot alike, and the
     lease lets one crawl per slot happen across them.
     """
-    following = _trigger(source).get_next_fire_time(None, datetime.now(UTC))
-    return following.timestamp() if following is not None else time.time()
+    moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    following = _trigger(source).get_next_fire_time(None, moment)
+    return following.timestamp() if following is not None else moment.timestamp()
 
 
 def _validated(entries: list[Entry]) -> tuple[list[tuple[Entry, Article | Fingerprinted]],
