@@ -43,6 +43,7 @@ if ARGV[6] ~= '' then
 end
 return {'ok', ''}
 """
+# A crawl's `last_slot` (see Leases.release) only ever moves forward.
 # Ours while the key holds our token, or while it has expired and nobody acquired it since (the
 # state still names us as holder): then it is taken back. Another holder means it is lost.
 _HELD = """
@@ -66,7 +67,13 @@ if not held() then
   return 0
 end
 for i = 2, #ARGV - 1, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  if ARGV[i] == 'last_slot' then
+    if tonumber(ARGV[i + 1]) > tonumber(redis.call('HGET', KEYS[2], 'last_slot') or '0') then
+      redis.call('HSET', KEYS[2], 'last_slot', ARGV[i + 1])
+    end
+  else
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
 end
 redis.call('DEL', KEYS[1])
 return 1
@@ -116,7 +123,8 @@ class Leases:
                                 args=[token, self.ttl_ms]))
 
     def release(self, source: str, token: str, state: Mapping[str, str] | None = None) -> bool:
-        """Write the crawl's `state` into the source's state and release the lease, only while it is ours."""
+        """Write the crawl's `state` into the source's state and release the lease, only while it is ours.
+        A `last_slot` in it is written only when later than the one recorded (the slot the crawl served)."""
         fields = [value for pair in (state or {}).items() for value in pair]
         return bool(self._release(keys=[self.keys.source_lease(source), self.keys.source_state(source)],
                                   args=[token, *fields]))

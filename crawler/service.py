@@ -240,7 +240,9 @@ class Service:
             if source.name not in self._missed:
                 log.debug("still crawling at its tick; crawling again when this crawl ends, unless it had not "
                           "requested its feeds yet", extra=about(source.name))
-            self._missed[source.name] = (slot, time.time())
+            # When the tick was due, not when it runs: a busy loop runs it late (seconds, on a loaded
+            # machine), and a crawl that listed the feeds in between has served it.
+            self._missed[source.name] = (slot, _due(source))
             return
         self._crawl_loops[source.name] = asyncio.create_task(self._crawl_ticks(source, slot),
                                                              name=f"crawl:{source.name}")
@@ -381,6 +383,11 @@ class Service:
         state = {"last_started": f"{started:.3f}", "last_finished": f"{time.time():.3f}",
                  "last_outcome": outcome, "last_counts": json.dumps(job.counts, sort_keys=True),
                  "last_instance": self.name}
+        if job.listed_at:
+            # The crawl saw the sources as of its first listing: it served the slot up to the tick after
+            # that, a later one than it claimed if it listed late (a busy machine), or at start-up. Another
+            # instance's tick for that slot, run late, is then skipped instead of crawling again.
+            state["last_slot"] = f"{_slot(source, job.listed_at):.3f}"
         if outcome in ("ok", "partial"):
             state["last_completed"] = state["last_finished"]
             if spider is not None:
@@ -687,14 +694,33 @@ def _trigger(source: SourceSettings) -> Any:
     return AlignedInterval(seconds=source.every or 600.0, start_date=_TICK_EPOCH, timezone=UTC)
 
 
-def _slot(source: SourceSettings) -> float:
-    """The slot a tick starts: the time up to the source's next tick, named by that tick (a timestamp).
+TICK_LATENESS = 60.0
+"""How late a tick may run and still be told from the one before it (see _due)."""
+
+
+def _due(source: SourceSettings, now: datetime | None = None) -> float:
+    """When the tick running now was due: the source's latest tick time not after now (or now, when
+    none came in the last TICK_LATENESS seconds)."""
+    now = now or datetime.now(UTC)
+    trigger = _trigger(source)
+    due = None
+    moment = trigger.get_next_fire_time(None, now - timedelta(seconds=TICK_LATENESS))
+    while moment is not None and moment <= now:
+        due = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(microseconds=1))
+    return (due or now).timestamp()
+
+
+def _slot(source: SourceSettings, at: float | None = None) -> float:
+    """The slot a tick starts (now, or `at`): the time up to the source's next tick, named by that tick
+    (a timestamp).
 
     Every instance ticks at the same moments (see _trigger), so all name a tick's slot alike, and the
     lease lets one crawl per slot happen across them.
     """
-    following = _trigger(source).get_next_fire_time(None, datetime.now(UTC))
-    return following.timestamp() if following is not None else time.time()
+    moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    following = _trigger(source).get_next_fire_time(None, moment)
+    return following.timestamp() if following is not None else moment.timestamp()
 
 
 def _validated(entries: list[Entry]) -> tuple[list[tuple[Entry, Article | Fingerprinted]],

@@ -432,7 +432,7 @@ class Engine:
         )
 
     def peek(self, article: Article, limit: int = 10, now: float | None = None) -> Peek:
-        """The decision `add` would make now (or with the arrival time `now`) and the nearest
+        """The decision `add` would make now (or for an article arriving at `now`) and the nearest
         candidates, without changing anything."""
         item = self.prepare(article, now, learn=False)
         result: dict = self.decider.peek(self.decider.store(), self._item(item), limit)

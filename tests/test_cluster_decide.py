@@ -33,7 +33,7 @@ from tests.service_process import (
     wait_for,
 )
 from tests.sites.newsroom import Newsroom
-from tests.sites.web import STORIES, build_web, config_text
+from tests.sites.web import STORIES, build_web, config_text, start_up_only
 from tests.test_reliability import write_config
 from tests.textcases import articles
 from tests.webserver import CORPUS
@@ -100,7 +100,7 @@ def test_two_instances_crawl_the_local_web_onto_the_cluster(
     web: SiteServer, tmp_path: Path, redis_cluster_url: str, cluster_key_prefix: str, cluster_client: RedisCluster,
 ) -> None:
     config = tmp_path / "sources.toml"
-    config.write_text(config_text(web, every="1h"))
+    config.write_text(config_text(web, cron=start_up_only()))  # the start-up crawl, and no tick after it
     env = service_env(redis_cluster_url, cluster_key_prefix)
     keys = Keys(cluster_key_prefix)
     publisher, awkward = web["publisher"], web["awkward"]

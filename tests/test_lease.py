@@ -78,3 +78,20 @@ def test_the_keeper_renews_from_its_own_thread_while_the_caller_is_stalled(
         assert lost == ["news"]  # the keeper found it taken and said so, once
     finally:
         keeper.stop()
+
+
+def test_a_crawl_that_listed_late_claims_the_slot_it_served(redis_client: redis.Redis, key_prefix: str) -> None:
+    """A crawl claims its tick's slot when it starts; one that started late records at release the later
+    slot it served (crawler.service), and another instance's tick for that slot is skipped. A slot
+    recorded never goes back."""
+    keys = Keys(key_prefix)
+    first = Leases(redis_client, keys, ttl=10.0, name="first")
+    second = Leases(redis_client, keys, ttl=10.0, name="second")
+    token, _ = first.acquire("news", slot=1002.0)
+    assert token is not None
+    assert first.release("news", token, {"last_slot": "1004.000"})
+    assert second.acquire("news", slot=1004.0)[1].startswith("crawled first:")
+    token, status = second.acquire("news", slot=1006.0)
+    assert token is not None, status
+    assert second.release("news", token, {"last_slot": "1004.000"})  # an earlier slot: kept at 1006
+    assert redis_client.hget(keys.source_state("news"), "last_slot") == b"1006.000"

@@ -21,7 +21,7 @@ from crawler.demo.site import SiteServer
 from crawler.inbox import GROUP, Inbox
 from dedup.article import Article
 from dedup.keys import Keys
-from tests.sites.web import STORIES, build_web, config_text
+from tests.sites.web import STORIES, build_web, config_text, start_up_only
 
 NEWSDEDUP = [str(Path(sys.executable).parent / "newsdedup")]
 
@@ -99,7 +99,7 @@ def test_two_instances_crawl_each_source_once_and_queue_only_originals(
     web: SiteServer, tmp_path: Path, redis_server_url: str, key_prefix: str, redis_client: redis.Redis,
 ) -> None:
     config = tmp_path / "sources.toml"
-    config.write_text(config_text(web, every="1h"))
+    config.write_text(config_text(web, cron=start_up_only()))  # the start-up crawl, and no tick after it
     env = _env(redis_server_url, key_prefix)
     keys = Keys(key_prefix)
     first = Running(["run", "--config", str(config)], env)

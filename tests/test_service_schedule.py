@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from crawler.config import SourceSettings
 from crawler.demo.site import Reply, Site, SiteServer, publisher_page, rss
+from crawler.service import TICK_LATENESS, _due
 from dedup.keys import Keys
 from tests.service_process import ServiceProcess, service_env, start_instances, wait_for
 from tests.sites.newsroom import story
@@ -102,6 +104,21 @@ every = "{every}"
 delay = "{delay}"
 """)
     return path
+
+
+def test_a_tick_run_late_counts_from_when_it_was_due() -> None:
+    """A busy event loop runs a tick late (by seconds, on a loaded machine): a crawl that listed the feeds
+    after the tick was due has served it, however late the tick then ran (Service._tick)."""
+    every = SourceSettings("every", feeds=("https://a.example/feed.xml",), every=PERIOD)
+    due = datetime(2026, 11, 30, 6, 35, 24, tzinfo=UTC)  # a multiple of PERIOD since the tick epoch
+    for late in (0.0, 0.4, 1.8):
+        assert _due(every, due + timedelta(seconds=late)) == due.timestamp()
+    assert _due(every, due + timedelta(seconds=PERIOD + 0.3)) == due.timestamp() + PERIOD
+    cron = SourceSettings("cron", feeds=("https://a.example/feed.xml",), cron="*/30 * * * *")
+    half_past = datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    assert _due(cron, half_past + timedelta(seconds=1.8)) == half_past.timestamp()
+    # No tick due in the last TICK_LATENESS seconds: the tick is taken to be due when it runs.
+    assert _due(cron, half_past + timedelta(seconds=TICK_LATENESS + 1)) == half_past.timestamp() + TICK_LATENESS + 1
 
 
 @pytest.fixture

@@ -229,27 +229,32 @@ def _grouping(decisions: list, roles: dict[str, str]) -> tuple[int, int, dict[st
     return joined, merged, {u: (d.cluster, d.canonical_id, d.kind) for u, d in by_url.items()}
 
 
+def _decide(engine: Engine, batch: list[Article], arrived: float) -> list:
+    """Decide a batch arriving at `arrived`: the first to arrive is the canonical among undated copies
+    (dedup.policy), so runs compared decision by decision must stamp their arrivals alike."""
+    return engine.decide(engine.prepare_many(batch, now=arrived))
+
+
 def test_processes_taking_turns_decide_spun_copies_as_one_process(redis_client: redis.Redis, key_prefix: str) -> None:
     """Two engines (two processes' worth of caches) taking turns by batch on one prefix reach the
     decisions one engine reaches alone; check (peek) says beforehand what each decision is."""
     corpus, roles = _spin_corpus()
     batches = [corpus[pos : pos + 5] for pos in range(0, len(corpus), 5)]
-    # Arrival times are part of the input (the last tie-break between undated copies): both runs
-    # get the same ones, one second per batch, whatever the clock does meanwhile.
-    start = time.time()
+    # A batch a second: the undated spun copies of a story tie on everything but arrival (then id), so
+    # a clock's second ticking at other points of the two runs would give them other canonicals.
+    start = float(int(time.time()))
     alone = Engine(redis_client, Keys(key_prefix + "one:"))
-    one = [d for n, batch in enumerate(batches) for d in alone.decide(alone.prepare_many(batch, now=start + n))]
+    one = [d for n, batch in enumerate(batches) for d in _decide(alone, batch, start + n)]
     turns = [Engine(redis_client, Keys(key_prefix + "two:")), Engine(redis_client, Keys(key_prefix + "two:"))]
-    two = [d for n, batch in enumerate(batches)
-           for d in turns[n % 2].decide(turns[n % 2].prepare_many(batch, now=start + n))]
+    two = [d for n, batch in enumerate(batches) for d in _decide(turns[n % 2], batch, start + n)]
     joined, merged, decided = _grouping(one, roles)
     assert _grouping(two, roles)[2] == decided
     assert joined >= 0.85 * 2 * len(BODIES) and merged == 0
-    # Article by article, peek (by the other engine) says what add then does.
+    # Article by article, peek (by the other engine) says what add then does, for the same arrival.
     peeker, adder = Engine(redis_client, Keys(key_prefix + "peek:")), Engine(redis_client, Keys(key_prefix + "peek:"))
     for n, article in enumerate(corpus):
         seen = peeker.peek(article, now=start + n)
-        done = adder.decide([adder.prepare(article, now=start + n)])[0]
+        [done] = _decide(adder, [article], start + n)
         joins = done.cluster != done.article_id  # a cluster is named after its first member
         assert (seen.status, seen.cluster, seen.canonical_id) == ("dup" if joins else "new", done.cluster,
                                                                   done.canonical_id)
@@ -261,9 +266,10 @@ def test_spun_copies_on_the_cluster_as_on_one_server_and_forgotten_with_their_sp
 ) -> None:
     corpus, roles = _spin_corpus()
     results = []
+    arrived = float(int(time.time()))  # the same arrivals on both (see _decide)
     for client, prefix in ((redis_client, key_prefix), (cluster_client, cluster_key_prefix)):
         engine = Engine(client, Keys(prefix))
-        results.append(_grouping(list(engine.add_many(corpus)), roles))
+        results.append(_grouping(_decide(engine, corpus, arrived), roles))
     assert results[0] == results[1]
     assert results[1][0] >= 0.85 * 2 * len(BODIES) and results[1][1] == 0
     # Forgetting every article removes every slot it was indexed under, spin keys included.

@@ -77,9 +77,19 @@ def build_web() -> SiteServer:
     return server
 
 
-def config_text(server: SiteServer, *, every: str = "1h", extra: str = "") -> str:
-    """A sources.toml for the test web (timeouts and backoff short enough for tests)."""
+def start_up_only() -> str:
+    """A cron schedule whose next tick is a year away (midnight of yesterday's date): a service started
+    with it crawls each source once, at start-up, whatever the time of day. (An hourly schedule ticks
+    at the top of every hour, and "*/30" at half past: one more crawl for a test that counts fetches.)"""
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    return f"0 0 {yesterday.day} {yesterday.month} *"
+
+
+def config_text(server: SiteServer, *, every: str = "1h", cron: str | None = None, extra: str = "") -> str:
+    """A sources.toml for the test web (timeouts and backoff short enough for tests); with `cron`,
+    every source is scheduled by it (see start_up_only), else publisher and aggregator `every`."""
     publisher, aggregator, awkward = server["publisher"], server["aggregator"], server["awkward"]
+    schedule = f'cron = "{cron}"' if cron else f'every = "{every}"'
     return f"""
 [crawl]
 delay = "0s"
@@ -102,16 +112,16 @@ claim_idle = "2s"
 name = "publisher"
 feeds = ["{publisher.url('/feed.xml')}"]
 sitemaps = ["{publisher.url('/news-sitemap.xml')}"]
-every = "{every}"
+{schedule}
 
 [[sources]]
 name = "aggregator"
 feeds = ["{aggregator.url('/atom.xml')}", "{aggregator.url('/bad.xml')}"]
 sitemaps = ["{aggregator.url('/sitemap_index.xml')}"]
-every = "{every}"
+{schedule}
 
 [[sources]]
 name = "awkward"
 feeds = ["{awkward.url('/feed.xml')}"]
-cron = "*/30 * * * *"
+cron = "{cron or '*/30 * * * *'}"
 """
