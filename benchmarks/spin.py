@@ -3,8 +3,9 @@
     python benchmarks/spin.py [--seed 11] [--data ../shared/data/extraction-benchmark] [--json]
     python benchmarks/spin.py --l3s      # the verdict on every pair of the 621 real L3S-GN1 pages
 
-Real article text (the 181 bodies of the extraction benchmark in ../shared/data) is spun by two
-spinners (benchmarks/spinners.py: A to tune on, B held out). Hard negatives, per original:
+Real article text (the 181 bodies of the extraction benchmark in ../shared/data) is spun by each
+spinner of benchmarks/spinners.py (A and B, and C: harsher, other rules, tuned to the issue's
+held-out spinner's word 4-gram figures). Hard negatives, per original:
 - same_event: another outlet's report of the event (another real article's sentences, carrying the
   original's names and numbers in order and two of its quotes verbatim);
 - quoted: held-out real text around 1-3 verbatim sentences of the original (the corpus's kind);
@@ -29,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.corpus import BENCHMARK_DIR, SourceArticle, find_related, load_benchmark, split_sentences
-from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report
+from benchmarks.spinners import SPINNERS, same_event_report
 from dedup.junk import strip_junk
 from dedup.normalize import tokens
-from dedup.signature import fingerprints_of_clean
+from dedup.signature import estimated_jaccard, fingerprints_of_clean
 from dedup.spin import (
     SPIN_MIN_JACCARD,
     SPIN_MIN_SHARED,
@@ -46,6 +47,8 @@ from dedup.spin import (
 )
 from dedup.urls import site_of
 
+SPUN = {f"spun_{name.lower()}": spinner for name, spinner in SPINNERS.items()}
+"""One set of spun copies per spinner (spun_a, spun_b, spun_c)."""
 MIN_WORDS = 150
 """Originals shorter than this are not spun (a spinner's customers want full articles)."""
 
@@ -82,12 +85,12 @@ def build(seed: int, data: Path = BENCHMARK_DIR) -> dict[str, list[tuple[str, st
     """Pairs (label, original text, other text) for each set: spun_a, spun_b and the negatives."""
     articles = [a for a in load_benchmark(data) if sum(len(p.split()) for p in a.paragraphs) >= MIN_WORDS]
     rng = random.Random(seed)
-    sets: dict[str, list[tuple[str, str, str]]] = {k: [] for k in ("spun_a", "spun_b", "same_event", "quoted")}
+    sets: dict[str, list[tuple[str, str, str]]] = {k: [] for k in (*SPUN, "same_event", "quoted")}
     related = find_related(articles)
     by_url = {a.url: a for a in articles}
     for index, article in enumerate(articles):
         original = _clean(article.paragraphs, article.title)
-        for name, spinner in (("spun_a", SPINNER_A), ("spun_b", SPINNER_B)):
+        for name, spinner in SPUN.items():
             title, spun = spinner.spin(article.title, article.paragraphs, random.Random(f"{seed}:{name}:{index}"))
             sets[name].append((article.url, original, _clean(spun, title)))
         skeleton = _unrelated(articles, index, related, rng)
@@ -136,14 +139,14 @@ def measure(seed: int, data: Path = BENCHMARK_DIR) -> dict[str, object]:
         prof(originals[i]).compare(prof(originals[j]))
         for i in range(len(originals)) for j in range(i + 1, len(originals))
     ]
-    words = {name: [word_scores(a, b) for _, a, b in sets[name]] for name in ("spun_a", "spun_b")}
+    words = {name: [word_scores(a, b) for _, a, b in sets[name]] for name in SPUN}
     negatives = ("same_event", "quoted", "related", "any_pair")
     table = []
     for view, value in VIEWS.items():
         worst = max(value(s) for n in negatives for s in scores[n] if s.judged)
         threshold = worst + 1e-9
         row = {"view": view, "max_negative": round(worst, 3)}
-        for name in ("spun_a", "spun_b"):
+        for name in SPUN:
             row[f"recall_{name}"] = round(
                 sum(1 for s in scores[name] if s.judged and value(s) > threshold) / len(scores[name]), 3)
             row[f"median_{name}"] = round(statistics.median(value(s) for s in scores[name]), 3)
@@ -200,8 +203,7 @@ def _decision_path(sets: dict[str, list[tuple[str, str, str]]], originals: list[
     sigs = {t: fp.signature for t, fp in zip(texts, fingerprints_of_clean(texts), strict=True)}
 
     def jaccard(a: str, b: str) -> float:
-        x, y = sigs[a][13:], sigs[b][13:]
-        return sum(x[i : i + 4] == y[i : i + 4] for i in range(0, len(x), 4)) / (len(x) // 4)
+        return estimated_jaccard(sigs[a], sigs[b])
 
     def steps(a: str, b: str) -> tuple[bool, bool, bool]:
         candidate = shared_keys(keys[a], keys[b]) >= SPIN_MIN_SHARED
@@ -279,11 +281,13 @@ def main() -> int:
     print(f"seed {result['seed']}; pairs {result['pairs']}")
     print(f"word 4-gram median Jaccard {result['word4_median_jaccard']}, "
           f"containment {result['word4_median_containment']}; judged {result['judged']}")
-    print(f"{'view':40} {'max neg':>8} {'rec A':>6} {'rec B':>6}  medians A / B / same_event / quoted / related / any")
+    recalls = " ".join(f"{'rec ' + n[-1].upper():>6}" for n in SPUN)
+    print(f"{'view':40} {'max neg':>8} {recalls}  medians {' / '.join(n[-1].upper() for n in SPUN)}"
+          " / same_event / quoted / related / any")
     for row in result["views"]:  # type: ignore[attr-defined]
-        print(f"{row['view']:40} {row['max_negative']:8.3f} {row['recall_spun_a']:6.3f} {row['recall_spun_b']:6.3f}  "
-              f"{row['median_spun_a']} / {row['median_spun_b']} / {row['median_same_event']} / "
-              f"{row['median_quoted']} / {row['median_related']} / {row['median_any_pair']}")
+        print(f"{row['view']:40} {row['max_negative']:8.3f} "
+              + " ".join(f"{row['recall_' + n]:6.3f}" for n in SPUN) + "  "
+              + " / ".join(str(row["median_" + n]) for n in (*SPUN, "same_event", "quoted", "related", "any_pair")))
     print(f"is_spun_copy: {result['is_spun_copy_rate']}")
     print(f"anchor sketches share a value: {result['sketch_shared']}; ms per article: {result['ms_per_article']}")
     print("decision path (spin keys -> Jaccard floor -> verdict):")
