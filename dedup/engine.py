@@ -230,6 +230,7 @@ class Engine:
             stamp = _timestamp(article.published)
             if _EARLIEST_DATE <= stamp <= now + _FUTURE_SLACK:
                 published = int(stamp)
+        spin = spin_sketch(fp.clean_text) if self.config.spin and not thin else ()
         record = rec.Record(
             id=own_id, url=article.url, title=article.title or "", site=site, source=article.source,
             flags=flags, kind="thin" if thin else None, arrived=int(now), published=published,
@@ -239,10 +240,9 @@ class Engine:
             signature=fp.signature, lead_signature=fp.lead_signature,
             second_lead_signature=fp.second_lead_signature,
             text_z=zlib.compress(fp.clean_text.encode("utf-8", "replace"), 1),
-            boilerplate_lines=boilerplate_lines,
+            boilerplate_lines=boilerplate_lines, spin=spin,
         )
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""
-        spin = spin_sketch(fp.clean_text) if self.config.spin and not thin else ()
         slot_keys, slot_fields = slots(self.keys, self.config.params, fp.signature, fp.lead_signature,
                                        fp.content_hash, fp.second_lead_signature, spin)
         return Prepared(article, own_id, fp, rec.pack(record), int(now // self.config.params.time_bucket), iso,
@@ -358,13 +358,14 @@ class Engine:
                            item.fingerprint.clean_text, item.published_iso, item.slot_keys, item.slot_fields)
 
     def _slots_of(self, facts: object, text: str | None) -> tuple[list[str], bytes]:
-        """The slots a stored article was indexed under: its spin keys are computed again from its
-        text (nothing extra is stored per article; a text already expired gives none)."""
+        """The slots a stored article was indexed under: its spin keys as its record holds them (a
+        record written before they were recorded: computed again from its text, none once that
+        text has expired)."""
         raw: bytes = facts.raw  # type: ignore[attr-defined]
         full, lead, second = rec.signatures(raw)
-        spin: tuple[int, ...] = ()
-        if self.config.spin and text and not rec.header(raw).flags & rec.THIN:
-            spin = spin_sketch(text)
+        spin = rec.spin_of(raw)
+        if spin is None:
+            spin = spin_sketch(text) if self.config.spin and text and not rec.header(raw).flags & rec.THIN else ()
         return slots(self.keys, self.config.params, full, lead, facts.content, second, spin)  # type: ignore[attr-defined]
 
     @contextmanager
@@ -424,9 +425,10 @@ class Engine:
             events=tuple(e.entry_id for e in outcome.events if e.entry_id),
         )
 
-    def peek(self, article: Article, limit: int = 10) -> Peek:
-        """The decision `add` would make now and the nearest candidates, without changing anything."""
-        item = self.prepare(article, learn=False)
+    def peek(self, article: Article, limit: int = 10, now: float | None = None) -> Peek:
+        """The decision `add` would make now (or with the arrival time `now`) and the nearest
+        candidates, without changing anything."""
+        item = self.prepare(article, now, learn=False)
         result: dict = self.decider.peek(self.decider.store(), self._item(item), limit)
         stored = result.get("stored") or {}
         kind = result["kind"]

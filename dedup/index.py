@@ -34,7 +34,8 @@ class IndexParams:
     """4: cluster values carry what the canonical policy ranks each member by (dedup.policy); compact
     band fields (band number, then the band hash divided by the shard count, in as few bytes as that
     needs), shard counts sized to the index (IndexParams.for_size), b-bit stored signatures (bits,
-    lead_bits) and band hashes over the stored bits; record VERSION 3 (text forms: dedup.record)."""
+    lead_bits) and band hashes over the stored bits; records of VERSION 3 or 4 (text forms,
+    the spin sketch recorded from 4 on: dedup.record)."""
     scheme: str = signature.SCHEME
     num_perm: int = signature.NUM_PERM
     lead_perm: int = signature.LEAD_PERM

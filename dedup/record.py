@@ -10,6 +10,9 @@ Layout (little-endian):
             <H> + signature (lead from the second paragraph, or empty): each in the stored form of
             dedup.signature.stored (b-bit values: 1 byte each for the full text, 2 per opening),
             <H> + url, <H> + title, <H> + site, <H> + source (UTF-8),
+            <H> + spin sketch (version 4 on: dedup.spin.spin_sketch's keys as <I> each, or empty;
+              kept so that retention can take the spin keys out of the index once the text that
+              gave them has expired with its stream entry),
             <B> text form, <I> + text data: the clean text as
               TEXT_NONE    nothing (empty text),
               TEXT_ZLIB    zlib-compressed (copies and thin pages: their text is nowhere else),
@@ -35,9 +38,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-VERSION = 3
-"""3: b-bit signatures and a text form byte (version 2 held 4-byte LeanMinHash values and always
-zlib text; such data is refused at start by dedup.index.ensure_params, IndexParams.format 4)."""
+VERSION = 4
+"""4: the spin sketch recorded (version 3, still read, has no spin section: its spin keys are
+computed again from its text). 3: b-bit signatures and a text form byte (version 2 held 4-byte
+LeanMinHash values and always zlib text; such data is refused at start by
+dedup.index.ensure_params, IndexParams.format 4)."""
+READABLE = (3, 4)
 TEXT_NONE, TEXT_ZLIB, TEXT_STREAM, TEXT_DELTA = 0, 1, 2, 3
 HEADER = struct.Struct("<BBBBIiIIHH8s8s8s8s8s8s")
 NO_ID = b"\x00" * 8
@@ -115,6 +121,9 @@ class Record:
     stream_text: str | None = None
     """The text read from the stream entry or rebuilt from the delta (dedup.engine.Engine fills it
     in when it reads a record); None while unread or once the entry or the base is gone."""
+    spin: tuple[int, ...] | None = ()
+    """The spin sketch it was indexed under (dedup.spin.spin_sketch); None: not recorded (a version-3
+    record)."""
 
     @property
     def text(self) -> str:
@@ -166,6 +175,7 @@ def pack(record: Record) -> bytes:
         struct.pack("<H", len(record.lead_signature)), record.lead_signature,
         struct.pack("<H", len(record.second_lead_signature)), record.second_lead_signature,
         _pack_str(record.url), _pack_str(record.title), _pack_str(record.site), _pack_str(record.source),
+        _pack_spin(record.spin or ()),
     ]
     if record.text_ref:
         ref = record.text_ref.encode("ascii")
@@ -178,13 +188,17 @@ def pack(record: Record) -> bytes:
     return b"".join(parts)
 
 
+def _pack_spin(spin: tuple[int, ...]) -> bytes:
+    return struct.pack(f"<H{len(spin)}I", 4 * len(spin), *spin)
+
+
 def _score(value: float | None) -> int:
     return 0 if value is None else max(0, min(10000, round(value * 10000)))
 
 
 def unpack(article_id: str, data: bytes) -> Record:
     """Decode a stored record; raises ValueError on anything malformed."""
-    if len(data) < HEADER.size or data[0] != VERSION:
+    if len(data) < HEADER.size or data[0] not in READABLE:
         found = data[0] if data else None
         raise ValueError(f"article {article_id}: not a version-{VERSION} record (version {found}: written by "
                          "another version of newsdedup; use its key prefix with that version)")
@@ -192,12 +206,14 @@ def unpack(article_id: str, data: bytes) -> Record:
      cluster, duplicate_of, canonical_link, source_link, content_hash, site_hash) = HEADER.unpack_from(data)
     pos = HEADER.size
     chunks: list[bytes] = []
-    for width in ("<H", "<H", "<H", "<H", "<H", "<H", "<H", "<BI"):
+    widths = ("<H",) * (_sections(data) - 1) + ("<BI",)
+    for width in widths:
         *form, length = struct.unpack_from(width, data, pos)
         pos += struct.calcsize(width)
         chunks.append(data[pos : pos + length])
         pos += length
-    signature, lead, second_lead, url, title, site, source, text_data = chunks
+    signature, lead, second_lead, url, title, site, source, *spin_section, text_data = chunks
+    spin = _unpack_spin(spin_section[0]) if spin_section else None
     text_form = form[0]
     if text_form not in (TEXT_NONE, TEXT_ZLIB, TEXT_STREAM, TEXT_DELTA) or pos != len(data) or \
             (text_form == TEXT_DELTA and len(text_data) < 8):
@@ -220,8 +236,32 @@ def unpack(article_id: str, data: bytes) -> Record:
         text_ref=text_data.decode("ascii", "replace") if text_form == TEXT_STREAM else "",
         text_base=text_data[:8].hex() if text_form == TEXT_DELTA else None,
         text_delta=text_data[8:] if text_form == TEXT_DELTA else b"",
-        boilerplate_lines=boilerplate_lines,
+        boilerplate_lines=boilerplate_lines, spin=spin,
     )
+
+
+def _sections(data: bytes) -> int:
+    """How many length-prefixed sections a stored record has (the text's included)."""
+    return 9 if data[0] >= 4 else 8
+
+
+def _unpack_spin(section: bytes) -> tuple[int, ...]:
+    if len(section) % 4:
+        raise ValueError(f"malformed spin sketch ({len(section)} bytes)")
+    return struct.unpack(f"<{len(section) // 4}I", section)
+
+
+def spin_of(data: bytes) -> tuple[int, ...] | None:
+    """The spin sketch recorded in a stored record, without decoding the rest; None when the record
+    predates it (version 3)."""
+    if data[0] < 4:
+        return None
+    pos = HEADER.size
+    for _ in range(7):
+        (length,) = struct.unpack_from("<H", data, pos)
+        pos += 2 + length
+    (length,) = struct.unpack_from("<H", data, pos)
+    return _unpack_spin(data[pos + 2 : pos + 2 + length])
 
 
 class Header(NamedTuple):
@@ -247,7 +287,7 @@ class Header(NamedTuple):
 
 def header(data: bytes) -> Header:
     """The header of a stored record (raises ValueError when it is not one)."""
-    if len(data) < HEADER.size or data[0] != VERSION:
+    if len(data) < HEADER.size or data[0] not in READABLE:
         raise ValueError(f"not a version-{VERSION} record")
     return Header._make(HEADER.unpack_from(data))
 
@@ -285,7 +325,7 @@ def strings_of(data: bytes) -> tuple[str, str, str, str]:
 def text_pos(data: bytes) -> int:
     """Where a stored record's text section starts (its form byte, then <I> length and data)."""
     pos = HEADER.size
-    for _ in range(7):
+    for _ in range(_sections(data) - 1):
         (length,) = struct.unpack_from("<H", data, pos)
         pos += 2 + length
     return pos
@@ -315,5 +355,5 @@ def undelta(delta: bytes, base: str) -> str:
     return (unpacker.decompress(delta) + unpacker.flush()).decode("utf-8", "replace")
 
 
-__all__ = ["Header", "Record", "delta_of", "header", "pack", "replace", "signatures", "strings_of", "text_pos",
-           "text_section", "undelta", "unpack", "with_header", "with_text"]
+__all__ = ["Header", "Record", "delta_of", "header", "pack", "replace", "signatures", "spin_of", "strings_of",
+           "text_pos", "text_section", "undelta", "unpack", "with_header", "with_text"]

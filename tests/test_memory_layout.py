@@ -17,6 +17,7 @@ from dedup.article import Article
 from dedup.engine import Engine, EngineConfig
 from dedup.index import DEFAULT_SHARDS, IndexParams, IndexParamsMismatch, split_fields
 from dedup.keys import Keys
+from dedup.policy import Facts
 from tests.textcases import articles, edited, wrapped_copy
 
 
@@ -170,3 +171,23 @@ def test_the_expected_size_is_read_from_the_config(tmp_path: Path) -> None:
     assert settings.dedup.expected_articles == 2_000_000
     assert engine_config(settings).params == IndexParams.for_size(2_000_000)
     assert engine_config(load_settings(None, env={})).params == IndexParams()
+
+
+def test_records_carry_their_spin_sketch_and_version_3_records_are_still_read(engine: Engine) -> None:
+    url, body = articles()[0]
+    decision = engine.add(Article(url=url, text=body))
+    raw = engine.client.get(engine.keys.article(decision.article_id))
+    stored = rec.unpack(decision.article_id, raw)
+    assert raw[0] == rec.VERSION == 4 and stored.spin and rec.spin_of(raw) == stored.spin
+    # The text section is replaced behind the spin section, which stays.
+    swapped = rec.with_text(raw, rec.TEXT_ZLIB, b"x")
+    assert rec.spin_of(swapped) == stored.spin and rec.unpack("00" * 8, swapped).text_z == b"x"
+    # Version 3 (no spin section): read as before, its spin sketch unknown (worked out from its text).
+    strings_end = rec.text_pos(raw) - 2 - 4 * len(stored.spin)
+    old = bytes([3]) + raw[1:strings_end] + raw[rec.text_pos(raw):]
+    before = rec.unpack(decision.article_id, old)
+    assert before.spin is None and rec.spin_of(old) is None and before.url == stored.url
+    assert rec.text_section(old) == rec.text_section(raw)
+    slots_new = engine._slots_of(Facts(bytes.fromhex(decision.article_id), raw), None)
+    slots_old = engine._slots_of(Facts(bytes.fromhex(decision.article_id), old), engine.get(decision.article_id).text)
+    assert slots_new == slots_old

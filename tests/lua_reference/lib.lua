@@ -95,10 +95,12 @@ end
 
 -- The record with its text replaced by a reference to the canonical stream entry that carries it
 -- (dedup/record.py TEXT_STREAM: form byte 2, then the entry id): the stream holds the text already.
--- Where a record's text section starts (its form byte, then <I4> length and data).
+-- Where a record's text section starts (its form byte, then <I4> length and data): after the four
+-- strings and, from record version 4 on, the spin sketch.
 local function text_pos(raw)
-  local pos = parse('', raw).strings_pos
-  for _ = 1, 4 do pos = pos + 2 + struct.unpack('<H', raw, pos) end
+  local r = parse('', raw)
+  local pos = r.strings_pos
+  for _ = 1, (r.version >= 4 and 5 or 4) do pos = pos + 2 + struct.unpack('<H', raw, pos) end
   return pos
 end
 
