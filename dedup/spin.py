@@ -381,9 +381,13 @@ class SpinVerifier:
     def verify(self, own_id: str, text: str, other_id: str, other_text: str | Callable[[], str]) -> bool:
         """Whether two texts are spun copies of each other (is_spun_copy on their profiles); a
         stored text is given as a function that reads it, called only when not cached."""
-        own, other = self._profile(own_id, text), self._profile(other_id, other_text)
-        # The cheap parts of the verdict first: the sentence alignment is the costly one.
-        if min(own.anchored_sentences, other.anchored_sentences) < MIN_ANCHORED_SENTENCES:
+        own = self._profile(own_id, text)
+        # The cheap parts of the verdict first: the other text is read and profiled only when this
+        # one can be judged, and the sentence alignment is the costliest part.
+        if own.anchored_sentences < MIN_ANCHORED_SENTENCES:
+            return False
+        other = self._profile(other_id, other_text)
+        if other.anchored_sentences < MIN_ANCHORED_SENTENCES:
             return False
         if containment(own.skeleton_runs, other.skeleton_runs) < SKELETON_MIN:
             return False
