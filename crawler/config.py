@@ -91,10 +91,11 @@ class DedupSettings:
     """Seconds of history the canonical stream keeps (0: trim by length only)."""
     overrides_maxlen: int = 10_000
     """Entries the operator overrides log keeps, the newest (0: no cap); older ones cannot be undone."""
-    expected_articles: int = 0
+    expected_articles: int = 1_000_000
     """Articles the index is expected to hold (about a day's articles times the retention in days):
-    sizes a new index's band shards so they stay compact at that size (0: sized for about 100,000).
-    An existing index keeps the size it was created with."""
+    sizes a new index's band shards so they stay compact up to about twice that (0: the smallest
+    layout, 16,384 shards, compact up to about 200,000). An existing index keeps the size it was
+    created with (`status` says when it has outgrown it)."""
 
 
 @dataclass(frozen=True)

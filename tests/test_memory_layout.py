@@ -4,6 +4,7 @@ canonical kept once (in its canonical stream entry), with what happens once that
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -170,7 +171,30 @@ def test_the_expected_size_is_read_from_the_config(tmp_path: Path) -> None:
     settings = load_settings(config, env={})
     assert settings.dedup.expected_articles == 2_000_000
     assert engine_config(settings).params == IndexParams.for_size(2_000_000)
-    assert engine_config(load_settings(None, env={})).params == IndexParams()
+    # By default a new index is sized for a million articles; 0 asks for the smallest layout.
+    assert engine_config(load_settings(None, env={})).params == IndexParams.for_size(1_000_000)
+    config.write_text('[dedup]\nexpected_articles = 0\n')
+    assert engine_config(load_settings(config, env={})).params == IndexParams()
+
+
+def test_status_says_when_the_index_has_outgrown_its_size(redis_server_url: str, redis_client: redis.Redis,
+                                                          key_prefix: str) -> None:
+    """An index keeps the shard count it was created with; once its shards pass Redis's listpack
+    limit, `status` says so and what to do."""
+    engine = Engine(redis_client, Keys(key_prefix), EngineConfig(params=IndexParams(shards=4)))
+    sentences = [s for _, body in articles() for s in body.replace("\n", " ").split(". ") if len(s.split()) > 6]
+    rng = random.Random(4)
+    # 90 distinct articles of 15 real sentences each: about 30 band fields apiece over 4 shards.
+    list(engine.add_many(Article(url=f"https://site{n % 7}.example/{n}", text=". ".join(rng.sample(sentences, 15)))
+                         for n in range(90)))
+    fullest = max(redis_client.hlen(engine.keys.band_shard(shard)) for shard in range(4))
+    assert fullest > 512
+    args = ["status", "--redis-url", redis_server_url, "--key-prefix", key_prefix]
+    report = json.loads(CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False).stdout)
+    assert report["index"]["shards"] == 4 and report["index"]["shards_past_listpack"] >= 1
+    assert report["index"]["fullest_shard"] == fullest
+    text = CliRunner().invoke(cli, args, catch_exceptions=False).stdout
+    assert "outgrown" in text and "expected_articles" in " ".join(text.split())
 
 
 def test_records_carry_their_spin_sketch_and_version_3_records_are_still_read(engine: Engine) -> None:

@@ -25,6 +25,7 @@ from dedup import record as rec
 from dedup import stream
 from dedup.cluster import scan_keys, server_info
 from dedup.engine import Engine
+from dedup.index import FIELDS_PER_ARTICLE, FIELDS_PER_SHARD
 
 STALE_HEARTBEAT = 30.0
 """An instance whose heartbeat (every 5 s) is older than this is probably gone."""
@@ -257,21 +258,38 @@ def source_rows(ctx: Context, names: list[str], now: float) -> list[dict[str, An
     return rows
 
 
+LISTPACK_ENTRIES = 512
+"""Redis's default hash-max-listpack-entries: a band shard past it leaves the compact encoding."""
+INDEX_SAMPLE = 4096
+"""Band shards `status` reads the length of, at most (spread evenly; the totals are scaled up)."""
+
+
 def _index(ctx: Context) -> dict[str, Any]:
+    """The band shards' fill: every shard's length up to INDEX_SAMPLE shards, else that many spread
+    evenly over them and scaled up (an index sized for millions has 100,000s of shards; `status` and
+    the dashboard ask every few seconds)."""
     params = _decode_map(ctx.client.hgetall(ctx.keys.params))
     shards = int(params.get("shards") or 0)
-    pipe = ctx.client.pipeline(transaction=False)
-    for shard in range(shards):
-        pipe.hlen(ctx.keys.band_shard(shard))
-    lengths = pipe.execute() if shards else []
-    used = [shard for shard, length in enumerate(lengths) if length]
-    sample = used[:: max(1, len(used) // 32)][:32]
+    step = max(1, -(-shards // INDEX_SAMPLE))
+    sample = range(0, shards, step)
     pipe = ctx.client.pipeline(transaction=False)
     for shard in sample:
+        pipe.hlen(ctx.keys.band_shard(shard))
+    lengths = [int(length) for length in pipe.execute()] if shards else []
+    scale = shards / len(lengths) if lengths else 0.0
+    used = [shard for shard, length in zip(sample, lengths, strict=True) if length]
+    sized = used[:: max(1, len(used) // 32)][:32]
+    pipe = ctx.client.pipeline(transaction=False)
+    for shard in sized:
         pipe.memory_usage(ctx.keys.band_shard(shard))
-    sizes = [int(s or 0) for s in pipe.execute()] if sample else []
-    estimate = int(sum(sizes) / len(sizes) * len(used)) if sizes else 0
-    return {"shards": shards, "shard_keys": len(used), "buckets": int(sum(lengths)), "memory_estimate": estimate}
+    sizes = [int(s or 0) for s in pipe.execute()] if sized else []
+    shard_keys = round(len(used) * scale)
+    return {"shards": shards, "sampled": len(lengths), "shard_keys": shard_keys,
+            "buckets": round(sum(lengths) * scale),
+            "memory_estimate": int(sum(sizes) / len(sizes) * shard_keys) if sizes else 0,
+            "sized_for": shards * FIELDS_PER_SHARD // FIELDS_PER_ARTICLE,
+            "fullest_shard": max(lengths, default=0),
+            "shards_past_listpack": round(sum(1 for length in lengths if length > LISTPACK_ENTRIES) * scale)}
 
 
 def status_report(ctx: Context, cache: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -311,8 +329,9 @@ def status_report(ctx: Context, cache: dict[str, list[str]] | None = None) -> di
         },
         "inbox": int(client.xlen(keys.inbox)) if client.exists(keys.inbox) else 0,
         "dead_letters": int(client.xlen(keys.dead_letters)),
-        "index": _index(ctx) if client.exists(keys.params) else {"shards": 0, "shard_keys": 0, "buckets": 0,
-                                                                  "memory_estimate": 0},
+        "index": _index(ctx) if client.exists(keys.params) else {"shards": 0, "sampled": 0, "shard_keys": 0,
+                                                                  "buckets": 0, "memory_estimate": 0, "sized_for": 0,
+                                                                  "fullest_shard": 0, "shards_past_listpack": 0},
     }
 
 
@@ -424,9 +443,16 @@ def render_status(report: dict[str, Any]) -> Group:
     if report["dead_letters"]:
         waiting = f"{report['dead_letters']} records that could not be decided (`newsdedup dead list`)"
         lines.append(("Dead letters", waiting))
-    index_line = (f"{index['buckets']} band buckets in {index['shard_keys']} of {index['shards']} shard keys, "
-                  f"~{byte_size(index['memory_estimate'])}")
+    about = "~" if index.get("sampled", 0) < index["shards"] else ""
+    index_line = (f"{about}{index['buckets']:,} band buckets in {about}{index['shard_keys']:,} of "
+                  f"{index['shards']:,} shard keys, ~{byte_size(index['memory_estimate'])}")
     lines.append(("Index", index_line))
+    if index.get("shards_past_listpack"):
+        lines.append(("  outgrown", f"{index['shards_past_listpack']} shard keys hold more than {LISTPACK_ENTRIES} "
+                                    "buckets, Redis's default listpack limit: each such bucket costs about 3x the "
+                                    f"memory. The index was sized for about {index['sized_for']:,} articles; "
+                                    "set [dedup] expected_articles to the articles kept and start on a new key "
+                                    "prefix (an index keeps its size)"))
     parts.append(_grid(*lines))
     return Group(*parts)
 
