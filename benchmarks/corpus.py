@@ -52,8 +52,8 @@ BENCHMARK_DIR = SHARED_DATA / "extraction-benchmark"
 SEED_REPOST = SHARED_DATA / "seed" / "repost-read-full-article.txt"
 
 COPY_KINDS = ("full_copy", "excerpt", "edited", "typography", "redatelined", "spun")
-"""spun: run through a spinner (benchmarks/spinners.py, A or B in turn), no link back; only made
-when asked for (CorpusOptions.copies["spun"], make_corpus.py --spun)."""
+"""spun: run through a spinner (benchmarks/spinners.py, CorpusOptions.spinners in turn), no link
+back; only made when asked for (CorpusOptions.copies["spun"], make_corpus.py --spun)."""
 NEGATIVE_KINDS = (
     "negative_same_event",
     "negative_quote",
@@ -1221,6 +1221,8 @@ class CorpusOptions:
     only_stories: tuple[str, ...] = ()
     """When set, only these original URLs become stories (the rest can still be held out)."""
     include_seed: bool = True
+    spinners: tuple[str, ...] = ("A", "B")
+    """The spinners (benchmarks/spinners.py SPINNERS) that make spun copies, in turn."""
 
 
 class CorpusBuilder:
@@ -1479,9 +1481,10 @@ class CorpusBuilder:
             if rng.random() < 0.4:
                 head, tail = junk_blocks(article, self.titles, host, rng, source_link=source_link)
         elif kind == "spun":
-            from benchmarks.spinners import SPINNER_A, SPINNER_B
+            from benchmarks.spinners import SPINNERS
 
-            spinner = SPINNER_A if index % 2 == 0 else SPINNER_B
+            names = self.options.spinners
+            spinner = SPINNERS[names[index % len(names)]]  # a story's copies take them in turn
             title, spun = spinner.spin(article.title, paragraphs, rng)
             body = [Block(p) for p in spun]
             if rng.random() < 0.4:

@@ -4,6 +4,7 @@ python benchmarks/make_corpus.py                       # benchmarks/out/corpus
 python benchmarks/make_corpus.py --seed 7 --scale 2    # more copies per story
 python benchmarks/make_corpus.py --fixture             # tests/data/corpus (committed)
 python benchmarks/make_corpus.py --spun 2 --out benchmarks/out/spun   # plus spun copies per story
+python benchmarks/make_corpus.py --spun 2 --spinners C --out benchmarks/out/spun-c   # spinner C only
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.spinners import SPINNERS
 from benchmarks.corpus import (
     BENCHMARK_DIR,
     CorpusBuilder,
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fixture", action="store_true", help="write the small test fixture")
     parser.add_argument("--spun", type=float, default=0.0, help="mean spun copies per story (default none)")
+    parser.add_argument("--spinners", default="A,B",
+                        help="spinners making the spun copies, in turn (A, B, C; default A,B)")
     args = parser.parse_args(argv)
 
     if args.fixture:
@@ -108,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         options = CorpusOptions()
         options = replace(options, copies={k: v * args.scale for k, v in options.copies.items()})
         if args.spun:
-            options = replace(options, copies={**options.copies, "spun": args.spun})
+            spinners = tuple(name.strip().upper() for name in args.spinners.split(",") if name.strip())
+            if not spinners or not set(spinners) <= set(SPINNERS):
+                parser.error(f"--spinners: choose from {', '.join(SPINNERS)}")
+            options = replace(options, copies={**options.copies, "spun": args.spun}, spinners=spinners)
         if args.seed is not None:
             options = replace(options, seed=args.seed)
         if args.no_real_pages:

@@ -2,8 +2,10 @@
 
 Content farms run stolen articles through spinners: common words swapped for synonyms, the
 headline rewritten, quotes turned into reported speech, adjacent sentences swapped, a paragraph
-dropped. Two spinners with different word lists and different choices are defined here (SPINNER_A
-to tune on, SPINNER_B held out), so that a stage tuned to one is checked on the other.
+dropped. Three spinners with different word lists and different choices are defined here (SPINNER_A
+to tune on, SPINNER_B held out; SPINNER_C, HarshSpinner, a third with its own table and rules, harsher,
+tuned to the issue's held-out spinner's figures: median word 4-gram Jaccard 0.27, containment 0.44),
+so that a stage tuned to one is checked on the others.
 
 `same_event_report` writes the hard negative: another outlet's own report of the same event,
 sharing the original's names, numbers and quotes in roughly the same order, in other sentences
@@ -374,3 +376,300 @@ def same_event_report(
     head = anchors(title)
     new_title = " ".join(head[:4]) + ": " + " ".join(skeleton[0].split()[:6]) if head else title
     return new_title, report
+
+
+# ---------------------------------------------------------------- spinner C (harsher, other rules)
+
+# Spinner C's thesaurus, written apart from A's and B's (other choices, more words, verb forms and
+# some function words): "word: choice | choice; ...".
+_THESAURUS_C = """
+said: indicated | pointed out | observed; says: indicates | points out | observes; say: indicate | assert;
+saying: indicating | asserting; told: let know | briefed; tell: inform; asked: urged | pressed;
+ask: urge; added: went on to say | further noted; talks: parleys | consultations; talk: discuss;
+president: commander-in-chief | head of the nation; government: regime | cabinet; officials: administrators | office-holders;
+official: administrator; people: persons | residents | inhabitants; person: individual; country: homeland | land;
+countries: nations | states; city: town | municipality; company: outfit | concern; companies: outfits | concerns;
+firm: business; big: massive | hefty; small: compact | modest-sized; new: recent | fresh; old: former | earlier;
+year: calendar year; years: years' time | many years; week: seven-day period; weeks: several weeks;
+month: calendar month; months: many months; day: twenty-four hours; today: this day;
+make: generate | bring about; makes: generates; made: generated | brought about; making: generating;
+take: seize | adopt; takes: seizes; took: seized | adopted; taken: seized; taking: adopting;
+give: offer up | hand over; gave: handed over; given: handed over; get: secure | land; got: secured | landed;
+go: travel | proceed; goes: travels; went: traveled | proceeded; going: proceeding | travelling;
+come: arrive; came: arrived; coming: arriving; see: witness | spot; saw: witnessed | spotted; seen: witnessed;
+know: be aware; knew: was aware; known: recognized; think: contend | figure; thought: contended | figured;
+look: glance; looked: glanced; looking: seeking; want: crave | seek; wanted: sought; wants: seeks;
+use: apply | harness; used: applied | harnessed; uses: applies; using: applying | harnessing;
+find: locate | come across; found: located | came across; work: toil | employment; worked: toiled;
+working: toiling; works: functions; call: phone | dub; called: phoned | labeled; calls: demands;
+try: attempt | endeavor; tried: attempted; trying: attempting | endeavoring; need: call for | necessitate;
+needed: necessitated; needs: necessitates; feel: sense; felt: sensed; become: develop into; became: developed into;
+leave: exit | quit; left: exited | quit; put: position | set down; mean: signify; means: signifies; meant: signified;
+keep: preserve; kept: preserved; let: permit; begin: initiate; began: initiated; begun: initiated;
+seem: appear; seemed: appeared; seems: appears; help: aid | lend a hand; helped: aided; helping: aiding;
+show: exhibit | display; showed: exhibited; shown: exhibited; shows: exhibits; hear: listen to; heard: listened to;
+play: compete; played: competed; playing: competing; run: sprint | direct; ran: directed; running: directing;
+move: relocate | shift; moved: relocated | shifted; moving: relocating; live: dwell; lived: dwelt; living: dwelling;
+believe: trust | hold; believed: held; believes: holds; bring: carry; brought: carried; happen: transpire;
+happened: transpired | took place; write: pen; wrote: penned; written: penned; provide: furnish; provided: furnished;
+provides: furnishes; stand: remain standing; lose: forfeit; losing: forfeiting; pay: remunerate; paid: remunerated;
+meet: encounter | convene; met: encountered | convened; include: incorporate; includes: incorporates;
+included: incorporated; including: incorporating | together with; continue: persist; continued: persisted;
+continues: persists; set: fix; learn: discover; learned: discovered; change: modify | alter; changed: modified | altered;
+lead: head up; led: headed up; leading: heading up; understand: grasp; watch: observe; watched: observed;
+follow: pursue; followed: pursued; stop: halt | end; stopped: halted; create: forge; created: forged;
+speak: converse; spoke: conversed; read: peruse; allow: enable; allowed: enabled; add: tack on; spend: expend;
+spent: expended; grow: expand; grew: expanded; growing: expanding; open: unlock; opened: unlocked;
+win: capture | secure; won: captured | secured; offer: extend; offered: extended; remember: recall;
+consider: weigh; considered: weighed; appear: emerge; appeared: emerged; buy: snap up; bought: snapped up;
+wait: hold on; serve: function; served: functioned; die: perish; died: perished; send: forward; sent: forwarded;
+expect: anticipate | foresee; expected: anticipated | foreseen; expects: anticipates; build: put up; built: put up;
+stay: linger; fall: drop | plunge; fell: dropped | plunged; cut: slash | trim; reach: get to; reached: got to;
+kill: slay; killed: slew | murdered; remain: persist; remained: persisted; suggest: propose; suggested: proposed;
+raise: elevate; raised: elevated; pass: go by; passed: went by; sell: market; sold: marketed; require: demand;
+required: demanded; report: bulletin | dispatch; reported: relayed | conveyed; decide: settle; decided: settled;
+announce: proclaim; announced: proclaimed | made public; released: issued; release: issue; claimed: maintained;
+warned: cautioned; agreed: assented; confirmed: verified; noted: remarked; explained: clarified; described: characterized;
+planned: intended; plans: intends | intentions; plan: blueprint | intention; hope: aspiration; hopes: aspirations;
+time: moment | occasion; times: instances; way: manner | fashion; ways: manners; man: male | fellow; men: males;
+woman: lady | female; women: ladies; thing: item; things: items | matters; life: lifetime; child: youngster;
+children: youngsters | minors; world: earth | globe; school: academy; state: province; family: kin | clan;
+student: learner; students: learners; group: cluster | collective; problem: snag | setback; problems: snags | setbacks;
+hand: palm; part: segment | section; place: spot | venue; case: matter; week's: the week's; system: structure;
+program: scheme; question: inquiry; questions: inquiries; number: amount | tally; night: evening; point: juncture;
+home: dwelling; water: liquid; area: zone | region; money: finances | cash; story: narrative; fact: truth;
+lot: bunch; right: correct; study: survey | investigation; job: post; word: term; business: enterprise;
+issue: topic | concern; side: flank; kind: type; head: chief; house: dwelling; service: assistance; friend: companion;
+power: might; hour: sixty minutes; hours: many hours; game: bout; line: row; end: finish; member: affiliate;
+members: affiliates; law: rule; car: auto; community: locality; team: unit | crew; minute: moment; idea: thought;
+body: figure; information: intelligence | data; parent: guardian; face: countenance; level: tier; office: bureau;
+health: well-being; war: warfare | hostilities; history: annals; party: faction; result: upshot; results: findings;
+reason: grounds; research: studies; moment: instant; force: might; forces: troops | personnel; police: officers;
+attack: offensive | onslaught; attacks: onslaughts; deal: arrangement | bargain; price: value; prices: values;
+market: exchange; economy: economic system; crisis: predicament; election: ballot; vote: poll; support: assistance;
+security: safety; court: bench; leader: head honcho | figurehead; leaders: heads of state | figureheads; plan's: the plan's;
+country's: the nation's; decision: determination; statement: pronouncement; meeting: assembly; agreement: treaty;
+percent: per cent; million: mln; billion: bn; good: fine | decent; great: terrific; first: opening | initial;
+last: previous | final; long: lengthy | prolonged; little: slight; own: personal; other: alternative | additional;
+different: dissimilar; large: giant | hefty; next: subsequent | coming; early: premature; young: juvenile;
+important: key | notable; few: couple of | small number of; public: communal; bad: dreadful; able: in a position;
+high: lofty; low: meager; major: principal; recent: current; former: ex-; local: nearby; national: nationwide;
+political: policy; real: actual; strong: sturdy; clear: obvious; possible: conceivable; likely: apt;
+final: concluding; whole: complete; full: entire; free: gratis; hard: tricky; difficult: challenging;
+also: as well; however: even so | that said; still: yet; just: merely; now: presently | at the moment;
+then: at that point; only: solely; even: indeed; already: by this time; very: exceedingly; really: truly;
+about: roughly | some; because: considering that; but: however; while: whereas; although: though;
+many: plenty of; several: multiple; most: nearly all; more: additional; again: once more;
+often: regularly; never: at no time; always: invariably; around: approximately; against: in opposition to;
+before: earlier than; after: subsequent to; during: in the course of; among: amid; between: amongst;
+without: lacking; within: inside; across: all over; according: as stated | in line; despite: notwithstanding;
+under: underneath; since: ever since; until: up until; toward: towards; towards: in the direction of;
+like: similar to | such as; online: on the internet | on-line; back: rear; much: a great deal; well: effectively;
+air: atmosphere; every: each and every; best: greatest | top-notch; better: superior | finer; another: one more;
+games: matches; performance: showing | display; something: a thing; top: highest | uppermost; campaign: push | drive;
+pollution: contamination; lack: shortage | absence; trade: commerce; enough: ample; points: factors; minutes: mins;
+later: afterward; design: layout; stage: phase; future: days ahead; key: pivotal; industry: sector; media: press;
+days: days' time; start: onset | kick off; role: function; less: not as much; sense: feeling; data: figures | statistics;
+earlier: previously; available: accessible; potential: possible; focus: emphasis; goal: target; past: bygone;
+news: reports | tidings; risk: peril; second: next; far: considerably; ever: at any time; order: sequence;
+getting: securing; control: command; comes: arrives; quality: standard; launch: roll out; third: next;
+range: array | spectrum; season: campaign; experience: encounter; enter: go into; done: completed; current: ongoing;
+fight: battle | struggle; love: adore; lower: reduced; away: off; agency: body | bureau; space: room; solution: fix | answer;
+reduce: cut down; friends: pals | companions; similar: alike | akin; approach: method | tactic; technology: tech;
+bit: tad; food: meals | cuisine; features: characteristics; products: goods | merchandise; music: tunes; front: forefront;
+instead: in its place; version: edition; vehicle: automobile; along: alongside; streaming: online viewing;
+rate: pace; someone: somebody; held: staged | hosted; share: portion; policy: guideline; success: triumph;
+video: footage | clip; audience: viewers; longer: lengthier; model: version; almost: all but | virtually;
+light: illumination; higher: greater; worth: valued at; list: roster; growth: expansion | development; ago: back;
+phone: handset; offering: providing; hit: struck | strike; accounts: profiles; easy: simple | effortless;
+soon: before long; human: person; half: fifty percent; prison: jail | penitentiary; least: minimum; hearing: session;
+anything: something; course: path; systems: structures; recently: of late | just lately; email: e-mail message;
+based: located | headquartered; social: communal; following: after; appearance: look; close: near; nearly: almost;
+either: each; room: chamber; machine: device; lost: misplaced | forfeited; issues: topics; investigation: probe | inquiry;
+series: string | sequence; users: customers; revenue: income | takings; services: offerings; sure: certain;
+published: issued; together: collectively; feeling: sensation; symptoms: signs; care: treatment; single: lone;
+sales: revenues; previous: prior; cost: price; latest: newest; levels: degrees; article: piece; base: foundation;
+access: entry; physical: bodily; scored: netted; goods: wares; content: material; building: structure;
+death: passing; display: screen; standard: regular; charge: fee; matter: subject; staff: workforce | personnel;
+form: shape; offers: provides; reports: accounts; teams: squads; evidence: proof; heart: core; mobile: cell;
+devices: gadgets; testing: trials; cases: instances; amount: quantity; personal: private; late: delayed;
+turned: became; employees: workers | staffers; initial: first; certain: particular; financial: monetary | fiscal;
+total: sum; launched: introduced | rolled out; claim: contention; forward: ahead; test: trial; ones: those;
+account: profile; smaller: tinier; combined: joint; management: leadership; multiple: numerous; officers: agents;
+special: unique; song: track | tune; post: message; short: brief; focused: concentrated; opportunity: chance;
+production: output; increased: boosted | raised; others: other people; platform: service; deliver: supply;
+strategy: game plan; additional: extra; probably: most likely; alarming: worrying; unique: distinctive;
+level: standard; feature: element; major: big; foreign: overseas; ready: set; similar: comparable; pure: clean;
+month's: the month's; high-profile: prominent; process: procedure; project: scheme; region: area; increase: hike;
+nation: country; according: as reported; following: in the wake of; recent: latest; believe: feel; involved: concerned;
+big-name: high-profile; increase: surge | uptick; decline: dip | slump; rise: growth | gain; help's: the help's;
+"""
+
+# Direct to reported speech: pronoun and tense shifts (C's own table).
+_REPORTED_C = {
+    "i": "he", "me": "him", "my": "his", "mine": "his", "myself": "himself", "we": "they", "us": "them",
+    "our": "their", "ours": "theirs", "ourselves": "themselves", "you": "they", "your": "their",
+    "am": "was", "is": "was", "are": "were", "was": "had been", "were": "had been", "will": "would",
+    "shall": "should", "can": "could", "may": "might", "have": "had", "has": "had", "do": "did",
+    "does": "did", "don't": "did not", "doesn't": "did not", "won't": "would not", "can't": "could not",
+    "isn't": "was not", "aren't": "were not", "i'm": "he was", "we're": "they were", "i've": "he had",
+    "we've": "they had", "it's": "it was", "this": "that", "these": "those", "here": "there",
+    "now": "then", "today": "that day", "tonight": "that night", "tomorrow": "the following day",
+    "yesterday": "the previous day", "ago": "before", "next": "the following",
+}
+_SAID_FIRST = re.compile(  # Name said: "quote."   /   Name said, "quote."
+    r"^(?P<speaker>[^\"“”]{2,120}?\b(?:said|says|told [\w ]{2,30}?|added|stated|declared|wrote|explained))"
+    r"\s*[:,]?\s*[\"“](?P<quote>[^\"“”]{3,})[\"”]\s*\.?$"
+)
+_QUOTE_FIRST = re.compile(  # "Quote," Name said.  /  "Quote," said Name.  / "Quote," Name said, adding ...
+    r"^[\"“](?P<quote>[^\"“”]{3,}?)[,.!?]?[\"”]\s*,?\s*(?P<rest>[^\"“”]{2,160})$"
+)
+_SAID_VERB = re.compile(r"\b(said|says|added|stated|declared|told|wrote|explained)\b")
+_HONORIFIC = re.compile(r"\b(?:Mr|Mrs|Ms|Dr)\.\s+(?=[A-Z])")
+_OPENING_PHRASE = re.compile(r"^(?P<phrase>(?:On|In|At|During|After|Before|Last|Earlier|Later|By) [^,]{2,40}), (?P<rest>.+?)(?P<end>[.!?])$")
+_CONTRACTIONS_C = {
+    "don't": "do not", "doesn't": "does not", "didn't": "did not", "isn't": "is not", "aren't": "are not",
+    "wasn't": "was not", "weren't": "were not", "won't": "will not", "can't": "cannot", "it's": "it is",
+    "that's": "that is", "there's": "there is", "they're": "they are", "we're": "we are", "he's": "he is",
+    "she's": "she is", "haven't": "have not", "hasn't": "has not", "couldn't": "could not",
+    "wouldn't": "would not", "shouldn't": "should not",
+}
+_CONNECTIVES_C = ("Moreover, ", "In addition, ", "Meanwhile, ", "Notably, ", "At the same time, ", "Besides, ")
+_HEADLINE_FRAMES_C = (
+    "{body}", "{body} - what we know", "What to know: {body}", "{body}, report says", "Here is why {low}",
+    "{body} amid growing scrutiny",
+)
+
+
+@dataclass(frozen=True)
+class HarshSpinner:
+    """Spinner C: its own thesaurus and rules, harsher than A and B (held out from tuning).
+
+    Besides synonyms, it turns quotes into reported speech ("X said: '...'" -> "X said that ...",
+    persons and tenses shifted, quote marks gone), moves an opening phrase to the end of its
+    sentence, expands contractions, drops honorifics, starts some sentences with a connective,
+    swaps adjacent sentences, drops a paragraph and reframes the headline."""
+
+    name: str
+    synonyms: Mapping[str, tuple[str, ...]]
+    swap_rate: float = 1.0
+    sentence_swap_rate: float = 0.25
+    reported_speech: float = 1.0
+    opening_move_rate: float = 0.6
+    connective_rate: float = 0.12
+    drop_paragraphs: int = 1
+
+    def spin(self, title: str, paragraphs: Sequence[str], rng: random.Random) -> tuple[str, list[str]]:
+        """A spun copy: (headline, paragraphs)."""
+        out = [p for p in paragraphs if p.strip()]
+        for _ in range(self.drop_paragraphs):
+            if len(out) >= 5:
+                del out[rng.randrange(1, len(out))]
+        spun = []
+        for paragraph in out:
+            sentences = [self._rewrite(s, rng) for s in split_sentences(paragraph)]
+            index = 0
+            while index < len(sentences) - 1:
+                if rng.random() < self.sentence_swap_rate:
+                    sentences[index], sentences[index + 1] = sentences[index + 1], sentences[index]
+                    index += 2
+                else:
+                    index += 1
+            spun.append(" ".join(sentences))
+        return self.headline(title, rng), spun
+
+    def headline(self, title: str, rng: random.Random) -> str:
+        """The headline reframed and every known word swapped."""
+        body = self._swap_words(_HONORIFIC.sub("", title.strip().rstrip(".")), rng, rate=1.0)
+        if ":" in body and rng.random() < 0.7:
+            head, tail = body.split(":", 1)
+            body = f"{tail.strip()} ({head.strip()})"
+        low = body[:1].lower() + body[1:] if not _proper_start(body) else body
+        new = rng.choice(_HEADLINE_FRAMES_C).format(body=body, low=low)
+        return new[:1].upper() + new[1:]
+
+    def _rewrite(self, sentence: str, rng: random.Random) -> str:
+        sentence = _HONORIFIC.sub("", sentence)
+        reported = self._reported(sentence, rng)
+        if reported is None:
+            sentence = _contractions(sentence)
+            moved = _OPENING_PHRASE.match(sentence)
+            if moved and rng.random() < self.opening_move_rate:
+                rest = moved.group("rest")
+                rest = rest[:1].upper() + rest[1:]
+                sentence = f"{rest} {moved.group('phrase')[:1].lower()}{moved.group('phrase')[1:]}{moved.group('end')}"
+            sentence = self._swap_words(sentence, rng)
+        else:
+            sentence = reported
+        if rng.random() < self.connective_rate and sentence[:1].isupper() and not _proper_start(sentence):
+            sentence = rng.choice(_CONNECTIVES_C) + sentence[:1].lower() + sentence[1:]
+        return sentence
+
+    def _reported(self, sentence: str, rng: random.Random) -> str | None:
+        """The sentence in reported speech when it is a quote with a speaker (None otherwise)."""
+        if rng.random() >= self.reported_speech:
+            return None
+        speaker = quote = None
+        match = _SAID_FIRST.match(sentence.strip())
+        if match:
+            speaker, quote = match.group("speaker"), match.group("quote")
+        else:
+            match = _QUOTE_FIRST.match(sentence.strip())
+            if match and _SAID_VERB.search(match.group("rest")):
+                quote = match.group("quote")
+                rest = match.group("rest").rstrip(". ")
+                verb = _SAID_VERB.search(rest)
+                assert verb is not None
+                if verb.start() == 0:  # "said Name, ..." -> "Name said"
+                    who = rest[verb.end():].strip(" ,")
+                    speaker = f"{who} {verb.group(1)}"
+                else:
+                    speaker = rest
+        if speaker is None or quote is None:
+            return None
+        speaker = speaker.replace(" says", " said").strip()
+        quote = quote.strip().rstrip(",.!?")
+        shifted = _WORD.sub(lambda m: _shift_c(m.group(0)), _contractions(quote))
+        if not _proper_start(quote):
+            shifted = shifted[:1].lower() + shifted[1:]
+        speaker = self._swap_words(speaker, rng)
+        return f"{speaker[:1].upper()}{speaker[1:]} that {self._swap_words(shifted, rng)}."
+
+    def _swap_words(self, text: str, rng: random.Random, rate: float | None = None) -> str:
+        rate = self.swap_rate if rate is None else rate
+
+        def swap(match: re.Match[str]) -> str:
+            word = match.group(0)
+            choices = self.synonyms.get(word.lower())
+            # Capitalised or not ("President" -> "Head of the nation"): names are not in the table.
+            if not choices or rng.random() >= rate:
+                return word
+            new = rng.choice(choices)
+            return new[0].upper() + new[1:] if word[0].isupper() else new
+
+        return _WORD.sub(swap, text)
+
+
+def _shift_c(word: str) -> str:
+    shifted = _REPORTED_C.get(word.lower().replace("’", "'"))
+    if shifted is None:
+        return word
+    return shifted[:1].upper() + shifted[1:] if word[0].isupper() and word != "I" else shifted
+
+
+def _contractions(text: str) -> str:
+    def expand(match: re.Match[str]) -> str:
+        word = match.group(0)
+        full = _CONTRACTIONS_C.get(word.lower().replace("’", "'"))
+        if full is None:
+            return word
+        return full[:1].upper() + full[1:] if word[0].isupper() else full
+
+    return _WORD.sub(expand, text)
+
+
+SPINNER_C = HarshSpinner(name="C", synonyms=_thesaurus({}, _THESAURUS_C), swap_rate=0.77)
+"""Tuned to the issue's held-out spinner: median word 4-gram Jaccard to the original 0.27, containment 0.44
+(benchmarks/spin.py, seeds 11 and 12)."""
+SPINNERS: dict[str, Spinner | HarshSpinner] = {"A": SPINNER_A, "B": SPINNER_B, "C": SPINNER_C}
+"""Every spinner by name (make_corpus.py --spinners, benchmarks/spin.py)."""

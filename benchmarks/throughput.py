@@ -9,6 +9,10 @@ script starts, so nothing else disturbs its memory figures), one after the other
   pipelined), with everything the CLI needs stored.
 
     python benchmarks/throughput.py --articles 6000
+    python benchmarks/throughput.py --articles 4000 --engine-only [--no-spin]   # spin stage A/B
+
+Besides wall time it reports the CPU time per article of the engine (this process and its forked
+fingerprinting child) and of the Redis server: the figure to compare on a loaded machine.
 
 Texts: real article bodies (extraction-benchmark ground truth, MIT) expanded into distinct
 stories by shuffling their sentences among articles, plus republished copies of half of them.
@@ -20,6 +24,7 @@ import argparse
 import json
 import random
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -34,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dedup.article import Article  # noqa: E402
-from dedup.engine import Engine  # noqa: E402
+from dedup.engine import Engine, EngineConfig  # noqa: E402
 from dedup.keys import Keys  # noqa: E402
 
 # The shared data beside the checkout (or beside a worktree's parent directory).
@@ -112,18 +117,33 @@ def run_baseline(client: redis.Redis, port: int, texts: list[tuple[str, str, str
     return time.perf_counter() - start
 
 
-def run_engine(client: redis.Redis, texts: list[tuple[str, str, str]]) -> float:
-    engine = Engine(client, Keys("bench:"))
+def cpu_seconds() -> float:
+    """User and system CPU time of this process and its waited-for children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def run_engine(client: redis.Redis, texts: list[tuple[str, str, str]], spin: bool = True) -> tuple[float, float, float]:
+    """Wall seconds, engine CPU seconds, Redis CPU seconds."""
+    engine = Engine(client, Keys("bench:"), EngineConfig(spin=spin))
     articles = [Article(url=url, title=title, text=text, source="bench") for url, title, text in texts]
+    cpu, server = cpu_seconds(), redis_cpu_seconds(client)
     start = time.perf_counter()
     for _ in engine.add_many(articles):
         pass
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu, redis_cpu_seconds(client) - server
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=6000)
+    parser.add_argument("--engine-only", action="store_true", help="skip the datasketch baseline")
+    parser.add_argument("--no-spin", action="store_true", help="the engine with EngineConfig(spin=False)")
     args = parser.parse_args()
     texts = make_texts(args.articles)
     mean_chars = sum(len(t) for _, _, t in texts) / len(texts)
@@ -132,24 +152,36 @@ def main() -> None:
     try:
         client = redis.Redis(port=port)
         results = {}
-        for name in ("baseline", "newsdedup"):
+        for name in ("newsdedup",) if args.engine_only else ("baseline", "newsdedup"):
             client.flushall()
             client.execute_command("MEMORY PURGE")
             before = used_memory(client)
-            seconds = run_baseline(client, port, texts) if name == "baseline" else run_engine(client, texts)
+            cpu = {}
+            if name == "baseline":
+                seconds = run_baseline(client, port, texts)
+            else:
+                seconds, engine_cpu, server_cpu = run_engine(client, texts, spin=not args.no_spin)
+                cpu = {"engine_cpu_ms_per_article": engine_cpu * 1000 / len(texts),
+                       "redis_cpu_ms_per_article": server_cpu * 1000 / len(texts)}
             client.execute_command("MEMORY PURGE")
             after = used_memory(client)
             results[name] = {
                 "articles_per_s": len(texts) / seconds,
                 "redis_bytes_per_article": (after - before) / len(texts),
+                **cpu,
             }
-        base, ours = results["baseline"], results["newsdedup"]
-        print(f"{len(texts)} articles, mean text {mean_chars:.0f} chars, one process, Redis {client.info()['redis_version']}")
+        ours = results["newsdedup"]
+        print(f"{len(texts)} articles, mean text {mean_chars:.0f} chars, one process, Redis {client.info()['redis_version']}"
+              f", spin stage {'off' if args.no_spin else 'on'}")
         print(f"{'pipeline':<12}{'articles/s':>12}{'Redis bytes/article':>22}")
         for name, row in results.items():
             print(f"{name:<12}{row['articles_per_s']:>12.0f}{row['redis_bytes_per_article']:>22.0f}")
-        print(f"throughput ratio {ours['articles_per_s'] / base['articles_per_s']:.1f}x, "
-              f"memory ratio {ours['redis_bytes_per_article'] / base['redis_bytes_per_article']:.2f}")
+        print(f"newsdedup CPU per article: engine {ours['engine_cpu_ms_per_article']:.3f} ms, "
+              f"Redis {ours['redis_cpu_ms_per_article']:.3f} ms")
+        if "baseline" in results:
+            base = results["baseline"]
+            print(f"throughput ratio {ours['articles_per_s'] / base['articles_per_s']:.1f}x, "
+                  f"memory ratio {ours['redis_bytes_per_article'] / base['redis_bytes_per_article']:.2f}")
         print(json.dumps(results))
     finally:
         proc.terminate()

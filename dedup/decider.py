@@ -48,7 +48,7 @@ from dedup.index import SPIN_BAND, split_fields
 from dedup.keys import Keys
 from dedup.policy import ClusterValue, Facts
 from dedup.signature import MIN_TOKENS, jaccard, signature_values
-from dedup.spin import SPIN_MAX_VERIFIED, SPIN_MIN_JACCARD, SPIN_MIN_SHARED, SpinVerifier
+from dedup.spin import SPIN_MAX_VERIFIED, SPIN_MIN_SHARED, SpinVerifier, worth_profiling
 
 log = logging.getLogger(__name__)
 
@@ -828,10 +828,10 @@ class Decider:
 
     def spun(self, s: Store, a: Facts, text: str, spin: list[tuple[str, bytes]], exact_ids: set[bytes]) -> list[bytes]:
         """The spin stage (dedup.spin): the articles under SPIN_MIN_SHARED or more of this one's spin
-        keys, on other sites, not thin, whose estimated Jaccard lies between SPIN_MIN_JACCARD and the
-        near threshold (a higher one is for the rules), the SPIN_MAX_VERIFIED highest first (then by
-        id), that the verifier judges spun copies of it (sentence alignment), in that order. None for
-        an exact copy (it joins its copy by the rules). Read through the store like the bands: an
+        keys, on other sites, not thin, whose estimated Jaccard and shared keys make them worth
+        profiling (dedup.spin.worth_profiling; a Jaccard from the near threshold up is for the rules),
+        the SPIN_MAX_VERIFIED highest first (then by id), that the verifier judges spun copies of it
+        (sentence alignment), in that order. None for an exact copy (it joins its copy by the rules). Read through the store like the bands: an
         article sees those decided before it in its batch, so every process decides alike."""
         verifier = self.settings.spin
         if verifier is None or not spin or exact_ids:
@@ -849,7 +849,7 @@ class Decider:
                 continue
             # Only the full signature (Facts.signature would decode both openings' too).
             j = jaccard(a.signature, signature_values(rec.signatures(c.raw)[0]))
-            if SPIN_MIN_JACCARD <= j < self.t.near:  # type: ignore[attr-defined]
+            if worth_profiling(j, shared, self.t.near):  # type: ignore[attr-defined]
                 window.append((j, other, c))
         window.sort(key=lambda entry: (-entry[0], entry[1]))
         own_key = a.id.hex() + a.content.hex()

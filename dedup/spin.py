@@ -18,8 +18,9 @@ In the decision path (dedup/decider.py, Decider.spun): every article gets SPIN_K
 prepare time (`spin_sketch`: a MinHash of its anchor pairs, about 0.1-0.3 ms), indexed beside its
 LSH bands (journalled with the rest of a batch's writes). Deciding an article, the decider reads its
 spin keys with its bands (single-key pipelined reads, as on Redis Cluster); a candidate on another
-site whose estimated Jaccard lies between SPIN_MIN_JACCARD and the near threshold is profiled and
-judged by `SpinVerifier` (is_spun_copy), and the policy takes the ids it verified as near copies
+site whose estimated Jaccard lies between SPIN_MIN_JACCARD and the near threshold (with more spin keys
+shared at the low end: worth_profiling) is profiled and judged by `SpinVerifier` (is_spun_copy), and
+the policy takes the ids it verified as near copies
 (dedup.policy.verify). Nothing extra is stored per article: the keys are computed again from the
 stored text when the article leaves the index.
 Everything here is pure.
@@ -59,7 +60,8 @@ FUNCTION_WORDS = frozenset(
 # SpotSigs antecedents: frequent function words whose following words make a spot.
 SPOT_ANTECEDENTS = frozenset("a an the is was were are be been has had have there this that".split())
 
-_TOKEN = re.compile(r"[\"“‘(\[]?[\w][\w'’.,%$-]*")
+_TOKEN = re.compile(r"([\"“‘(\[]?)(\w[\w'’.,%$-]*)")
+"""A word, and apart the opening quote or bracket before it."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)\]]*\s+|\n+")
 _HAS_DIGIT = re.compile(r"\d")
 _TRAILING = ".,'’-"
@@ -86,10 +88,12 @@ class SpinScores:
     aligned: float
     """Share of the shorter text's anchored sentences aligned, in order, with the other's."""
     judged: bool
+    """False when either text has too few anchored sentences to judge."""
     aligned_longer: float = 0.0
     """The same aligned sentences over the longer text's anchored ones: low when one text is much
     shorter (an excerpt against a report quoting its opening sentences)."""
-    """False when either text has too few anchored sentences to judge."""
+    sentences: int = 0
+    """Anchored sentences of the text with fewer."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class SpinProfile:
             aligned=aligned,
             judged=judged,
             aligned_longer=aligned * shorter / longer if longer else 0.0,
+            sentences=shorter,
         )
 
 
@@ -132,7 +137,7 @@ def _hash_runs(items: list[str], size: int) -> frozenset[int]:
     """32-bit hashes of every run of `size` consecutive items (one of them all, when fewer)."""
     if not items:
         return frozenset()
-    hashed = np.fromiter((zlib.crc32(item.encode()) for item in items), dtype=np.uint64, count=len(items))
+    hashed = np.fromiter(map(zlib.crc32, map(str.encode, items)), dtype=np.uint64, count=len(items))
     return frozenset(combine_runs(hashed, min(size, len(items))).tolist())
 
 
@@ -144,12 +149,12 @@ def split_sentences(text: str) -> list[str]:
 def _words(sentence: str) -> list[tuple[str, bool, bool]]:
     """(folded word, capitalised, opens the sentence or a quote) for each word."""
     out = []
-    for index, raw in enumerate(_TOKEN.findall(sentence)):
-        opens = index == 0 or raw[0] in "\"“‘(["
-        raw = raw.lstrip("\"“‘([").rstrip(_TRAILING)
-        if not raw:
-            continue
-        out.append((raw.casefold().replace("’", "'"), raw[0].isupper(), opens))
+    first = True
+    for opener, raw in _TOKEN.findall(sentence):
+        raw = raw.rstrip(_TRAILING)
+        if raw:
+            out.append((raw.casefold().replace("’", "'"), raw[0].isupper(), first or bool(opener)))
+        first = False
     return out
 
 
@@ -163,9 +168,9 @@ def _is_anchor(word: str, capital: bool, opens: bool, names: set[str]) -> bool:
     return capital and (not opens or word in names)
 
 
-def profile(text: str, spots: bool = True) -> SpinProfile:
-    """The spin-robust views of a text (clean text, one paragraph per line); spots=False leaves
-    the SpotSigs view empty (the verdict does not use it)."""
+def profile(text: str, spots: bool = True, anchor_runs: bool = True) -> SpinProfile:
+    """The spin-robust views of a text (clean text, one paragraph per line); spots=False and
+    anchor_runs=False leave the SpotSigs and anchor-run views empty (the verdict uses neither)."""
     sentences = [_words(s) for s in split_sentences(fold(text))]
     names = {w for words in sentences for w, capital, opens in words if capital and not opens}
     anchor_seq: list[str] = []
@@ -194,7 +199,7 @@ def profile(text: str, spots: bool = True) -> SpinProfile:
         aligned.append(Sentence(frozenset(found), len(words)))
     return SpinProfile(
         sentences=tuple(aligned),
-        anchor_runs=_hash_runs(anchor_seq, ANCHOR_RUN),
+        anchor_runs=_hash_runs(anchor_seq, ANCHOR_RUN) if anchor_runs else frozenset(),
         skeleton_runs=_hash_runs(skeleton, SKELETON_RUN),
         spots=frozenset(zlib.crc32(spot.encode()) for spot in spot_list),
     )
@@ -250,10 +255,27 @@ def anchor_sketch(text: str, size: int = SKETCH_SIZE) -> list[int]:
 SKELETON_MIN = 0.2
 
 
-def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: float = SKELETON_MIN,
-                 aligned_longer_min: float = 0.4) -> bool:
+ALIGNED_MIN = 0.55
+ALIGNED_LONGER_MIN = 0.45
+FEW_SENTENCES = 6
+"""Below this many anchored sentences (in the text with fewer) the verdict asks more, FEW_ALIGNED_MIN,
+FEW_ALIGNED_LONGER_MIN and FEW_SKELETON_MIN: in a short item two sentences said alike, or two quotes
+taken verbatim by another outlet's report, are half the text."""
+FEW_ALIGNED_MIN = 0.75
+FEW_ALIGNED_LONGER_MIN = 0.6
+FEW_SKELETON_MIN = 0.3
+
+
+def is_spun_copy(scores: SpinScores, aligned_min: float = ALIGNED_MIN, skeleton_min: float = SKELETON_MIN,
+                 aligned_longer_min: float = ALIGNED_LONGER_MIN) -> bool:
     """The verdict: enough sentences aligned in order, of both texts (a spinner drops a paragraph,
-    not half the article), and the grammar of the text kept."""
+    not half the article), and the grammar of the text kept; more of each for short texts. (Measured
+    with benchmarks/spin.py --short: 0.5 and 0.4 aligned, and no stricter rule for short texts, let
+    short same-event reports and quoting items through.)"""
+    if scores.sentences and scores.sentences < FEW_SENTENCES:
+        aligned_min = max(aligned_min, FEW_ALIGNED_MIN)
+        aligned_longer_min = max(aligned_longer_min, FEW_ALIGNED_LONGER_MIN)
+        skeleton_min = max(skeleton_min, FEW_SKELETON_MIN)
     return (scores.judged and scores.aligned >= aligned_min and scores.skeleton >= skeleton_min
             and scores.aligned_longer >= aligned_longer_min)
 
@@ -265,8 +287,9 @@ def is_spun_copy(scores: SpinScores, aligned_min: float = 0.5, skeleton_min: flo
 SPIN_KEYS = 8
 SPIN_RUN = 2
 SPIN_MIN_SHARED = 1
-SPIN_MIN_ANCHORS = 12
-"""Texts with fewer anchors get no spin keys (too few names and figures to tell a copy)."""
+SPIN_MIN_ANCHORS = 8
+"""Texts with fewer anchors get no spin keys (too few names and figures to tell a copy). (12 left
+short articles without keys: their spun copies were a third of those missed, benchmarks/spin.py.)"""
 _SPIN_SEED = 20261130
 # A word starting with a capital or a digit, not inside a word and not opening a sentence or a
 # line. The lookbehinds come after the first character, so that the scan stops only at capitals and
@@ -309,13 +332,26 @@ def shared_keys(first: Iterable[int], second: Iterable[int]) -> int:
     return sum(1 for x, y in zip(first, second, strict=False) if x == y)
 
 
-SPIN_MIN_JACCARD = 0.12
-"""Below this estimated Jaccard (word 4-grams, the engine's MinHash) a candidate is not profiled:
-spun copies keep 0.12 or more (first percentile of spinner A; B 0.17), unrelated texts about 0,
-stories sharing one or two sentences 0.05-0.12 (each 0.02 lower doubles the texts profiled in
-benchmarks/throughput.py)."""
+SPIN_MIN_JACCARD = 0.08
+"""Below this estimated Jaccard (word 4-grams, the engine's MinHash) a candidate is never profiled:
+unrelated texts are about 0, stories sharing one or two sentences 0.05-0.12; the harshest spinner
+measured (C with every known word swapped) puts 8% of its copies under 0.12."""
+SPIN_LOW_JACCARD = 0.12
+SPIN_LOW_SHARED = 3
+"""Between SPIN_MIN_JACCARD and SPIN_LOW_JACCARD a candidate is profiled only when it shares
+SPIN_LOW_SHARED of the SPIN_KEYS spin keys: a spun copy keeps its names and figures in order (most
+of those low ones share 4 or more), a story sharing a sentence or two shares one; profiling every
+candidate from 0.08 up tripled the texts profiled in benchmarks/throughput.py."""
 SPIN_MAX_VERIFIED = 3
 """At most this many candidates of one article are profiled, the highest estimated Jaccard first."""
+
+
+def worth_profiling(jaccard: float, shared: int, near: float) -> bool:
+    """Whether a candidate under `shared` of an article's spin keys, at this estimated Jaccard, is
+    profiled (a Jaccard of `near` or more is left to the ordinary rules)."""
+    if jaccard >= near or jaccard < SPIN_MIN_JACCARD or shared < SPIN_MIN_SHARED:
+        return False
+    return jaccard >= SPIN_LOW_JACCARD or shared >= SPIN_LOW_SHARED
 
 
 class SpinVerifier:
@@ -335,7 +371,7 @@ class SpinVerifier:
         if found is not None:
             self._profiles.move_to_end(key)
             return found
-        made = profile(text if isinstance(text, str) else text(), spots=False)
+        made = profile(text if isinstance(text, str) else text(), spots=False, anchor_runs=False)
         self.profiled += 1
         self._profiles[key] = made
         if len(self._profiles) > self.cache_size:
@@ -345,9 +381,13 @@ class SpinVerifier:
     def verify(self, own_id: str, text: str, other_id: str, other_text: str | Callable[[], str]) -> bool:
         """Whether two texts are spun copies of each other (is_spun_copy on their profiles); a
         stored text is given as a function that reads it, called only when not cached."""
-        own, other = self._profile(own_id, text), self._profile(other_id, other_text)
-        # The cheap parts of the verdict first: the sentence alignment is the costly one.
-        if min(own.anchored_sentences, other.anchored_sentences) < MIN_ANCHORED_SENTENCES:
+        own = self._profile(own_id, text)
+        # The cheap parts of the verdict first: the other text is read and profiled only when this
+        # one can be judged, and the sentence alignment is the costliest part.
+        if own.anchored_sentences < MIN_ANCHORED_SENTENCES:
+            return False
+        other = self._profile(other_id, other_text)
+        if other.anchored_sentences < MIN_ANCHORED_SENTENCES:
             return False
         if containment(own.skeleton_runs, other.skeleton_runs) < SKELETON_MIN:
             return False

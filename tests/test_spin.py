@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from benchmarks.spinners import SPINNER_A, SPINNER_B, same_event_report, split_sentences
+from dataclasses import replace
+
+from benchmarks.spinners import SPINNER_A, SPINNER_B, SPINNER_C, same_event_report, split_sentences
 from dedup.article import Article
 from dedup.engine import Engine
 from dedup.index import SPIN_BAND, split_fields
@@ -18,16 +20,25 @@ from dedup.junk import strip_junk
 from dedup.keys import Keys
 from dedup.normalize import tokens
 from dedup.policy import Facts
+from dedup.signature import estimated_jaccard, fingerprints_of_clean
 from dedup.spin import (
+    FEW_SENTENCES,
     SKETCH_SIZE,
     SPIN_KEYS,
+    SPIN_LOW_JACCARD,
+    SPIN_LOW_SHARED,
+    SPIN_MIN_ANCHORS,
+    SPIN_MIN_JACCARD,
     SPIN_MIN_SHARED,
+    SpinScores,
     aligned_share,
     anchor_sketch,
     is_spun_copy,
     profile,
     shared_keys,
+    sketch_anchors,
     spin_sketch,
+    worth_profiling,
 )
 from dedup.urls import url_id
 from tests.conftest import DATA_DIR
@@ -52,7 +63,7 @@ def _word4_jaccard(first: str, second: str) -> float:
     return len(sa & sb) / len(sa | sb)
 
 
-@pytest.mark.parametrize("spinner", [SPINNER_A, SPINNER_B], ids=["A", "B"])
+@pytest.mark.parametrize("spinner", [SPINNER_A, SPINNER_B, SPINNER_C], ids=["A", "B", "C"])
 def test_spinners_rewrite_most_shingles_but_keep_names(spinner) -> None:
     rng = random.Random(3)
     for paragraphs in BODIES:
@@ -74,7 +85,25 @@ def test_spinner_turns_a_quote_into_reported_speech() -> None:
     assert "Smith" in spun[0]
 
 
-@pytest.mark.parametrize("spinner", [SPINNER_A, SPINNER_B], ids=["A", "B"])
+def test_spinner_c_reports_speech_with_that_and_shifts_persons_and_tenses() -> None:
+    _, spun = SPINNER_C.spin("t", ['Smith said: "We will win this election."'], random.Random(0))
+    assert '"' not in spun[0] and "Smith" in spun[0]
+    assert " that they would " in spun[0] and "this" not in spun[0]
+    _, spun = SPINNER_C.spin("t", ['"I am ready," said Jones.'], random.Random(0))
+    assert spun[0].startswith("Jones") and " that he was " in spun[0] and '"' not in spun[0]
+
+
+def test_spinner_c_is_harsher_than_a_and_b() -> None:
+    def median_jaccard(spinner) -> float:
+        values = sorted(_word4_jaccard(_text(p), _text(spinner.spin("t", p, random.Random(i))[1]))
+                        for i, p in enumerate(BODIES))
+        return values[len(values) // 2]
+
+    harsh = median_jaccard(SPINNER_C)
+    assert harsh < median_jaccard(SPINNER_A) and harsh < median_jaccard(SPINNER_B)
+
+
+@pytest.mark.parametrize("spinner", [SPINNER_A, SPINNER_B, SPINNER_C], ids=["A", "B", "C"])
 def test_spun_copies_of_real_articles_are_recognised(spinner) -> None:
     found = 0
     for index, paragraphs in enumerate(BODIES):
@@ -109,6 +138,30 @@ def test_swapped_sentences_cost_one_alignment_each() -> None:
     swapped[2], swapped[3] = swapped[3], swapped[2]
     share = aligned_share(profile(text).sentences, profile(" ".join(swapped)).sentences)
     assert share == pytest.approx(0.9)
+
+
+def test_few_sentences_need_more_of_them_aligned() -> None:
+    scores = SpinScores(anchors=0.5, skeleton=0.25, spots=0.0, aligned=0.6, judged=True, aligned_longer=0.5,
+                        sentences=FEW_SENTENCES - 1)
+    assert not is_spun_copy(scores)
+    assert is_spun_copy(replace(scores, sentences=FEW_SENTENCES))
+    assert is_spun_copy(replace(scores, aligned=0.8, aligned_longer=0.8, skeleton=0.35))
+
+
+def test_a_low_jaccard_candidate_is_profiled_only_when_it_shares_more_spin_keys() -> None:
+    low = (SPIN_MIN_JACCARD + SPIN_LOW_JACCARD) / 2
+    assert not worth_profiling(low, SPIN_LOW_SHARED - 1, 0.5)
+    assert worth_profiling(low, SPIN_LOW_SHARED, 0.5)
+    assert worth_profiling(SPIN_LOW_JACCARD, SPIN_MIN_SHARED, 0.5)
+    assert not worth_profiling(SPIN_MIN_JACCARD - 0.01, SPIN_KEYS, 0.5)
+    assert not worth_profiling(0.5, SPIN_KEYS, 0.5)  # the rules' business
+
+
+def test_a_short_article_with_few_names_gets_spin_keys() -> None:
+    text = ("The mayor of Springfield met Anna Lopez and Tom Berg on 3 May. They spoke about the 40 new homes "
+            "planned near Oak Street for 2025.")
+    assert SPIN_MIN_ANCHORS <= len(sketch_anchors(text)) < 12
+    assert len(spin_sketch(text)) == SPIN_KEYS
 
 
 def test_short_texts_are_not_judged() -> None:
@@ -170,6 +223,21 @@ def test_engine_joins_a_spun_copy_and_keeps_a_same_event_report_apart(engine: En
     # check (peek) says what add said.
     peeked = engine.peek(Article(url="https://another.example/wework", text="\n".join(spun)))
     assert peeked.status == "dup" and peeked.cluster == decided_first.cluster
+
+
+def test_engine_joins_a_harsh_spun_copy_under_the_old_jaccard_floor(engine: Engine) -> None:
+    paragraphs = BODIES[8]
+    _, spun = replace(SPINNER_C, swap_rate=1.0).spin("headline", paragraphs, random.Random(1))
+    original, copy = fingerprints_of_clean([_text(paragraphs), _text(spun)])
+    # Under 0.12 (the floor before), over SPIN_MIN_JACCARD: profiled because it shares enough spin keys.
+    assert SPIN_MIN_JACCARD <= estimated_jaccard(original.signature, copy.signature) < SPIN_LOW_JACCARD
+    assert shared_keys(spin_sketch(original.clean_text), spin_sketch(copy.clean_text)) >= SPIN_LOW_SHARED
+    first = engine.add(Article(url="https://outlet.example/story", text="\n".join(paragraphs)))
+    second = engine.add(Article(url="https://farm.example/p", text="\n".join(spun), title="headline"))
+    assert second.cluster == first.cluster
+    # One is the canonical (neither is dated: the longer text), the other its near copy.
+    kinds = {engine.get_by_url(url).kind for url in ("https://outlet.example/story", "https://farm.example/p")}
+    assert kinds == {None, "near"}
 
 
 def test_a_spun_copy_from_the_same_site_is_not_joined_by_the_spin_stage(engine: Engine) -> None:
