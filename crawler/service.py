@@ -106,8 +106,9 @@ class Service:
         self._decider_alive = False
         self._written = 0
         """Articles this instance's crawls put in the inbox since the decider last read it."""
-        self._batch_written = asyncio.Event()
-        """Set once _written reaches a full batch."""
+        self._gathered = asyncio.Event()
+        """Ends the decider's wait for a fuller batch: set once _written reaches a full batch, when the last crawl
+        running here ends, and on stop."""
         self._attempted: set[str] = set()
         self._started = time.time()
         self._scheduler: Any = None
@@ -193,6 +194,7 @@ class Service:
             log.info("%s received: stopping scheduling, finishing in-flight work (at most %.0fs)", name,
                         self.settings.service.shutdown_timeout)
             self.stopping.set()
+            self._gathered.set()
         elif signum == signal.SIGINT:
             log.warning("second interrupt: exiting now; unfinished work is picked up on the next start")
             os._exit(1)
@@ -363,6 +365,8 @@ class Service:
             log.exception("crawl failed", extra=about(source.name))
         finally:
             self._running.pop(source.name, None)
+            if not self._running:
+                self._gathered.set()  # nothing more is coming from here: the decider need not wait
             self._listed_at[source.name] = job.listed_at or 0.0
             self.metrics.crawls_running.dec()
         try:  # renewed until released: a release held up must not let the lease lapse first
@@ -461,7 +465,7 @@ class Service:
                         await self._decide_left_over(retry)
                     block = 50 if self.crawls_done.is_set() else 500
                     self._written = 0
-                    self._batch_written.clear()
+                    self._gathered.clear()
                     entries = await redis_retry(self.inbox.read, DECIDE_BATCH, block, **retry)
                     if entries:
                         await self._decide(entries)
@@ -485,20 +489,17 @@ class Service:
         """A crawl here put an article in the inbox."""
         self._written += 1
         if self._written >= DECIDE_BATCH:
-            self._batch_written.set()
+            self._gathered.set()
 
     async def _gather(self) -> None:
         """After a part batch: let the inbox fill until a full batch was written here since the last read, no
         crawl runs here, the service stops, or DECIDE_GATHER has passed."""
-        deadline = time.monotonic() + DECIDE_GATHER
-        while self._running and not self._batch_written.is_set() and not self.stopping.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            try:  # a tenth of a second at a time: a crawl ending or a stop is noticed that soon
-                await asyncio.wait_for(self._batch_written.wait(), min(left, 0.1))
-            except TimeoutError:
-                pass
+        if not self._running or self.stopping.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._gathered.wait(), DECIDE_GATHER)
+        except TimeoutError:
+            pass
 
     async def _decide_left_over(self, retry: dict[str, Any]) -> None:
         """Entries of a dead instance or left pending here, and stream events waiting for their text."""
