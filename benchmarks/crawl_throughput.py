@@ -47,7 +47,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; NEWSDEDUP_SHARED_DATA names it for a checkout elsewhere (a worktree).
+SHARED_DATA = Path(os.environ.get("NEWSDEDUP_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 FIRST_HOST = 41
 """Sites listen on 127.0.0.41, 127.0.0.42, ... (one per copy of the real pages)."""
 

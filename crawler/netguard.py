@@ -202,7 +202,7 @@ class _Target:
     def same_host_as(self, other_url: str) -> bool:
         """The same host (name or address, any port or scheme): the feed's publisher vouches for
         its own host, as the rule reads; another name for the same address is not the same host."""
-        other = _parse_target(other_url)
+        other = _parse_trusted(other_url)
         return isinstance(other, _Target) and other.host == self.host
 
 
@@ -222,6 +222,11 @@ def _parse_target(url: str) -> _Target | str:
     if not host:
         return "URL has no host"
     return _Target(host, port or DEFAULT_PORTS[scheme], parse_ip_literal(host))
+
+
+_parse_trusted = lru_cache(maxsize=256)(_parse_target)
+"""_parse_target for the listing URLs requests are judged against: a crawl's few feeds and sitemaps, each
+compared with every article it lists (a frozen result, safe to share)."""
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:

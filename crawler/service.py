@@ -59,9 +59,12 @@ CONTROL_POLL = 1.0
 """Seconds between two looks at the operators' crawl-now requests (crawler.control)."""
 DECIDE_BATCH = 64
 """Inbox entries the decider takes at once."""
-DECIDE_GATHER = 0.25
-"""After a part batch, seconds the decider lets the inbox fill: a batch shares its round trips and its
-thread hops (reading, deciding, acknowledging), which one article at a time cost more than its decision."""
+DECIDE_GATHER = 1.0
+"""After a part batch, at most this many seconds the decider lets the inbox fill while this instance crawls: a
+batch shares its round trips and its thread hops (reading, deciding, acknowledging) and the engine's fixed cost
+per batch (about 4 ms of CPU, more than a page's own decision), so batches of 2-3 pages, as a fixed 0.25 s gave on a
+busy machine, cost twice the CPU per page of full ones. It ends as soon as a full batch was written here, or no
+crawl runs here (nothing more is coming from this instance)."""
 _TICK_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -101,6 +104,11 @@ class Service:
         self._listed_at: dict[str, float] = {}
         """Per source, when the last crawl here requested its feeds and sitemaps (0: it did not)."""
         self._decider_alive = False
+        self._written = 0
+        """Articles this instance's crawls put in the inbox since the decider last read it."""
+        self._gathered = asyncio.Event()
+        """Ends the decider's wait for a fuller batch: set once _written reaches a full batch, when the last crawl
+        running here ends, and on stop."""
         self._attempted: set[str] = set()
         self._started = time.time()
         self._scheduler: Any = None
@@ -186,6 +194,7 @@ class Service:
             log.info("%s received: stopping scheduling, finishing in-flight work (at most %.0fs)", name,
                         self.settings.service.shutdown_timeout)
             self.stopping.set()
+            self._gathered.set()
         elif signum == signal.SIGINT:
             log.warning("second interrupt: exiting now; unfinished work is picked up on the next start")
             os._exit(1)
@@ -335,7 +344,7 @@ class Service:
         job = CrawlJob(source=source, crawl=crawl, inbox=self.inbox, keys=self.keys, metrics=self.metrics,
                        executor=self._executor, retention=self.settings.dedup.retention,
                        inbox_maxlen=self.settings.service.inbox_maxlen, stopping=self.stopping,
-                       fingerprint=self._fingerprint_spec)
+                       fingerprint=self._fingerprint_spec, on_written=self._note_written)
         lost = asyncio.Event()
         renew = asyncio.create_task(self._renew(source.name, token, lost))
         started = time.time()
@@ -358,6 +367,8 @@ class Service:
             log.exception("crawl failed", extra=about(source.name))
         finally:
             self._running.pop(source.name, None)
+            if not self._running:
+                self._gathered.set()  # nothing more is coming from here: the decider need not wait
             self._listed_at[source.name] = job.listed_at or 0.0
             self.metrics.crawls_running.dec()
         try:  # renewed until released: a release held up must not let the lease lapse first
@@ -460,11 +471,13 @@ class Service:
                         last_reclaim = time.monotonic()
                         await self._decide_left_over(retry)
                     block = 50 if self.crawls_done.is_set() else 500
+                    self._written = 0
+                    self._gathered.clear()
                     entries = await redis_retry(self.inbox.read, DECIDE_BATCH, block, **retry)
                     if entries:
                         await self._decide(entries)
-                        if len(entries) < DECIDE_BATCH and not self.stopping.is_set():
-                            await _pause(self.stopping, DECIDE_GATHER)
+                        if len(entries) < DECIDE_BATCH:
+                            await self._gather()
                     elif self.crawls_done.is_set() and self.stopping.is_set():
                         return  # nothing new for us; entries pending with live instances stay theirs
                 except Stopped:
@@ -478,6 +491,22 @@ class Service:
             return
         finally:
             self._decider_alive = False
+
+    def _note_written(self) -> None:
+        """A crawl here put an article in the inbox."""
+        self._written += 1
+        if self._written >= DECIDE_BATCH:
+            self._gathered.set()
+
+    async def _gather(self) -> None:
+        """After a part batch: let the inbox fill until a full batch was written here since the last read, no
+        crawl runs here, the service stops, or DECIDE_GATHER has passed."""
+        if not self._running or self.stopping.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._gathered.wait(), DECIDE_GATHER)
+        except TimeoutError:
+            pass
 
     async def _decide_left_over(self, retry: dict[str, Any]) -> None:
         """Entries of a dead instance or left pending here, and stream events waiting for their text."""

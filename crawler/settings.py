@@ -28,7 +28,12 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
             "scrapy.extensions.telnet.TelnetConsole": None,
             "scrapy.extensions.memusage.MemoryUsage": None,
             "scrapy.extensions.logstats.LogStats": None,
+            # Scrapy's own counters (items, responses, log lines), fed by signals on every page: nothing reads
+            # them (the service counts in crawler.health), and the stats collector below keeps nothing.
+            "scrapy.extensions.corestats.CoreStats": None,
+            "scrapy.extensions.logcount.LogCount": None,
         },
+        "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
         "LOG_ENABLED": True,
         "LOG_LEVEL": "WARNING",
         "STATS_DUMP": False,
@@ -63,6 +68,10 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
         # the service's AsyncCrawlerRunner installs none, so the service pins answers itself (crawler.resolver).
         "DNSCACHE_ENABLED": True,
         "DOWNLOADER_MIDDLEWARES": {
+            # Off: the spider names no allowed_domains (Offsite passes every request; the SSRF guard judges
+            # hosts) and the service sends no HTTP credentials (HTTPAUTH_USER is never set).
+            "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+            "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
             # Before robots.txt: a refused private address gets no request at all.
             "crawler.netguard.SSRFGuardMiddleware": 40,
             # Just after RobotsTxtMiddleware (100): an unreachable robots.txt is one line, after the retries.
@@ -75,10 +84,16 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
             # Last before the download: nothing more is sent once a crawl is being stopped.
             "crawler.spiders.CrawlGateMiddleware": 950,
         },
+        "SPIDER_MIDDLEWARES": {
+            # A development aid (warns once when a spider copies Scrapy's internal meta keys into a new request),
+            # and another async generator layer around every callback's output.
+            "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
+        },
         "ITEM_PIPELINES": {"crawler.pipelines.ExtractPipeline": 100},
         "DUPEFILTER_CLASS": "crawler.spiders.RedirectAwareDupeFilter",
-        # Per callback: Scrapy starts this many worker tasks for every response, and ours yield one item.
-        "CONCURRENT_ITEMS": 4,
+        # Per callback: Scrapy starts this many worker tasks (and a queue) for every response. An article yields
+        # one item, and a listing's requests are only queued (synchronous), so one is all they use.
+        "CONCURRENT_ITEMS": 1,
         "DEPTH_LIMIT": 4,
         "DEFAULT_REQUEST_HEADERS": {
             "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +66,8 @@ class CrawlJob:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     fingerprint: FingerprintSpec | None = None
     """How the extraction workers fingerprint what they extract (None: the decider does)."""
+    on_written: Callable[[], None] | None = None
+    """Called as each handed-over article is in the inbox (the service's decider sizes its batches by it)."""
     counts: dict[str, int] = field(default_factory=dict)
     stop_reason: str = ""
     """Set by stop_crawl(): from then on no request of this crawl is sent."""
@@ -88,6 +90,8 @@ class CrawlJob:
         if self._writer is None:
             self._writer = InboxWriter(self.inbox, metrics=self.metrics, stopping=self.stopping)
         await self._writer.put(article, seen_url)
+        if self.on_written is not None:
+            self.on_written()
 
     async def redis(self, call: Any, *args: Any, stage: str = "crawl") -> Any:
         return await redis_retry(call, *args, stage=stage, metrics=self.metrics, stopping=self.stopping)

@@ -273,9 +273,18 @@ class Engine:
             yield from self._add_threaded(batches)
 
     def _add_threaded(self, batches: Iterable[list[Article | Fingerprinted]]) -> Iterator[Decision]:
+        pending = iter(batches)
+        first = next(pending, None)
+        if first is None:
+            return
+        following = next(pending, None)
+        if following is None:
+            # One batch (the service's decider, every time): nothing to overlap, so no thread to start and join.
+            yield from self.decide(self.prepare_many(first))
+            return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdedup-redis") as io:
             in_flight: Future[list[Decision]] | None = None
-            for batch in batches:
+            for batch in chain([first, following], pending):
                 prepared = self.prepare_many(batch)
                 if in_flight is not None:
                     yield from in_flight.result()
