@@ -1356,13 +1356,7 @@ class Decider:
         keys, fields = self.settings.slots_of(r, s.text(r))
         slots = list(zip(keys, split_fields(fields, r.content), strict=True))
         s.prefetch((), slots)
-        cap = self.t.bucket_cap * 8  # type: ignore[attr-defined]
-        for key, name in slots:
-            value = s.hget(key, name)
-            if not value:
-                s.hset(key, name, article_id)
-            elif len(value) < cap and not bucket_has(value, article_id):
-                s.hset(key, name, value + article_id)
+        self.add_bands(s, article_id, slots)
         return True
 
 
