@@ -27,7 +27,7 @@ _DURATION_KEYS = frozenset({
     "retention", "stream_retention", "shutdown_timeout", "every", "delay", "max_delay", "timeout",
     "claim_idle", "lease_ttl", "retry_backoff", "retry_backoff_max", "max_age",
 })
-_SIZE_KEYS = frozenset({"max_response_size"})
+_SIZE_KEYS = frozenset({"max_response_size", "cache_size"})
 
 
 class ConfigError(ValueError):
@@ -96,6 +96,10 @@ class DedupSettings:
     sizes a new index's band shards so they stay compact up to about twice that (0: the smallest
     layout, 16,384 shards, compact up to about 200,000). An existing index keeps the size it was
     created with (`status` says when it has outgrown it)."""
+    cache_size: int = 64 * 1024 * 1024
+    """Bytes ("64MB") the deciding process keeps recent records and clusters in, while it holds the decider
+    lease batch after batch (0: none): a story copied thousands of times is then decided without
+    reading its members from Redis again."""
 
 
 @dataclass(frozen=True)

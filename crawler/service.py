@@ -451,7 +451,8 @@ class Service:
     def _engine_config(self) -> EngineConfig:
         return EngineConfig(retention=self.settings.dedup.retention, stream_maxlen=self.settings.dedup.stream_maxlen,
                             stream_retention=self.settings.dedup.stream_retention,
-                            params=IndexParams.for_size(self.settings.dedup.expected_articles))
+                            params=IndexParams.for_size(self.settings.dedup.expected_articles),
+                            cache_bytes=self.settings.dedup.cache_size)
 
     async def _decide_forever(self) -> None:
         """Decide inbox entries until stopped and drained: ours left pending first, then new ones."""

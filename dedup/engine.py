@@ -77,6 +77,9 @@ class EngineConfig:
     """Thin pages long enough to compare are indexed and compared with articles on other sites: one
     that repeats an article is decided like one (dedup.decider.Settings.thin_copies). Off: the policy
     before it (tests/test_differential.py compares that with the reference Lua)."""
+    cache_bytes: int = 64 * 1024 * 1024
+    """Records and cluster values the decider keeps in memory while it holds the lease batch after
+    batch (dedup.decider.ValueCache; 0: none): a hot story's members are then not read again."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ class Engine:
         self.decider = dec.Decider(client, self.keys, dec.Settings(
             self.config.thresholds, self.config.stream_maxlen, self._slots_of,
             SpinVerifier(near=self.config.thresholds.near) if self.config.spin else None,
-            self.config.thin_copies))
+            self.config.thin_copies), self.config.cache_bytes)
         self.boilerplate = (
             BoilerplateLearner(client, self.keys, self.config.retention, self.config.boilerplate_capacity)
             if self.config.boilerplate_capacity > 0 else None
@@ -388,11 +391,17 @@ class Engine:
         writes a process killed mid-batch journalled before anything else."""
         self.lease.acquire(self._replay)
         try:
+            if self.lease.depth == 1:
+                self.decider.cache.hold(self.lease.token)
             yield
+        except BaseException:
+            self.decider.cache.clear()  # a batch that failed may have been applied in part
+            raise
         finally:
             self.lease.release()
 
     def _replay(self, payload: bytes) -> None:
+        self.decider.cache.clear()
         dec.apply(self.client, dec.unpack(payload), payload)
 
     def _commit(self, store: dec.Store) -> None:
@@ -405,6 +414,7 @@ class Engine:
         if self.lease.remaining() < dec.APPLY_MARGIN_MS / 1000:
             raise dec.LeaseLost("the decider lease is about to expire: the journalled batch is left to the next holder")
         dec.apply(self.client, commands, packed)
+        self.decider.cache.applied(commands)
         self.lease.clear()
 
     def _count_hourly(self, prepared: list[Prepared], decisions: list[Decision]) -> None:
@@ -444,7 +454,7 @@ class Engine:
         """The decision `add` would make now (or for an article arriving at `now`) and the nearest
         candidates, without changing anything."""
         item = self.prepare(article, now, learn=False)
-        result: dict = self.decider.peek(self.decider.store(), self._item(item), limit)
+        result: dict = self.decider.peek(self.decider.store(cached=False), self._item(item), limit)
         stored = result.get("stored") or {}
         kind = result["kind"]
         is_dup = kind in ("exact", "near", "excerpt")

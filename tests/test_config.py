@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 from crawler.config import ConfigError, load_settings, with_flags
 
@@ -58,6 +59,17 @@ def test_crawl_section_and_source_overrides(tmp_path: Path) -> None:
     assert maps.crawl_settings(settings.crawl).obey_robots is True
 
 
+def test_the_decider_cache_size_reaches_the_engine(tmp_path: Path) -> None:
+    from crawler.service import Service
+
+    settings = load_settings(_write(tmp_path, '[dedup]\ncache_size = "16MiB"\n'), env={})
+    assert settings.dedup.cache_size == 16 * 1024 * 1024
+    service = Service(settings, redis.Redis.from_url("redis://127.0.0.1:1"), health=False)  # never connects
+    assert service._engine_config().cache_bytes == 16 * 1024 * 1024
+    off = load_settings(_write(tmp_path, ""), env={"NEWSDEDUP_DEDUP_CACHE_SIZE": "0"})
+    assert off.dedup.cache_size == 0
+
+
 def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> None:
     env = {"NEWSDEDUP_CRAWL_CONCURRENCY": "7", "NEWSDEDUP_CRAWL_OBEY_ROBOTS": "false",
            "NEWSDEDUP_CRAWL_DELAY": "2s", "NEWSDEDUP_REDIS_URL": "redis://env.example:6379/0"}
@@ -71,6 +83,7 @@ def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> N
 @pytest.mark.parametrize(("text", "message"), [
     ("[crawl]\ndelay = \"soon\"\n", "crawl.delay: not a duration"),
     ("[crawl]\nmax_response_size = \"big\"\n", "crawl.max_response_size: not a size"),
+    ("[dedup]\ncache_size = \"lots\"\n", "dedup.cache_size: not a size"),
     ("[crawl]\nautothrottle = \"maybe\"\n", "crawl.autothrottle: expected true or false"),
     ("[crawl]\nconcurrency = 0\n", "crawl.concurrency: must be at least 1"),
     ("[crawl]\nspeed = 3\n", "crawl.speed: unknown key"),

@@ -243,3 +243,71 @@ def test_a_waiter_that_has_waited_takes_the_lease_before_its_holder_takes_it_aga
     holder.acquire(_noop)  # nobody queued: free for anyone again
     holder.release()
     client.close()
+
+
+# The decider's value cache (decider.ValueCache): records and clusters kept in memory by the process
+# that held the lease last, emptied whenever another process may have written.
+
+
+def test_the_value_cache_serves_a_story_s_members_to_the_holder_that_wrote_them(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    engine = Engine(redis_client, Keys(key_prefix))
+    url, body = articles()[2]
+    engine.add(Article(url=url, text=body))
+    cache = engine.decider.cache
+    assert len(cache) > 0  # the record and cluster it wrote
+    before = cache.hits
+    copy = engine.add(Article(url="https://farm.example/copy", text=wrapped_copy(body)))
+    assert copy.duplicate_of is not None
+    assert cache.hits > before  # the original's record came from memory
+    # What the cache holds is what Redis holds.
+    for key in (engine.keys.article(copy.article_id), engine.keys.article(copy.canonical_id),
+                engine.keys.cluster(copy.cluster)):
+        assert cache.get(key) == redis_client.get(key)
+
+
+def test_a_change_by_another_process_empties_the_value_cache(redis_client: redis.Redis, key_prefix: str) -> None:
+    from dedup.overrides import Overrides
+
+    keys = Keys(key_prefix)
+    engine = Engine(redis_client, keys)
+    url, body = articles()[3]
+    original = engine.add(Article(url=url, text=body))
+    first = engine.add(Article(url="https://farm.example/c1", text=wrapped_copy(body)))
+    assert first.canonical_id == original.article_id
+    # Another process (its own engine, its own lease) makes the copy the canonical.
+    Overrides(Engine(redis_client, keys)).promote(first.article_id, who="tester")
+    # The first engine's next hold has a fencing number that is not the next after its own: what
+    # it kept is gone, and its next decision sees the promotion.
+    second = engine.add(Article(url="https://mirror.example/c2", text=edited(body)))
+    assert second.cluster == original.cluster
+    assert second.canonical_id == first.article_id
+
+
+def test_a_failed_batch_empties_the_value_cache(redis_client: redis.Redis, key_prefix: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(redis_client, Keys(key_prefix))
+    url, body = articles()[4]
+    engine.add(Article(url=url, text=body))
+    assert len(engine.decider.cache) > 0
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise redis.ConnectionError("Redis went away mid-batch")
+
+    monkeypatch.setattr(decider, "apply", refuse)
+    with pytest.raises(redis.ConnectionError):
+        engine.add(Article(url="https://farm.example/d", text=wrapped_copy(body)))
+    assert len(engine.decider.cache) == 0 and engine.decider.cache.fence is None
+
+
+def test_the_value_cache_stays_within_its_size(redis_client: redis.Redis, key_prefix: str) -> None:
+    from dedup.engine import EngineConfig
+
+    engine = Engine(redis_client, Keys(key_prefix), EngineConfig(cache_bytes=4096))
+    for index, (url, body) in enumerate(articles()[:8]):
+        engine.add(Article(url=url, text=body))
+        assert engine.decider.cache.size <= 4096, index
+    off = Engine(redis_client, Keys(key_prefix), EngineConfig(cache_bytes=0))
+    url, body = articles()[0]
+    assert off.add(Article(url="https://farm.example/e", text=wrapped_copy(body))).duplicate_of is not None
+    assert len(off.decider.cache) == 0
