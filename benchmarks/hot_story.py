@@ -13,7 +13,9 @@ reset before each copy). Printed: medians around cluster sizes 5, 50 and 500, an
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import random
 import shutil
 import statistics
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--breakdown", action="store_true", help="print Redis time by command now and then")
     parser.add_argument("--code", help="a checkout whose dedup package decides (default: this one)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the decisions around cluster sizes 5 and 500 and print where their time goes")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     texts = [t for t in make_texts(args.unrelated * 2, seed=args.seed) if t[1].startswith("Story")]
@@ -88,15 +92,21 @@ def main() -> None:
         now = time.time()
         rows = []  # (cluster size after the decision, wall ms, redis ms)
         cluster = None
+        profiles = {5: cProfile.Profile(), 500: cProfile.Profile()} if args.profile else {}
         for index, (hot, article) in enumerate(order):
             prepared = engine.prepare_many([article], now=now + index)
             if not hot:
                 engine.decide(prepared)
                 continue
             client.config_resetstat()
+            profile = next((p for size, p in profiles.items() if size - 3 <= len(rows) + 2 <= size + 10), None)
+            if profile is not None:
+                profile.enable()
             started = time.perf_counter()
             [decision] = engine.decide(prepared)
             wall = (time.perf_counter() - started) * 1000
+            if profile is not None:
+                profile.disable()
             busy = redis_usec(client) / 1000
             if args.breakdown and len(rows) % 100 == 0:
                 stats = client.info("commandstats")
@@ -125,6 +135,9 @@ def main() -> None:
             print(f"{size:>14}{wall:>10.2f}{busy:>10.3f}")
         print(f"500th vs 5th: wall {figures[500][0] / figures[5][0]:.2f}x, Redis {figures[500][1] / figures[5][1]:.2f}x")
         print(json.dumps({str(k): {"wall_ms": v[0], "redis_ms": v[1]} for k, v in figures.items()}))
+        for size, profile in profiles.items():
+            print(f"--- decisions around cluster size {size} (14 of them), by own time")
+            pstats.Stats(profile).sort_stats("tottime").print_stats(14)
     finally:
         proc.terminate()
         proc.wait(10)
