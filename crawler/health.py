@@ -42,6 +42,11 @@ class Metrics:
         self.redis_up = Gauge("newsdedup_redis_up", "1 while Redis answers", registry=r)
         self.stream_length = Gauge("newsdedup_stream_length", "Entries on the canonical stream", registry=r)
         self.inbox_length = Gauge("newsdedup_inbox_length", "Articles waiting for a decision", registry=r)
+        self.decider_cache_bytes = Gauge("newsdedup_decider_cache_bytes", "Memory the decider's cache of "
+                                         "records and clusters holds (dedup.decider.ValueCache)", registry=r)
+        self.decider_cache_reads = Counter("newsdedup_decider_cache_reads", "Records and clusters looked up "
+                                           "in the decider's cache, by result (hit: no Redis read)", ["result"],
+                                           registry=r)
         self.crawls_running = Gauge("newsdedup_crawls_running", "Crawls in progress", registry=r)
         self.last_crawl = Gauge("newsdedup_last_crawl_timestamp", "End of the last crawl", ["source"], registry=r)
         self.consumer_lag = Gauge("newsdedup_consumer_lag", "Canonical stream entries not yet delivered to a "

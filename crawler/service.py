@@ -92,6 +92,8 @@ class Service:
         self.decisions: list[Decision] = []
         self.health_port: int | None = None
         self._engine: Engine | None = None
+        self._cache_seen = (0, 0)
+        """The decider cache's hits and misses the metrics have counted."""
         self._executor: Executor | None = executor
         self._fingerprint_spec = (FingerprintSpec.of(client, self.keys, self._engine_config())
                                   if settings.service.fingerprint_in_workers else None)
@@ -534,6 +536,7 @@ class Service:
         # Stopped (the service stops while Redis is away) leaves the batch pending for the next start.
         results = await self._through_trouble(decide_each, self.engine, [item for _, item in usable])
         decided = [result for result in results if not isinstance(result, Exception)]
+        self._observe_cache()
         canonical_urls = await redis_retry(self._canonical_urls, decided, **retry)
         decisions: list[Decision] = []
         for (entry, item), result in zip(usable, results, strict=True):
@@ -622,6 +625,18 @@ class Service:
 
     def inbox_length(self) -> int:
         return self.inbox.length()
+
+    def _observe_cache(self) -> None:
+        """The decider cache's size and the lookups since the last batch."""
+        if self._engine is None:
+            return
+        cache = self._engine.decider.cache
+        self.metrics.decider_cache_bytes.set(cache.size)
+        hits, misses = cache.hits, cache.misses
+        seen_hits, seen_misses = self._cache_seen
+        self.metrics.decider_cache_reads.labels("hit").inc(max(0, hits - seen_hits))
+        self.metrics.decider_cache_reads.labels("miss").inc(max(0, misses - seen_misses))
+        self._cache_seen = (hits, misses)
 
     async def _heartbeat(self) -> None:
         while True:

@@ -149,6 +149,10 @@ def test_two_instances_crawl_each_source_once_and_queue_only_originals(
         decided = re.findall(r'newsdedup_decisions_total\{decision="(\w+)",source="(\w+)"\} (\d+)', metrics)
         # 5 originals, 4 copies, 1 from the awkward site
         assert sum(int(n) for _, _, n in decided) == 10, (decided, first.log[-4000:], second.log[-4000:])
+        # The instances that decided keep what they read and wrote for their next batch.
+        cached = re.findall(r"^newsdedup_decider_cache_bytes (\S+)$", metrics, re.M)
+        assert len(cached) == 2 and sum(float(n) for n in cached) > 0, cached
+        assert re.search(r'^newsdedup_decider_cache_reads_total\{result="(hit|miss)"\} [1-9]', metrics, re.M)
         assert "source=aggregator url=" in first.log + second.log
     finally:
         results = [proc.stop(30) for proc in (first, second)]
