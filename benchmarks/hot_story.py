@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--code", help="a checkout whose dedup package decides (default: this one)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the decisions around cluster sizes 5 and 500 and print where their time goes")
+    parser.add_argument("--sort", default="tottime", help="--profile: pstats sort key (tottime, cumulative)")
+    parser.add_argument("--top", type=int, default=14, help="--profile: functions printed")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     texts = [t for t in make_texts(args.unrelated * 2, seed=args.seed) if t[1].startswith("Story")]
@@ -136,8 +138,8 @@ def main() -> None:
         print(f"500th vs 5th: wall {figures[500][0] / figures[5][0]:.2f}x, Redis {figures[500][1] / figures[5][1]:.2f}x")
         print(json.dumps({str(k): {"wall_ms": v[0], "redis_ms": v[1]} for k, v in figures.items()}))
         for size, profile in profiles.items():
-            print(f"--- decisions around cluster size {size} (14 of them), by own time")
-            pstats.Stats(profile).sort_stats("tottime").print_stats(14)
+            print(f"--- decisions around cluster size {size} (14 of them), by {args.sort}")
+            pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
     finally:
         proc.terminate()
         proc.wait(10)
