@@ -8,6 +8,7 @@ reset before each copy). Printed: medians around cluster sizes 5, 50 and 500, an
     python benchmarks/hot_story.py
     python benchmarks/hot_story.py --copies 600 --unrelated 2000
     python benchmarks/hot_story.py --code /path/to/other/checkout   # the same run on another version
+    python benchmarks/hot_story.py --engines 2   # two deciding processes taking turns (their own caches)
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--breakdown", action="store_true", help="print Redis time by command now and then")
     parser.add_argument("--code", help="a checkout whose dedup package decides (default: this one)")
+    parser.add_argument("--engines", type=int, default=1,
+                        help="engines (each with its own lease and cache, as separate processes have) taking "
+                             "turns article by article")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the decisions around cluster sizes 5 and 500 and print where their time goes")
     parser.add_argument("--sort", default="tottime", help="--profile: pstats sort key (tottime, cumulative)")
@@ -90,12 +94,15 @@ def main() -> None:
     proc, port = start_redis(workdir)
     try:
         client = redis.Redis(port=port)
-        engine = Engine(client, Keys("hot:"), EngineConfig(retention=10 * 365 * 86400.0))
+        engines = [Engine(client, Keys("hot:"), EngineConfig(retention=10 * 365 * 86400.0))
+                   for _ in range(args.engines)]
+        engine = engines[0]
         now = time.time()
         rows = []  # (cluster size after the decision, wall ms, redis ms)
         cluster = None
         profiles = {5: cProfile.Profile(), 500: cProfile.Profile()} if args.profile else {}
         for index, (hot, article) in enumerate(order):
+            engine = engines[index % len(engines)]
             prepared = engine.prepare_many([article], now=now + index)
             if not hot:
                 engine.decide(prepared)
@@ -116,6 +123,7 @@ def main() -> None:
             cluster = cluster or decision.cluster
             size = len(engine.cluster(decision.cluster)[2])
             rows.append((size, wall, busy, decision.cluster == cluster))
+        engine = engines[0]
         joined = sum(1 for r in rows if r[3])
         canonical, reason, members = engine.cluster(cluster)
         original_id = engine.get_by_url(story[0]).id
@@ -129,6 +137,11 @@ def main() -> None:
         print(f"dedup from {Path(sys.modules[Engine.__module__].__file__).parent}")
         print(f"{len(copies)} copies of one story among {len(unrelated)} unrelated articles; "
               f"{joined} joined the story's cluster ({len(members)} members)")
+        for number, e in enumerate(engines):
+            cache = getattr(getattr(e, "decider", None), "cache", None)
+            if cache is not None and hasattr(cache, "hits"):
+                print(f"engine {number}: decider cache {cache.hits} hits, {cache.misses} misses, "
+                      f"{getattr(cache, 'invalidations', 0)} partial and {getattr(cache, 'resets', 0)} whole drops")
         print(f"{'cluster size':>14}{'wall ms':>10}{'Redis ms':>10}  (medians)")
         figures = {}
         for size, width in ((5, 2), (50, 5), (100, 10), (300, 10), (500, 10)):

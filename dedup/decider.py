@@ -25,8 +25,11 @@ A process killed between 3 and 4 leaves the journal: whoever takes the lease nex
 Records and cluster values the decider has read or written are kept in a process-local LRU
 (`ValueCache`) while nobody else can have written them: it is used only by a process that held the
 lease last, which it knows from the fencing token (each new hold takes the next number; a gap means
-another process held the lease in between, and the cache is emptied). A hot story's candidates are
-then read from memory instead of Redis: deciding its 500th copy costs Redis no more reads than the 5th.
+another process held the lease in between, and the cache is emptied). Each batch also notes the
+cacheable keys it writes on `<prefix>{decider}:changes` (in the journal script, fenced alike), so a
+process that finds others held the lease since drops only what they wrote. A hot story's candidates
+are then read from memory instead of Redis: deciding its 500th copy costs Redis no more reads than the
+5th, with one deciding process or several taking turns.
 Every write is idempotent (SET/DEL of whole values, HSET of absolute counters, list appends guarded
 by the list's expected length, stream entries whose explicit id is refused the second time), so a
 replay of a journal already partly or wholly applied changes nothing twice.
@@ -97,6 +100,23 @@ def journal_key(keys: Keys) -> str:
     return f"{keys.prefix}{{decider}}:journal"
 
 
+def changes_key(keys: Keys) -> str:
+    """Each hold of the lease (an entry `<fence number>-0`, written when it is taken) and the cacheable
+    keys each of its batches wrote (`<fence number>-<batch>`), the newest CHANGES_KEPT entries: a
+    ValueCache that finds other processes held the lease since drops only those keys, if every hold
+    in between is there (see ValueCache.hold)."""
+    return f"{keys.prefix}{{decider}}:changes"
+
+
+CHANGES_KEPT = 1024
+"""Entries the changes stream keeps, about: a hold's own (tiny) and one per batch it journals (about
+2.5 KB for a batch of 64 articles). A process that finds more holds than that since its own drops its
+whole cache."""
+CHANGES_TTL_MS = 86_400_000
+"""The changes stream goes a day after the last hold (a process that has not decided for longer drops
+its whole cache, as it would for a trimmed stream)."""
+
+
 def queue_key(keys: Keys) -> str:
     """The owner of the process that has waited long enough to take the lease next (QUEUE_AFTER_S)."""
     return f"{keys.prefix}{{decider}}:next"
@@ -118,15 +138,26 @@ local token = ARGV[2]
 if not current then
   if queued and queued ~= ARGV[1] then return {0, redis.call('PTTL', KEYS[4])} end
   if queued then redis.call('DEL', KEYS[4]) end
-  token = redis.call('INCR', KEYS[2]) .. ':' .. ARGV[1]
+  local number = redis.call('INCR', KEYS[2])
+  token = number .. ':' .. ARGV[1]
+  if KEYS[5] then
+    redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], number .. '-0', 'k', '')
+    redis.call('PEXPIRE', KEYS[5], ARGV[7])
+  end
 end
 redis.call('SET', KEYS[1], token, 'PX', ARGV[3])
 return {1, token, redis.call('GET', KEYS[3]) or ''}
 """
+# Also notes the batch's cacheable keys on the changes stream (KEYS[3]), if given; an entry id the
+# stream refuses (a fence counter lost with the database) is skipped: that note is only a hint.
 _JOURNAL = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if KEYS[3] and ARGV[5] ~= '' then
+  redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], ARGV[4], 'k', ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+end
 return 1
 """
 _CLEAR = """
@@ -258,10 +289,15 @@ class Lease:
         self._clear = client.register_script(_CLEAR)
         self._release = client.register_script(_RELEASE)
         self._keys = [lease_key(keys), fence_key(keys), journal_key(keys), queue_key(keys)]
+        self._changes = changes_key(keys)
+        self.batches = 0
+        """Batches journalled in the current hold (the changes stream's entry ids)."""
 
     def _try(self, queue: bool = False) -> tuple[bool, bytes]:
         started = time.monotonic()
-        result = self._acquire(keys=self._keys, args=[self.owner, self.token, self.ttl_ms, int(queue), QUEUE_MS])
+        result = self._acquire(keys=[*self._keys, self._changes],
+                               args=[self.owner, self.token, self.ttl_ms, int(queue), QUEUE_MS, CHANGES_KEPT,
+                                     CHANGES_TTL_MS])
         if int(result[0]) != 1:
             return False, b""
         self.token = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
@@ -296,6 +332,7 @@ class Lease:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.1)
             self.depth = 1
+            self.batches = 0
             if leftover:
                 log.warning("decider: applying the writes of a batch another process journalled and left")
                 replay(leftover)
@@ -331,11 +368,46 @@ class Lease:
         if not ok:
             raise LeaseLost("the decider lease was taken over by another process")
 
-    def journal(self, payload: bytes) -> None:
+    def journal(self, payload: bytes, changed: Iterable[str] = ()) -> None:
+        """Journal a batch's write set (fenced); `changed`: the cacheable keys it writes, noted on the
+        changes stream for the other processes' caches."""
         started = time.monotonic()
-        if not int(self._journal(keys=[self._keys[0], self._keys[2]], args=[self.token, payload, self.ttl_ms])):
+        note = "\n".join(changed).encode()
+        if note:
+            self.batches += 1
+            keys = [self._keys[0], self._keys[2], self._changes]
+            args = [self.token, payload, self.ttl_ms, f"{self.fence_number}-{self.batches}", note, CHANGES_KEPT,
+                    CHANGES_TTL_MS]
+        else:
+            keys, args = [self._keys[0], self._keys[2]], [self.token, payload, self.ttl_ms]
+        if not int(self._journal(keys=keys, args=args)):
             raise LeaseLost("the decider lease was taken over by another process: batch not written")
         self.valid_until = started + self.ttl_ms / 1000
+
+    @property
+    def fence_number(self) -> int:
+        """The fencing number of the current hold (0: none, or a token without one)."""
+        head = self.token.split(":", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    def changes_between(self, after: int, before: int) -> set[str] | None:
+        """The cacheable keys the holds numbered after < n < before wrote (key names without the
+        prefix), or None when that is not known: a hold with no entry of its own (`<n>-0`, noted when
+        it was taken) was trimmed from the stream or taken by a version that notes nothing."""
+        if before - after - 1 > CHANGES_KEPT:
+            return None
+        holds: set[int] = set()
+        changed: set[str] = set()
+        for entry_id, entry in self.client.xrange(self._changes, f"{after + 1}-0", f"{before - 1}-18446744073709551615"):
+            number, batch = _str(entry_id).split("-", 1)
+            if batch == "0":
+                holds.add(int(number))
+            note = entry.get(b"k") or entry.get("k") or b""
+            changed.update(_str(note).split("\n"))
+        if len(holds) != before - after - 1:
+            return None
+        changed.discard("")
+        return changed
 
     def clear(self) -> None:
         self._clear(keys=[self._keys[0], self._keys[2]], args=[self.token])
@@ -351,9 +423,10 @@ class ValueCache:
     lease, so that reading them again costs no round trip (an LRU bounded in bytes).
 
     Coherent because every write to those keys is a decider write set, applied under the lease: the
-    cache takes in what its own process reads and applies, and is emptied whenever another process
-    may have written since (`hold`: the fencing number is not the next after this process's last
-    hold), when a journal left by a batch is replayed, and when a batch fails (`clear`)."""
+    cache takes in what its own process reads and applies; at a new hold whose fencing number is not
+    the next after this process's last, it drops the keys the holds in between noted on the changes
+    stream (everything if the stream no longer reaches back that far); and it is emptied when a
+    journal left by a batch is replayed and when a batch fails (`clear`)."""
 
     def __init__(self, keys: Keys, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -361,21 +434,52 @@ class ValueCache:
         self.fence: int | None = None
         self.hits = 0
         self.misses = 0
+        self.resets = 0
+        """Times the whole cache was dropped at a new hold (another process's writes not known)."""
+        self.invalidations = 0
+        """Times only the keys other processes wrote were dropped at a new hold."""
         self._values: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._prefix = keys.prefix
         self._prefixes = (f"{keys.prefix}a:", f"{keys.prefix}c:")
 
-    def hold(self, token: str) -> None:
-        """A new hold of the lease with this token: the cache survives only if this process held it
-        last (the fencing number follows the one it had)."""
-        try:
-            number = int(token.split(":", 1)[0])
-        except ValueError:
-            number = None
+    def changed_keys(self, commands: list[tuple]) -> list[str]:
+        """The cacheable keys a write set writes, without the prefix (for the changes stream: noted
+        whether this process caches or not, since others may)."""
+        out = []
+        start = len(self._prefix)
+        for command in commands:
+            if command[0] in (b"SET", b"DEL", b"UNLINK"):
+                for key in (command[1],) if command[0] == b"SET" else command[1:]:
+                    text = _str(key)
+                    if text.startswith(self._prefixes):
+                        out.append(text[start:])
+        return out
+
+    def hold(self, number: int, changes: Callable[[int, int], set[str] | None] | None = None) -> None:
+        """A new hold of the lease, with this fencing number. If this process held it last (the number
+        follows the one it had), the cache stays; if others held it since, the keys they wrote are
+        dropped (`changes(after, before)`: the keys the holds between wrote, None if unknown), or
+        everything when that is not known."""
         with self._lock:
-            if number is None or self.fence is None or number != self.fence + 1:
-                self._clear()
-            self.fence = number
+            last = self.fence
+            self.fence = number or None
+        if not number or last is None or number <= last:
+            self._forget_all()
+        elif number > last + 1:
+            changed = changes(last, number) if changes is not None and len(self._values) else set()
+            if changed is None:
+                self._forget_all()
+            else:
+                self.invalidations += 1
+                for suffix in changed:
+                    self.put(self._prefix + suffix, None)
+
+    def _forget_all(self) -> None:
+        with self._lock:
+            if self._values:
+                self.resets += 1
+            self._clear()
 
     def clear(self) -> None:
         """Forget everything, and the hold: the next hold starts empty."""

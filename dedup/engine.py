@@ -392,7 +392,7 @@ class Engine:
         self.lease.acquire(self._replay)
         try:
             if self.lease.depth == 1:
-                self.decider.cache.hold(self.lease.token)
+                self.decider.cache.hold(self.lease.fence_number, self.lease.changes_between)
             yield
         except BaseException:
             self.decider.cache.clear()  # a batch that failed may have been applied in part
@@ -410,7 +410,7 @@ class Engine:
         if not commands:
             return
         packed = dec.pack(commands)
-        self.lease.journal(packed)
+        self.lease.journal(packed, self.decider.cache.changed_keys(commands))
         if self.lease.remaining() < dec.APPLY_MARGIN_MS / 1000:
             raise dec.LeaseLost("the decider lease is about to expire: the journalled batch is left to the next holder")
         dec.apply(self.client, commands, packed)

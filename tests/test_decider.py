@@ -266,7 +266,7 @@ def test_the_value_cache_serves_a_story_s_members_to_the_holder_that_wrote_them(
         assert cache.get(key) == redis_client.get(key)
 
 
-def test_a_change_by_another_process_empties_the_value_cache(redis_client: redis.Redis, key_prefix: str) -> None:
+def test_the_value_cache_drops_what_another_process_wrote(redis_client: redis.Redis, key_prefix: str) -> None:
     from dedup.overrides import Overrides
 
     keys = Keys(key_prefix)
@@ -275,13 +275,27 @@ def test_a_change_by_another_process_empties_the_value_cache(redis_client: redis
     original = engine.add(Article(url=url, text=body))
     first = engine.add(Article(url="https://farm.example/c1", text=wrapped_copy(body)))
     assert first.canonical_id == original.article_id
+    other_url, other_body = articles()[5]
+    unrelated = engine.add(Article(url=other_url, text=other_body))
+    unrelated_key = engine.keys.article(unrelated.article_id)
+    cache = engine.decider.cache
+    assert cache.get(unrelated_key) is not None
     # Another process (its own engine, its own lease) makes the copy the canonical.
     Overrides(Engine(redis_client, keys)).promote(first.article_id, who="tester")
-    # The first engine's next hold has a fencing number that is not the next after its own: what
-    # it kept is gone, and its next decision sees the promotion.
+    # The first engine's next hold has a fencing number that is not the next after its own: it drops
+    # what the other process wrote (noted on the changes stream), keeps the rest, and its next
+    # decision sees the promotion.
     second = engine.add(Article(url="https://mirror.example/c2", text=edited(body)))
     assert second.cluster == original.cluster
     assert second.canonical_id == first.article_id
+    assert (cache.invalidations, cache.resets) == (1, 0)
+    assert cache.get(unrelated_key) == redis_client.get(unrelated_key)
+    # Holds it cannot account for (the stream trimmed, or a process that notes nothing): all dropped.
+    Overrides(Engine(redis_client, keys)).promote(second.article_id, who="tester")
+    redis_client.delete(decider.changes_key(keys))
+    third = engine.add(Article(url="https://wire.example/c3", text=edited(body, seed=3)))
+    assert third.canonical_id == second.article_id
+    assert cache.resets == 1
 
 
 def test_a_failed_batch_empties_the_value_cache(redis_client: redis.Redis, key_prefix: str,

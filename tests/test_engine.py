@@ -164,11 +164,13 @@ def test_retention_removes_old_articles_and_their_index_entries(engine: Engine) 
     leftovers = [k for k in engine.client.scan_iter(match=engine.keys.prefix + "*")
                  if not k.decode().endswith(("params", "stats", "canonical")) and k not in counters]
     # Only the sites' boilerplate counts stay, until they expire a retention window after the last page,
-    # and the decider lease's fencing counter (no lease and no journal: nothing left half done).
+    # the decider lease's fencing counter (no lease and no journal: nothing left half done) and the
+    # keys its batches wrote, for other processes' caches (for a day).
     assert {k.decode().rsplit(":", 1)[0] for k in leftovers} <= {engine.keys.prefix + "bp",
                                                                   engine.keys.prefix + "{decider}"}
-    assert {k.decode() for k in leftovers if "{decider}" in k.decode()} <= {engine.keys.prefix + "{decider}:fence"}
-    assert all(0 < engine.client.ttl(k) <= engine.config.retention for k in leftovers if b"{decider}" not in k)
+    assert {k.decode() for k in leftovers if "{decider}" in k.decode()} <= {
+        engine.keys.prefix + "{decider}:fence", engine.keys.prefix + "{decider}:changes"}
+    assert all(0 < engine.client.ttl(k) <= engine.config.retention for k in leftovers if b"{decider}:fence" not in k)
 
 
 def test_a_cluster_shrunk_to_one_by_retention_is_a_proper_singleton(engine: Engine) -> None:
