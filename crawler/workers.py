@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import datasketch  # noqa: F401 - loaded before extraction_pool forks the workers: each would load it (about 0.6 s of CPU) on its first page
 import redis
 
 from dedup.article import Article

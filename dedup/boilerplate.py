@@ -25,6 +25,7 @@ import redis
 from dedup.cluster import run_script
 from dedup.keys import Keys
 from dedup.normalize import fold
+from dedup.recent import RecentTexts
 
 MIN_LINE_WORDS = 6
 """Shorter lines are not counted: they carry few shingles, and datelines and headings vary."""
@@ -136,11 +137,16 @@ class BoilerplateLearner:
         self.min_share = min_share
         self._halve = client.register_script(_HALVE)
         self._count = client.register_script(_COUNT)
+        self._lines: RecentTexts[list[bytes]] = RecentTexts()
+        """countable_lines of the texts met last (an exact copy's lines are hashed once)."""
 
     def observe(self, pages: Sequence[tuple[str, str]]) -> list[frozenset[bytes]]:
         """Count each (site, clean text) page's lines, in order, in one round trip; return per
         page the hashes of its lines that are, with it counted, its site's boilerplate."""
-        plan = [(site, countable_lines(clean_text)) for site, clean_text in pages]
+        texts = [clean_text for _, clean_text in pages]
+        hashes = self._lines.many(texts, [len(text) for text in texts],
+                                  lambda indices: [countable_lines(texts[i]) for i in indices])
+        plan = [(site, lines) for (site, _), lines in zip(pages, hashes, strict=True)]
         calls = [([self.keys.boilerplate(site)], [self.ttl, PAGES_FIELD, *lines]) for site, lines in plan if lines]
         if len(calls) == 1:  # one page (an extraction worker's): no pipeline, whose scripts cost a SCRIPT EXISTS
             results = iter([self._count(keys=calls[0][0], args=calls[0][1])])

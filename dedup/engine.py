@@ -31,6 +31,7 @@ from dedup.index import IndexParams, Thresholds, ensure_params, slots
 from dedup.policy import ClusterValue
 from dedup.junk import looks_syndicated, strip_junk
 from dedup.keys import Keys
+from dedup.recent import RecentTexts
 from dedup.keys import reply_text as _text
 from dedup.signature import MIN_TOKENS, Fingerprint, fingerprints_of_clean
 from dedup.spin import SpinVerifier, spin_sketch
@@ -169,6 +170,10 @@ class Engine:
             BoilerplateLearner(client, self.keys, self.config.retention, self.config.boilerplate_capacity)
             if self.config.boilerplate_capacity > 0 else None
         )
+        # Pure functions of the text, kept for the texts met last: an exact copy is not fingerprinted again.
+        self._stripped: RecentTexts[str] = RecentTexts()
+        self._fingerprints: RecentTexts[Fingerprint] = RecentTexts()
+        self._spins: RecentTexts[tuple[int, ...]] = RecentTexts()
         self._last_expiry = 0.0
         self._resumed = False
         """Whether this engine has completed the re-indexing an earlier process left (see forget)."""
@@ -194,7 +199,9 @@ class Engine:
         """Validate, strip junk, count and discount site boilerplate, and fingerprint a batch (all of
         prepare_many but the packing); raises InvalidArticle."""
         articles = [validate(article).article for article in articles]
-        cleans = [strip_junk(article.text, article.title) for article in articles]
+        cleans = self._stripped.many(
+            [(article.text, article.title) for article in articles], [len(article.text) for article in articles],
+            lambda indices: [strip_junk(articles[i].text, articles[i].title) for i in indices])
         found = [frozenset[bytes]()] * len(articles)
         if self.boilerplate is not None:
             pages = [(_site(article), clean) for article, clean in zip(articles, cleans, strict=True)]
@@ -203,7 +210,9 @@ class Engine:
             else:
                 found = [self.boilerplate.known(site, clean) for site, clean in pages]
         discounted = [discount(clean, lines) for clean, lines in zip(cleans, found, strict=True)]
-        prints = fingerprints_of_clean([d.text for d in discounted])
+        texts = [d.text for d in discounted]
+        prints = self._fingerprints.many(texts, [len(text) for text in texts],
+                                         lambda indices: fingerprints_of_clean([texts[i] for i in indices]))
         return [Fingerprinted(article, fp, d.lines)
                 for article, fp, d in zip(articles, prints, discounted, strict=True)]
 
@@ -238,7 +247,8 @@ class Engine:
             stamp = _timestamp(article.published)
             if _EARLIEST_DATE <= stamp <= now + _FUTURE_SLACK:
                 published = int(stamp)
-        spin = spin_sketch(fp.clean_text) if self.config.spin and not thin else ()
+        spin = self._spins.many([fp.clean_text], [len(fp.clean_text)], lambda _: [spin_sketch(fp.clean_text)])[0] \
+            if self.config.spin and not thin else ()
         record = rec.Record(
             id=own_id, url=article.url, title=article.title or "", site=site, source=article.source,
             flags=flags, kind="thin" if thin else None, arrived=int(now), published=published,

@@ -7,16 +7,13 @@ import re
 import zlib
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
 from dedup.junk import strip_junk
 from dedup.normalize import _UNSPACED
 from dedup.normalize import tokens as tokenize
-
-if TYPE_CHECKING:
-    from datasketch import MinHash
 
 # The signature scheme. Changing any of these makes stored signatures incomparable; they are
 # recorded in Redis (see dedup.index.IndexParams) and a process with other values refuses to start.
@@ -50,15 +47,29 @@ _MIX = np.array(
 )
 
 
-@cache
-def _templates() -> tuple[MinHash, MinHash]:
-    """datasketch's MinHash for the full text and for the openings, whose permutations we apply.
-    Made on first use: importing datasketch loads scipy (for its LSH), most of a second that the
-    CLI commands which never fingerprint should not pay."""
-    from datasketch import MinHash
+class MinHashScheme(NamedTuple):
+    """The affine32 permutations and empty value of datasketch's MinHash(num_perm, seed, scheme="affine32")."""
 
-    return (MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME),
-            MinHash(num_perm=LEAD_PERM, seed=LEAD_SEED, scheme=SCHEME))
+    permutations: np.ndarray
+    """a (odd) and b, one row each: a value h goes to a * h + b modulo 2**32."""
+    hashvalues: np.ndarray
+    """The MinHash of no shingles: the largest value, num_perm times."""
+
+
+def affine32(num_perm: int, seed: int) -> MinHashScheme:
+    """The permutations datasketch 2.0 draws for MinHash(num_perm=num_perm, seed=seed, scheme="affine32"),
+    drawn here the same way (tests/test_signature.py holds them equal): importing datasketch loads scipy
+    for its LSH, most of a second of the service's start-up for two small arrays."""
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return MinHashScheme(np.array([a, b]), np.full(num_perm, (1 << 32) - 1, dtype=np.uint32))
+
+
+@cache
+def _templates() -> tuple[MinHashScheme, MinHashScheme]:
+    """The MinHash schemes of the full text and of the openings."""
+    return affine32(NUM_PERM, SEED), affine32(LEAD_PERM, LEAD_SEED)
 
 
 @dataclass(frozen=True)
@@ -163,7 +174,7 @@ def _fmix32(values: np.ndarray) -> np.ndarray:
     return values ^ (values >> np.uint32(16))
 
 
-def _minhash_of_mixed(template: MinHash, mixed: np.ndarray) -> np.ndarray:
+def _minhash_of_mixed(template: MinHashScheme, mixed: np.ndarray) -> np.ndarray:
     a, b = template.permutations
     if not len(mixed):
         return template.hashvalues.copy()
@@ -189,7 +200,7 @@ def _stored_rows(values: np.ndarray, bits: int) -> np.ndarray:
     return np.ascontiguousarray((mixed & np.uint32((1 << bits) - 1)).astype(f"<u{bits // 8}"))
 
 
-def _lean_bytes(template: MinHash, values: np.ndarray) -> bytes:
+def _lean_bytes(template: MinHashScheme, values: np.ndarray) -> bytes:
     """The stored form of a signature of this template (the full text's or an opening's)."""
     return stored(values, LEAD_BITS if template is _templates()[1] else BITS)
 
@@ -306,7 +317,7 @@ def fingerprints_of_clean(cleans: list[str]) -> list[Fingerprint]:
     return results
 
 
-def _batch_minhash(template: MinHash, mixed: np.ndarray, starts: np.ndarray, n_items: int,
+def _batch_minhash(template: MinHashScheme, mixed: np.ndarray, starts: np.ndarray, n_items: int,
                    present: np.ndarray) -> np.ndarray:
     """MinHash values (perm x item) of consecutive segments of `mixed` starting at `starts`."""
     a, b = template.permutations

@@ -8,8 +8,11 @@ from dedup.junk import strip_junk
 from dedup.normalize import tokens
 from dedup.signature import (
     BITS,
+    LEAD_PERM,
+    LEAD_SEED,
     NUM_PERM,
     SEED,
+    affine32,
     estimated_jaccard,
     fingerprint,
     fingerprints,
@@ -24,6 +27,16 @@ def _sketch(text: str) -> MinHash:
     sketch = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32", hashfunc=int)
     sketch.update_batch(shingles.tolist())
     return sketch
+
+
+def test_the_schemes_are_datasketchs_permutations() -> None:
+    """Drawn without importing datasketch (it loads scipy), the permutations are the ones it draws."""
+    for num_perm, seed in ((NUM_PERM, SEED), (LEAD_PERM, LEAD_SEED)):
+        ours, theirs = affine32(num_perm, seed), MinHash(num_perm=num_perm, seed=seed, scheme="affine32")
+        assert ours.permutations.dtype == theirs.permutations.dtype
+        assert (ours.permutations == theirs.permutations).all()
+        assert ours.hashvalues.dtype == theirs.hashvalues.dtype
+        assert (ours.hashvalues == theirs.hashvalues).all()
 
 
 def test_stored_signatures_are_b_bit_forms_of_datasketchs_minhash() -> None:
