@@ -137,15 +137,23 @@ def _run_server(client: redis.Redis, commands: list[tuple], packed: bytes | None
 
 def _key(command: tuple) -> bytes | None:
     """The one key of a command the cluster path routes itself; None for any other command."""
-    name = command[0] if isinstance(command[0], bytes) else str(command[0]).encode()
-    at = _KEY_AT.get(name.upper())
-    if at is None or len(command) <= at:
+    name = command[0]
+    at = _KEY_AT.get(name)
+    if at is None:  # not an upper-case bytes name, as the decider's are
+        name = (name if isinstance(name, bytes) else str(name).encode()).upper()
+        at = _KEY_AT.get(name)
+        if at is None:
+            return None
+    if len(command) <= at:
         return None
-    if at == 2 and str(command[1].decode() if isinstance(command[1], bytes) else command[1]).upper() != "STREAM":
-        return None
-    if at == 3 and int(command[2]) != 1:
-        return None
-    if name.upper() == b"DEL" and len(command) != 2:
+    if at == 1:
+        if name == b"DEL" and len(command) != 2:
+            return None
+    elif at == 2:
+        sub = command[1]
+        if (sub if isinstance(sub, bytes) else str(sub).encode()).upper() != b"STREAM":
+            return None
+    elif int(command[2]) != 1:  # EVAL script numkeys key: one key only
         return None
     key = command[at]
     return key if isinstance(key, bytes) else str(key).encode()
