@@ -1,8 +1,9 @@
 """Commands in one round trip, packed and parsed by hiredis: on one server, or per node of a Redis Cluster.
 
 A decision sends ~100 single-key commands (reads, then its write set): redis-py's own pipelines pack
-and parse each of them in Python, which costs more than the decision (on a cluster, its pipeline
-also looks the keys up in each command's arguments: ~15 ms of CPU per article against ~1 ms here).
+and parse each of them in Python, which costs more than the decision; on a cluster its pipeline also
+finds each command's keys and node in Python (benchmarks/cluster_decide.py, 30,000 articles on 3
+primaries: the deciding process's CPU 7.3 ms per article that way, 3.0 ms this way, 2.5 ms on one server).
 Here the commands are packed by hiredis and sent on connections taken from the client's own pools
 (so its TLS, password and timeouts apply), and the replies parsed by a hiredis.Reader: raw RESP
 replies, as a standalone client gives them without its response callbacks, an error reply as a
