@@ -3,7 +3,7 @@
 One process decides at a time per key prefix: it holds the *decider lease* (`<prefix>{decider}:lease`,
 with an expiry and a fencing token from `<prefix>{decider}:fence`). A batch is decided like this:
 
-1. reads, pipelined, one key per command (a cluster client groups them per node): the records of the
+1. reads, pipelined, one key per command (dedup.wire: a cluster client's grouped per node): the records of the
    batch's ids, the index buckets of every article (LSH bands and spin keys), then the candidates'
    records (the spin keys' too: the spin stage, `Decider.spun`, verifies a few), then their clusters;
    anything else a decision needs is read on demand. Reads go through `Store`, an overlay in which
@@ -59,6 +59,7 @@ from dedup.keys import Keys
 from dedup.policy import ClusterValue, Facts
 from dedup.signature import MIN_TOKENS, jaccard, signature_values
 from dedup.spin import SPIN_MAX_VERIFIED, SPIN_MIN_SHARED, SpinVerifier, worth_profiling
+from dedup.wire import pack, run, unpack  # noqa: F401 - pack and unpack: the journal's format, used as dec.pack
 
 log = logging.getLogger(__name__)
 
@@ -177,99 +178,6 @@ if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
 return 1
 """
-
-
-try:
-    import hiredis
-except ImportError:  # pragma: no cover - hiredis is a dependency; the pipeline below works without it
-    hiredis = None
-
-
-def pack(commands: list[tuple]) -> bytes:
-    """Commands in the Redis protocol (RESP arrays of bulk strings), as sent and as journalled."""
-    if hiredis is not None:
-        return b"".join([hiredis.pack_command(command) for command in commands])
-    out = []
-    for command in commands:
-        args = [a if isinstance(a, bytes) else str(a).encode() for a in command]
-        out.append(b"*%d\r\n" % len(args))
-        for arg in args:
-            out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(out)
-
-
-def unpack(payload: bytes) -> list[tuple]:
-    """The commands of a packed payload (pack's inverse)."""
-    if hiredis is not None:
-        reader = hiredis.Reader()
-        reader.feed(payload)
-        out = []
-        while (command := reader.gets()) is not False:
-            out.append(tuple(command))
-        return out
-    commands, pos = [], 0
-    while pos < len(payload):
-        end = payload.index(b"\r\n", pos)
-        count, pos = int(payload[pos + 1 : end]), end + 2
-        args = []
-        for _ in range(count):
-            end = payload.index(b"\r\n", pos)
-            length, pos = int(payload[pos + 1 : end]), end + 2
-            args.append(payload[pos : pos + length])
-            pos += length + 2
-        commands.append(tuple(args))
-    return commands
-
-
-def run(client: redis.Redis, commands: list[tuple], packed: bytes | None = None) -> list:
-    """Send commands (tuples of bytes/str/int) in one round trip and return their replies in order,
-    an error reply as a redis.ResponseError in its place (not raised). `packed`: the commands already
-    packed (pack(commands)).
-
-    On a standalone client the commands are packed and the replies parsed by hiredis directly on one
-    pooled connection (a decision sends ~70 commands: redis-py's per-command packing and parsing
-    would cost more than the decision). Any other client (a cluster client splits them by node) gets a
-    non-transactional pipeline of the same single-key commands.
-    """
-    if not commands:
-        return []
-    if hiredis is None or type(client) is not redis.Redis:
-        pipe = client.pipeline(transaction=False)
-        for name, *args in commands:
-            # The name as text: a cluster pipeline looks its routing policy up by name (str only),
-            # a subcommand's included (as redis-py's own xinfo_stream sends it).
-            text = name.decode() if isinstance(name, bytes) else str(name)
-            if text.upper() == "XINFO":
-                sub = args.pop(0)
-                text = f"XINFO {sub.decode() if isinstance(sub, bytes) else sub}"
-            pipe.execute_command(text, *args)
-        return pipe.execute(raise_on_error=False)
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command([packed if packed is not None else pack(commands)], check_health=False)
-        reader = hiredis.Reader(replyError=redis.ResponseError)
-        sock = conn._sock
-        if sock is None:
-            raise redis.ConnectionError("connection closed")
-        replies: list = []
-        want = len(commands)
-        while len(replies) < want:
-            data = sock.recv(1 << 20)
-            if not data:
-                raise redis.ConnectionError("Connection closed by server.")
-            reader.feed(data)
-            while True:
-                reply = reader.gets()
-                if reply is False:
-                    break
-                replies.append(reply)
-        return replies
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
 
 
 class Lease:
