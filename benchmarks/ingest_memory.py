@@ -4,7 +4,9 @@ Writes a JSON Lines file of pre-extracted articles (and optionally a WARC of HTM
 real sentences (extraction-benchmark ground truth, MIT): stories of about 300-700 words, 15% near
 copies (a few words changed), 3% excerpts. Each checkout named runs `newsdedup ingest` on a private
 redis-server (a free port, started and stopped here) while the peak RSS of the ingest process tree
-(the process and its extraction workers, psutil) is sampled; then the same command again over the
+(the process, its extraction workers and its fingerprinting child, psutil) is sampled, as RSS
+summed over the processes and as PSS (shared pages divided among the processes sharing them: a
+forked child's copy-on-write pages counted once); then the same command again over the
 same file (every record is already decided). The files live in a temporary directory, deleted after.
 
     python benchmarks/ingest_memory.py --records 100000 --checkout . --checkout /work/main
@@ -117,14 +119,18 @@ def write_warc(path: Path, count: int) -> int:
     return path.stat().st_size
 
 
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
+def tree_memory(process: psutil.Process) -> tuple[int, int]:
+    """(RSS, PSS) of a process and its descendants. RSS counts a page shared by several of them (a
+    forked child's copy-on-write pages, libraries) in each; PSS divides it among them."""
+    rss = pss = 0
     for member in [process, *process.children(recursive=True)]:
         try:
-            total += member.memory_info().rss
+            info = member.memory_full_info()
         except psutil.Error:
-            pass
-    return total
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+    return rss, pss
 
 
 @contextmanager
@@ -146,8 +152,8 @@ def private_store(redis_dir: Path, primaries: int) -> Iterator[tuple[str, Callab
 
 
 def run_ingest(checkout: Path, path: Path, url: str, workers: int,
-               limit: float | None = None) -> tuple[float, int, str]:
-    """(seconds, peak RSS of the process tree in bytes, last line of stderr); with `limit`, the process
+               limit: float | None = None) -> tuple[float, int, int, str]:
+    """(seconds, peak RSS and peak PSS of the process tree in bytes, last line of stderr); with `limit`, the process
     tree is killed after that many seconds (for the peak of read-ahead on an input too big to finish)."""
     python = checkout / ".venv" / "bin" / "python"
     command = [str(python), "-c", CLI, "ingest", str(path), "--redis-url", url,
@@ -155,13 +161,14 @@ def run_ingest(checkout: Path, path: Path, url: str, workers: int,
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     watched = psutil.Process(proc.pid)
-    peak = 0
+    peak = peak_pss = 0
     tail: list[bytes] = []
     reader = threading.Thread(target=lambda: tail.extend(proc.stderr.readlines()[-3:]), daemon=True)  # type: ignore[union-attr]
     reader.start()
     while proc.poll() is None:
         try:
-            peak = max(peak, tree_rss(watched))
+            rss, pss = tree_memory(watched)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         except psutil.Error:
             pass
         if limit is not None and time.perf_counter() - started > limit:
@@ -175,18 +182,18 @@ def run_ingest(checkout: Path, path: Path, url: str, workers: int,
     last = tail[-1].decode(errors="replace").strip() if tail else ""
     if limit is None and proc.returncode not in (0, 3):
         raise SystemExit(f"{checkout}: ingest exited {proc.returncode}: {b''.join(tail).decode(errors='replace')}")
-    return seconds, peak, last
+    return seconds, peak, peak_pss, last
 
 
 def measure(checkout: Path, path: Path, count: int, workers: int, workdir: Path, primaries: int) -> dict[str, object]:
     with private_store(workdir / f"redis-{checkout.name}-{path.suffix}", primaries) as (url, stored_keys):
-        seconds, peak, summary = run_ingest(checkout, path, url, workers)
-        rerun_seconds, rerun_peak, rerun_summary = run_ingest(checkout, path, url, workers)
+        seconds, peak, peak_pss, summary = run_ingest(checkout, path, url, workers)
+        rerun_seconds, rerun_peak, _, rerun_summary = run_ingest(checkout, path, url, workers)
         stored = stored_keys()
     return {"checkout": str(checkout), "input": path.name, "records": count, "primaries": primaries,
             "seconds": round(seconds, 1),
             "articles_per_s": round(count / seconds), "peak_rss_mb": round(peak / 2**20),
-            "rerun_seconds": round(rerun_seconds, 1), "rerun_peak_rss_mb": round(rerun_peak / 2**20),
+            "peak_pss_mb": round(peak_pss / 2**20), "rerun_seconds": round(rerun_seconds, 1), "rerun_peak_rss_mb": round(rerun_peak / 2**20),
             "redis_keys": stored, "summary": summary, "rerun_summary": rerun_summary}
 
 
@@ -194,10 +201,10 @@ def peak_within(checkout: Path, path: Path, workers: int, limit: float, workdir:
                 primaries: int) -> dict[str, object]:
     """Peak RSS of the ingest process tree in its first `limit` seconds, and how far it got."""
     with private_store(workdir / f"redis-{checkout.name}-peak", primaries) as (url, stored_keys):
-        _, peak, _ = run_ingest(checkout, path, url, workers, limit)
+        _, peak, peak_pss, _ = run_ingest(checkout, path, url, workers, limit)
         stored = stored_keys()
     return {"checkout": str(checkout), "input": path.name, "first_seconds": limit, "primaries": primaries,
-            "peak_rss_mb": round(peak / 2**20), "redis_keys": stored}
+            "peak_rss_mb": round(peak / 2**20), "peak_pss_mb": round(peak_pss / 2**20), "redis_keys": stored}
 
 
 def main() -> None:
