@@ -308,7 +308,9 @@ def adds_reach(a: Facts, matches: list[Scored], reach: float) -> bool:
 
 
 # The canonical policy (ARCHITECTURE.md): overrides, then pages naming a member, then members that call
-# themselves copies, then completeness, then the earliest publication date, then arrival.
+# themselves copies, then completeness, then the earliest publication date, then arrival (stamped in
+# whole seconds), then the member decided first (listed first in its cluster): an article decided in
+# the same second as its original stays behind it, wherever the second boundaries fall.
 
 _SMALL = 24
 """Clusters up to this size are elected member by member; larger ones with array operations."""
@@ -357,7 +359,7 @@ def _choose_canonical_small(members: list[Member] | list[Facts], excerpt_ratio: 
     criteria = [_criteria(m, max_n, excerpt_ratio) for m in members]
     best = 0
     for i in range(1, len(members)):
-        if criteria[i] > criteria[best] or (criteria[i] == criteria[best] and members[i].id < members[best].id):
+        if criteria[i] > criteria[best]:  # a tie stays with the member listed first: decided first
             best = i
     reason = REASON_SINGLE
     if len(members) > 1:
@@ -404,8 +406,8 @@ def _choose_canonical_array(table: np.ndarray, excerpt_ratio: float) -> tuple[in
         np.where(dated, -published, 0),
         -table["arrived"].astype(np.int64),
     ], axis=1)
-    # Highest criteria first, then the smallest id.
-    best = int(np.lexsort((ids, *(-crit[:, k] for k in range(crit.shape[1] - 1, -1, -1))))[0])
+    # Highest criteria first, then the member listed first (decided first).
+    best = int(np.lexsort((np.arange(n), *(-crit[:, k] for k in range(crit.shape[1] - 1, -1, -1))))[0])
     others = np.delete(crit, best, axis=0)
     differs = others != crit[best]
     at = np.where(differs.any(axis=1), differs.argmax(axis=1), 99)

@@ -66,3 +66,20 @@ def test_the_policy_ranks_an_override_then_links_then_completeness_then_dates() 
     midnight = Member(b"\x04" * 8, 0, 1000, day, 1, rec.NO_ID, rec.NO_ID)
     assert policy.choose_canonical([midnight, a], 0.8) == (1, policy.REASON_EARLIEST)
     assert policy.choose_canonical([a], 0.8) == (0, policy.REASON_SINGLE)
+
+
+@pytest.mark.parametrize("size", [2, 3, 40])  # member by member, and with array operations
+def test_a_tie_stays_with_the_member_decided_first_whatever_the_ids(size: int) -> None:
+    # Undated pages that arrived in the same second: every criterion ties. The member listed first in
+    # the cluster (decided first) stays canonical, not the one with the smallest id, so the outcome
+    # does not depend on where the second boundaries fell between two runs (or two servers).
+    members = [Member(bytes([0xF0 - i]) * 8, 0, 1000, 0, 1_700_000_000, rec.NO_ID, rec.NO_ID)
+               for i in range(size)]
+    assert min(m.id for m in members) != members[0].id
+    best, reason = policy.choose_canonical(members, 0.6)
+    assert best == 0 and reason == policy.REASON_ARRIVAL
+    table = b"".join(policy.pack_member(m) for m in members)
+    assert policy.choose_in_table(table, 0.6)[0] == 0
+    # An earlier arrival still wins.
+    members[-1] = Member(members[-1].id, 0, 1000, 0, 1_699_999_999, rec.NO_ID, rec.NO_ID)
+    assert policy.choose_canonical(members, 0.6)[0] == size - 1

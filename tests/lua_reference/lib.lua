@@ -243,7 +243,7 @@ local function choose_canonical(records, excerpt_ratio)
           break
         end
       end
-      if not decided and r.id < best.id then best, best_c = r, c end
+      -- A tie stays with the member listed first (decided first).
     end
   end
   -- The reason: the first criterion on which the winner beats the best of the others.
