@@ -3,8 +3,10 @@
 The articles are those of crawl_throughput.py --small N as texts (halves of two real article bodies, one
 site, no publication date), decided in order in batches on a fresh key prefix, which is deleted after.
 Without a publication date the canonical of a cluster falls to the first arrival, which is stamped in
-whole seconds: a copy decided in the same second as its original ties with it and the smaller id wins.
-So runs on the wall clock differ where arrivals fall on either side of a second; --save-arrivals records
+whole seconds: a copy decided in the same second as its original ties with it, and the member decided
+first (listed first in the cluster) wins. Clusters that merge list the bridged cluster's members after
+the joined one's, so a same-second tie across a merge can still go either way: runs on the wall clock
+can differ where arrivals fall on either side of a second; --save-arrivals records
 each article's arrival and --arrivals replays them, which must give the same digest every time (any
 batch size, any server: standalone or cluster).
 
