@@ -513,40 +513,44 @@ class Store:
 
     def prefetch(self, keys: Iterable[str], fields: Iterable[tuple[str, bytes]] = ()) -> None:
         """Read these keys and hash fields in one pipeline (those not read yet)."""
-        wanted = [k for k in dict.fromkeys(keys) if k not in self.values]
-        if self.cache is not None and wanted:
-            missing = []
-            for key in wanted:
-                value = self.cache.get(key)
-                if value is None:
-                    missing.append(key)
-                else:
-                    self.values[key] = value
-            wanted = missing
+        wanted = self.not_known(keys)
         wanted_fields = [f for f in dict.fromkeys(fields) if f not in self.fields]
         if not wanted and not wanted_fields:
             return
         results = run(self.client, [(b"GET", key) for key in wanted] +
                       [(b"HGET", key, name) for key, name in wanted_fields])
         for key, value in zip(wanted, results, strict=False):
-            self.values[key] = _value(value)
-            if self.cache is not None and self.values[key] is not None:
-                self.cache.put(key, self.values[key])
+            self.read(key, _value(value))
         for pair, value in zip(wanted_fields, results[len(wanted):], strict=True):
             self.fields[pair] = _value(value)
 
     def prefetch_records(self, ids: Iterable[bytes]) -> None:
         self.prefetch(self.keys.article(i.hex()) for i in ids if i not in self.facts)
 
-    def get(self, key: str) -> bytes | None:
-        if key not in self.values:
-            value = self.cache.get(key) if self.cache is not None else None
+    def not_known(self, keys: Iterable[str]) -> list[str]:
+        """Of these keys, those neither read yet nor in the ValueCache (whose values are taken in)."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self.values]
+        if self.cache is None:
+            return wanted
+        missing = []
+        for key in wanted:
+            value = self.cache.get(key)
             if value is None:
-                self.reads += 1
-                value = self.client.get(key)
-                if self.cache is not None and value is not None:
-                    self.cache.put(key, value)
-            self.values[key] = value
+                missing.append(key)
+            else:
+                self.values[key] = value
+        return missing
+
+    def read(self, key: str, value: bytes | None) -> None:
+        """A value read from Redis (kept in the ValueCache too)."""
+        self.values[key] = value
+        if self.cache is not None and value is not None:
+            self.cache.put(key, value)
+
+    def get(self, key: str) -> bytes | None:
+        if self.not_known([key]):
+            self.reads += 1
+            self.read(key, self.client.get(key))
         return self.values[key]
 
     def hget(self, key: str, name: bytes) -> bytes | None:
@@ -1112,21 +1116,14 @@ class Decider:
             slot_pairs.extend(bands)
         slot_pairs = [p for p in dict.fromkeys(slot_pairs) if p not in s.fields]
         list_keys = list(dict.fromkeys(item.bucket_key for item in items))
-        if s.cache is not None:
-            for key in record_keys:
-                value = s.cache.get(key)
-                if value is not None:
-                    s.values[key] = value
-            record_keys = [key for key in record_keys if key not in s.values]
+        record_keys = s.not_known(record_keys)
         commands: list[tuple] = [(b"GET", key) for key in record_keys]
         commands += [(b"HGET", key, name) for key, name in slot_pairs]
         commands += [(b"LLEN", key) for key in list_keys]
         commands += [(b"HGETALL", self.keys.stats), (b"XINFO", b"STREAM", self.keys.canonical_stream)]
         results = run(self.client, commands)
         for key, value in zip(record_keys, results, strict=False):
-            s.values[key] = _value(value)
-            if s.cache is not None and s.values[key] is not None:
-                s.cache.put(key, s.values[key])
+            s.read(key, _value(value))
         pos = len(record_keys)
         for pair, value in zip(slot_pairs, results[pos:], strict=False):
             s.fields[pair] = _value(value)
