@@ -272,19 +272,7 @@ class Spinner:
         return sentences
 
     def _swap_words(self, text: str, rng: random.Random, rate: float | None = None) -> str:
-        rate = self.swap_rate if rate is None else rate
-
-        def swap(match: re.Match[str]) -> str:
-            word = match.group(0)
-            choices = self.synonyms.get(word.lower())
-            if not choices or rng.random() >= rate:
-                return word
-            new = rng.choice(choices)
-            if word[0].isupper():
-                new = new[0].upper() + new[1:]
-            return new
-
-        return _WORD.sub(swap, text)
+        return swap_words(text, self.synonyms, self.swap_rate if rate is None else rate, rng)
 
     def _reported(self, sentence: str, rng: random.Random) -> str:
         """A sentence with a quote put into reported speech (quote marks gone, persons shifted)."""
@@ -317,6 +305,21 @@ class Spinner:
             else:
                 out.append(paragraph)
         return out
+
+
+def swap_words(text: str, synonyms: Mapping[str, Sequence[str]], rate: float, rng: random.Random) -> str:
+    """Each word with a synonym in the table replaced by one of them with probability `rate`,
+    capitalised as the word was (names are not in the tables)."""
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        choices = synonyms.get(word.lower())
+        if not choices or rng.random() >= rate:
+            return word
+        new = rng.choice(choices)
+        return new[0].upper() + new[1:] if word[0].isupper() else new
+
+    return _WORD.sub(swap, text)
 
 
 def _shift(word: str) -> str:
@@ -636,18 +639,7 @@ class HarshSpinner:
         return f"{speaker[:1].upper()}{speaker[1:]} that {self._swap_words(shifted, rng)}."
 
     def _swap_words(self, text: str, rng: random.Random, rate: float | None = None) -> str:
-        rate = self.swap_rate if rate is None else rate
-
-        def swap(match: re.Match[str]) -> str:
-            word = match.group(0)
-            choices = self.synonyms.get(word.lower())
-            # Capitalised or not ("President" -> "Head of the nation"): names are not in the table.
-            if not choices or rng.random() >= rate:
-                return word
-            new = rng.choice(choices)
-            return new[0].upper() + new[1:] if word[0].isupper() else new
-
-        return _WORD.sub(swap, text)
+        return swap_words(text, self.synonyms, self.swap_rate if rate is None else rate, rng)
 
 
 def _shift_c(word: str) -> str:
