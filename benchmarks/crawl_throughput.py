@@ -68,20 +68,27 @@ def compressed(pages: list[Page]) -> dict[str, bytes]:
     return {path: gzip.compress(body, compresslevel=6, mtime=0) for path, body, _ in pages}
 
 
-def small_pages(count: int, ground_truth: Path) -> list[Page]:
-    """`count` synthetic pages, each a distinct article: halves of two real bodies in a plain template."""
-    from crawler.demo.site import Story, publisher_page
-
+def small_texts(count: int, ground_truth: Path) -> list[tuple[str, str]]:
+    """`count` distinct synthetic articles (title, text): halves of two real bodies."""
     bodies = [item["articleBody"] for item in json.loads(ground_truth.read_text()).values()]
     rng = random.Random(7)
-    start = datetime.now(UTC) - timedelta(days=1)
-    pages = []
+    texts = []
     for number in range(count):
         first, second = rng.sample(range(len(bodies)), 2)
         a = [p for p in bodies[first].split("\n") if p.strip()]
         b = [p for p in bodies[second].split("\n") if p.strip()]
         text = "\n".join(a[: max(1, len(a) // 2)] + b[len(b) // 2 :])
-        title = f"Report {number}: " + " ".join(a[0].split()[:8])
+        texts.append((f"Report {number}: " + " ".join(a[0].split()[:8]), text))
+    return texts
+
+
+def small_pages(count: int, ground_truth: Path) -> list[Page]:
+    """`count` synthetic pages, each a distinct article (small_texts) in a plain template."""
+    from crawler.demo.site import Story, publisher_page
+
+    start = datetime.now(UTC) - timedelta(days=1)
+    pages = []
+    for number, (title, text) in enumerate(small_texts(count, ground_truth)):
         story = Story(f"a{number}", title, text, start + timedelta(seconds=number))
         path = f"/news/{story.slug}.html"
         pages.append((path, publisher_page("Bench Times", story, path).encode(), "text/html; charset=utf-8"))

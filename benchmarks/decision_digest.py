@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import sys
 import uuid
 from collections import Counter
@@ -27,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from crawl_throughput import small_texts  # noqa: E402  (beside this script)
 from crawler.redis_conn import connect  # noqa: E402
 from dedup.article import Article  # noqa: E402
 from dedup.engine import Engine, EngineConfig  # noqa: E402
@@ -37,19 +37,10 @@ SHARED_DATA = Path(os.environ.get("NEWSDEDUP_SHARED_DATA") or Path(__file__).res
 
 
 def small_articles(count: int, ground_truth: Path) -> list[Article]:
-    """The texts of crawl_throughput.small_pages (the same draws), as articles of one site."""
-    bodies = [item["articleBody"] for item in json.loads(ground_truth.read_text()).values()]
-    rng = random.Random(7)
-    articles = []
-    for number in range(count):
-        first, second = rng.sample(range(len(bodies)), 2)
-        a = [p for p in bodies[first].split("\n") if p.strip()]
-        b = [p for p in bodies[second].split("\n") if p.strip()]
-        text = "\n".join(a[: max(1, len(a) // 2)] + b[len(b) // 2 :])
-        title = f"Report {number}: " + " ".join(a[0].split()[:8])
-        articles.append(Article(url=f"http://127.0.0.41/news/a{number}.html", text=text, title=title,
-                                site="127.0.0.41", source="bench0"))
-    return articles
+    """The texts of crawl_throughput.small_pages, as articles of one site."""
+    return [Article(url=f"http://127.0.0.41/news/a{number}.html", text=text, title=title,
+                    site="127.0.0.41", source="bench0")
+            for number, (title, text) in enumerate(small_texts(count, ground_truth))]
 
 
 def main() -> None:
