@@ -321,6 +321,16 @@ class Lease:
         self._clear(keys=[self._keys[0], self._keys[2]], args=[self.token])
 
 
+def _string_writes(commands: list[tuple]) -> Iterable[tuple[str, bytes | None]]:
+    """The string keys a write set sets (with their values) or deletes (None), in order."""
+    for command in commands:
+        if command[0] == b"SET":
+            yield _str(command[1]), command[2]
+        elif command[0] in (b"DEL", b"UNLINK"):
+            for key in command[1:]:
+                yield _str(key), None
+
+
 _ENTRY_OVERHEAD = 160
 """Bytes a cached entry costs beyond its key's and value's lengths (two Python objects and a slot of
 the ordered dict, measured with tracemalloc on CPython 3.11): the size counts what the process holds."""
@@ -354,15 +364,8 @@ class ValueCache:
     def changed_keys(self, commands: list[tuple]) -> list[str]:
         """The cacheable keys a write set writes, without the prefix (for the changes stream: noted
         whether this process caches or not, since others may)."""
-        out = []
         start = len(self._prefix)
-        for command in commands:
-            if command[0] in (b"SET", b"DEL", b"UNLINK"):
-                for key in (command[1],) if command[0] == b"SET" else command[1:]:
-                    text = _str(key)
-                    if text.startswith(self._prefixes):
-                        out.append(text[start:])
-        return out
+        return [key[start:] for key, _ in _string_writes(commands) if key.startswith(self._prefixes)]
 
     def hold(self, number: int, changes: Callable[[int, int], set[str] | None] | None = None) -> None:
         """A new hold of the lease, with this fencing number. If this process held it last (the number
@@ -430,13 +433,8 @@ class ValueCache:
 
     def applied(self, commands: list[tuple]) -> None:
         """A write set applied: the values it SET and the keys it DELeted."""
-        for command in commands:
-            name = command[0]
-            if name == b"SET":
-                self.put(_str(command[1]), command[2])
-            elif name in (b"DEL", b"UNLINK"):
-                for key in command[1:]:
-                    self.put(_str(key), None)
+        for key, value in _string_writes(commands):
+            self.put(key, value)
 
     def __len__(self) -> int:
         return len(self._values)
