@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.service_process import NEWSDEDUP, service_env
@@ -161,3 +162,26 @@ sitemaps = ["{site.url('/index.xml')}"]
         assert counts["bad_entries"] == 4, counts
     finally:
         server.stop()
+
+
+def test_a_crawl_loads_only_the_extensions_it_uses() -> None:
+    """Scrapy imports every extension a setting names, even one set to None: a crawl's settings name only
+    those it runs, so RemoteControl's aiohttp (a quarter of a second) and the telnet console stay unloaded."""
+    script = """
+import sys
+from scrapy import Spider
+from scrapy.crawler import Crawler
+from scrapy.utils.reactor import install_reactor
+install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
+from crawler.config import CrawlSettings
+from crawler.settings import crawl_scrapy_settings
+crawler = Crawler(Spider, crawl_scrapy_settings(CrawlSettings(autothrottle=True), "newsdedup-test"))
+crawler._apply_settings()
+print(sorted(type(extension).__name__ for extension in crawler.extensions.middlewares))
+print(sorted(name for name in ("aiohttp", "twisted.conch.telnet", "scrapy.extensions.telnet",
+                               "scrapy.extensions.remote_control") if name in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    extensions, loaded = result.stdout.splitlines()
+    assert extensions == "['AutoThrottle']"
+    assert loaded == "[]"
