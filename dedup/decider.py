@@ -57,6 +57,7 @@ from dedup import record as rec
 from dedup.index import SPIN_BAND, split_fields
 from dedup.keys import Keys
 from dedup.policy import ClusterValue, Facts
+from dedup.recent import RecentTexts
 from dedup.signature import MIN_TOKENS, jaccard, signature_values
 from dedup.spin import SPIN_MAX_VERIFIED, SPIN_MIN_SHARED, SpinVerifier, worth_profiling
 from dedup.wire import pack, run, unpack  # noqa: F401 - pack and unpack: the journal's format, used as dec.pack
@@ -926,6 +927,7 @@ class Decider:
         self.settings = settings
         self.t = settings.thresholds
         self.cache = ValueCache(keys, cache_bytes)
+        self._deltas: RecentTexts[bytes] = RecentTexts()
 
     def store(self, cached: bool = True) -> Store:
         """A Store for one call. cached: it may read through the ValueCache (only under the lease)."""
@@ -1310,12 +1312,21 @@ class Decider:
         if base is None or base.id == a.id:
             return
         form, data = rec.text_section(a.raw)
-        if form != rec.TEXT_ZLIB or rec.text_section(base.raw)[0] == rec.TEXT_DELTA:
+        base_form, base_data = rec.text_section(base.raw)
+        if form != rec.TEXT_ZLIB or base_form == rec.TEXT_DELTA:
             return
-        base_text = s.text(base)
-        if not base_text:
+
+        def compute(_: list[int]) -> list[bytes]:
+            base_text = s.text(base)
+            return [rec.delta_of(text, base_text) if base_text else b""]
+
+        # A pure function of the two texts, the base's named by its text section as stored (compressed, or
+        # the id of the stream entry that carries it): a page met again under another URL is stored against
+        # the same canonical with the same delta, worked out once. b"": the base has no text (any more).
+        compressed = self._deltas.many([(text, base_form, base_data)], [len(text) + len(base_data)], compute)[0]
+        if not compressed:
             return
-        delta = base.id + rec.delta_of(text, base_text)
+        delta = base.id + compressed
         if len(delta) < len(data):
             a.raw = rec.with_text(a.to_bytes(), rec.TEXT_DELTA, delta)
             s.put_record(a)

@@ -174,6 +174,7 @@ class Engine:
         self._stripped: RecentTexts[str] = RecentTexts()
         self._fingerprints: RecentTexts[Fingerprint] = RecentTexts()
         self._spins: RecentTexts[tuple[int, ...]] = RecentTexts()
+        self._compressed: RecentTexts[bytes] = RecentTexts()
         self._last_expiry = 0.0
         self._resumed = False
         """Whether this engine has completed the re-indexing an earlier process left (see forget)."""
@@ -257,7 +258,8 @@ class Engine:
             content_hash=fp.content_hash, site_hash=hashlib.sha256(site.encode()).digest()[:8],
             signature=fp.signature, lead_signature=fp.lead_signature,
             second_lead_signature=fp.second_lead_signature,
-            text_z=zlib.compress(fp.clean_text.encode("utf-8", "replace"), 1),
+            text_z=self._compressed.many([fp.clean_text], [len(fp.clean_text)],
+                                         lambda _: [zlib.compress(fp.clean_text.encode("utf-8", "replace"), 1)])[0],
             boilerplate_lines=boilerplate_lines, spin=spin,
         )
         iso = datetime.fromtimestamp(published, UTC).isoformat() if published else ""

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+import redis
+
+from dedup import record as rec
+from dedup.article import Article
+from dedup.engine import Engine, EngineConfig
+from dedup.keys import Keys
 from dedup.recent import RecentTexts
 from dedup.signature import fingerprints_of_clean
+from dedup.urls import url_id
 from tests.textcases import articles
 
 
@@ -58,3 +66,30 @@ def test_it_keeps_at_most_max_chars_of_the_latest_texts() -> None:
     memo.many([huge], [11], length([huge]))
     memo.many([huge], [11], length([huge]))
     assert computed == [huge, huge]
+
+
+def test_an_engine_stores_the_same_bytes_with_its_memos_as_without(redis_client: redis.Redis, key_prefix: str) -> None:
+    """Copies of a few real articles under several URLs (exact copies, stored as deltas against their
+    canonical), decided by an engine with its memos and by one that keeps nothing: every record the
+    same, byte for byte, as every memo holds only pure functions of its texts."""
+    bodies = [body for _, body in articles()][:6]
+    now = float(int(time.time()))
+    pages = [Article(url=f"https://copy{copy}.example/news/{number}.html", title=f"Story {number}", text=body)
+             for copy in range(4) for number, body in enumerate(bodies)]
+    stored = []
+    for keeps in (True, False):
+        keys = Keys(f"{key_prefix}{'memo' if keeps else 'plain'}:")
+        engine = Engine(redis_client, keys, EngineConfig())
+        if not keeps:  # a memo that keeps nothing computes every result
+            for name in ("_stripped", "_fingerprints", "_spins", "_compressed"):
+                setattr(engine, name, RecentTexts(max_chars=0))
+            engine.decider._deltas = RecentTexts(max_chars=0)
+        decisions = engine.decide(engine.prepare_many(pages, now))
+        assert sum(1 for d in decisions if d.kind == "exact") == 18
+        records = [redis_client.get(keys.article(url_id(page.url))) for page in pages]
+        assert all(records)
+        # A canonical's text is in its stream entry, named by the entry's id (a time): the rest must match.
+        stored.append([rec.with_text(raw, rec.TEXT_STREAM, b"") if rec.text_section(raw)[0] == rec.TEXT_STREAM
+                       else raw for raw in records])
+    assert stored[0] == stored[1]
+    assert sum(1 for raw in stored[0] if rec.text_section(raw)[0] == rec.TEXT_DELTA) == 18
