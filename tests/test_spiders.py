@@ -166,7 +166,8 @@ sitemaps = ["{site.url('/index.xml')}"]
 
 def test_a_crawl_loads_only_the_extensions_it_uses() -> None:
     """Scrapy imports every extension a setting names, even one set to None: a crawl's settings name only
-    those it runs, so RemoteControl's aiohttp (a quarter of a second) and the telnet console stay unloaded."""
+    those it runs, so RemoteControl's aiohttp (a quarter of a second) and the telnet console stay unloaded;
+    and only the spider middlewares a crawl needs wrap every callback's output."""
     script = """
 import sys
 from scrapy import Spider
@@ -178,10 +179,14 @@ from crawler.settings import crawl_scrapy_settings
 crawler = Crawler(Spider, crawl_scrapy_settings(CrawlSettings(autothrottle=True), "newsdedup-test"))
 crawler._apply_settings()
 print(sorted(type(extension).__name__ for extension in crawler.extensions.middlewares))
+crawler.engine = crawler._create_engine()
+print(sorted(type(middleware).__name__ for middleware in crawler.engine.scraper.spidermw.middlewares))
 print(sorted(name for name in ("aiohttp", "twisted.conch.telnet", "scrapy.extensions.telnet",
                                "scrapy.extensions.remote_control") if name in sys.modules))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    extensions, loaded = result.stdout.splitlines()
+    extensions, spider_middlewares, loaded = result.stdout.splitlines()
     assert extensions == "['AutoThrottle']"
+    # No Referer (an article's feed or sitemap means nothing to its site), no development aids.
+    assert spider_middlewares == "['DepthMiddleware', 'HttpErrorMiddleware', 'StartSpiderMiddleware', 'UrlLengthMiddleware']"
     assert loaded == "[]"
