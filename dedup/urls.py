@@ -11,10 +11,13 @@ import functools
 import hashlib
 import ipaddress
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-import tldextract
 from w3lib.url import canonicalize_url
+
+if TYPE_CHECKING:
+    import tldextract
 
 URL_ID_FORMAT = 2
 """Version of the scheme url_id computes ids with (1: the hand-written one before w3lib); recorded with
@@ -133,6 +136,9 @@ def _publisher_labels(site: str) -> frozenset[str]:
 
 @functools.cache
 def _suffix_list() -> tldextract.TLDExtract:
+    # Imported on first use: it brings requests and urllib3 (a tenth of a second), which only this needs.
+    import tldextract
+
     # The snapshot bundled with the package: no download (suffix_list_urls=()), no cache directory.
     return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True,
                                  include_psl_private_domains=True)
