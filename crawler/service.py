@@ -698,6 +698,29 @@ def extraction_pool(workers: int) -> Executor:
     return pool
 
 
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation in the service process (Python's default
+is 700): a crawl allocates and frees Scrapy's and Twisted's objects for every request, and most die young."""
+
+
+def tune_gc() -> None:
+    """The service process's garbage collector, once its start-up is done and its workers are forked.
+
+    Everything alive now (modules, settings, the pool) lives as long as the process: frozen, a full
+    collection no longer walks it (each walked about a million objects, 0.1 s, here). Young collections
+    come every 50,000 allocations instead of 700. On the crawl benchmark the collector's CPU went from
+    0.65-0.78 s to 0.17 s over 1,448 pages. The objects a crawl leaves in cycles are still collected,
+    at most 50,000 allocations later. The young generations are collected first, so little of the
+    start-up's own garbage is frozen with the rest (a full collection would cost 0.1 s of the start).
+    """
+    import gc
+
+    gc.collect(1)
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def _warm() -> None:
     """Worker: load the extractor before the first page arrives."""
     import crawler.pipelines  # noqa: F401

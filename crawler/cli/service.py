@@ -83,7 +83,7 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
     """Run the crawler service: crawl every source on its schedule until SIGTERM or Ctrl-C."""
     held = _hold_signals_while_starting()  # first: importing the service (Scrapy) alone takes a while
     from crawler.logs import configure_logging
-    from crawler.service import Service, extraction_pool, run_in_reactor
+    from crawler.service import Service, extraction_pool, run_in_reactor, tune_gc
 
     settings = _with_flags(ctx.settings, health_host, health_port, shutdown_timeout, workers)
     if not settings.sources:
@@ -110,6 +110,7 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
             raise SystemExit(0) from None
     else:
         client = connect(settings.redis.url, settings.data_dir, check=bool(not settings.redis.url), exclusive=True)
+    tune_gc()
     code = run_in_reactor(lambda: Service(settings, client, executor=pool, held_signals=held).run())
     raise SystemExit(code)
 
@@ -122,7 +123,7 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
 def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None:
     """Crawl one source once, in the foreground, and decide everything it fetched."""
     from crawler.logs import configure_logging
-    from crawler.service import Service, extraction_pool, run_in_reactor
+    from crawler.service import Service, extraction_pool, run_in_reactor, tune_gc
 
     settings = _with_flags(ctx.settings, None, None, None, workers)
     if settings.source(source) is None:
@@ -132,6 +133,7 @@ def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None
     pool = extraction_pool(settings.service.extract_workers)
     client = ctx.client
     service = Service(settings, client, sources=[source], once=True, health=False, executor=pool)
+    tune_gc()
     code = run_in_reactor(service.run)
     decisions = service.decisions
     # As stored now: a canonical that a later page of the same crawl displaced is counted as a duplicate.
