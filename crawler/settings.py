@@ -91,13 +91,15 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
             # worked out for every listed URL (a quarter of the cost of turning a listing into requests) and
             # one more layer around every callback's output.
             "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+            # The spider bounds its own depth (crawler.spiders.MAX_SITEMAP_DEPTH: sitemap indexes three deep,
+            # articles yield nothing), so Scrapy's count of every request's depth is another layer for nothing.
+            "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
         },
         "ITEM_PIPELINES": {"crawler.pipelines.ExtractPipeline": 100},
         "DUPEFILTER_CLASS": "crawler.spiders.RedirectAwareDupeFilter",
         # Per callback: Scrapy starts this many worker tasks (and a queue) for every response. An article yields
         # one item, and a listing's requests are only queued (synchronous), so one is all they use.
         "CONCURRENT_ITEMS": 1,
-        "DEPTH_LIMIT": 4,
         "DEFAULT_REQUEST_HEADERS": {
             "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
             "Accept-Language": "en",

@@ -187,6 +187,57 @@ print(sorted(name for name in ("aiohttp", "twisted.conch.telnet", "scrapy.extens
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     extensions, spider_middlewares, loaded = result.stdout.splitlines()
     assert extensions == "['AutoThrottle']"
-    # No Referer (an article's feed or sitemap means nothing to its site), no development aids.
-    assert spider_middlewares == "['DepthMiddleware', 'HttpErrorMiddleware', 'StartSpiderMiddleware', 'UrlLengthMiddleware']"
+    # No Referer (an article's feed or sitemap means nothing to its site), no depth count (the spider bounds
+    # its own), no development aids.
+    assert spider_middlewares == "['HttpErrorMiddleware', 'StartSpiderMiddleware', 'UrlLengthMiddleware']"
     assert loaded == "[]"
+
+
+def test_sitemap_indexes_are_followed_three_deep_and_no_deeper(
+    tmp_path: Path, redis_server_url: str, key_prefix: str,
+) -> None:
+    """The spider bounds its own depth (Scrapy's DepthMiddleware is off): a chain of sitemap indexes is
+    followed three levels below the configured sitemap, a fourth is not requested, and one line says so."""
+    from datetime import UTC, datetime
+
+    from crawler.demo.site import Site, SiteServer, Story, publisher_page, sitemap, sitemap_index
+
+    site = Site("deep", "127.0.0.1")
+    server = SiteServer([site]).start()
+    try:
+        story = Story("kept", "A story three indexes deep", "Word " * 400, datetime.now(UTC))
+        # s0 -> s1 -> s2 -> s3 -> s4: indexes; s2 also lists a urlset (three below s0: fetched), s3 lists s4
+        # (four below: not requested), a urlset whose article is never fetched either.
+        site.page("/s0.xml", sitemap_index([site.url("/s1.xml")]), "application/xml")
+        site.page("/s1.xml", sitemap_index([site.url("/s2.xml")]), "application/xml")
+        site.page("/s2.xml", sitemap_index([site.url("/s3.xml"), site.url("/s3-list.xml")]), "application/xml")
+        site.page("/s3.xml", sitemap_index([site.url("/s4.xml")]), "application/xml")
+        site.page("/s3-list.xml", sitemap([site.url("/kept.html")]), "application/xml")
+        site.page("/s4.xml", sitemap([site.url("/lost.html")]), "application/xml")
+        deep = Story("lost", "A story below four indexes", "Other " * 400, datetime.now(UTC))
+        site.page("/kept.html", publisher_page("Deep", story, "/kept.html"))
+        site.page("/lost.html", publisher_page("Deep", deep, "/lost.html"))
+        config = tmp_path / "sources.toml"
+        config.write_text(f"""
+[crawl]
+delay = "0s"
+autothrottle = false
+
+[service]
+extract_workers = 1
+
+[[sources]]
+name = "deep"
+sitemaps = ["{site.url('/s0.xml')}"]
+""")
+        result = subprocess.run(NEWSDEDUP + ["crawl", "deep", "--config", str(config), "--json"],
+                                env=service_env(redis_server_url, key_prefix), capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert [site.hits[f"/s{level}.xml"] for level in range(5)] == [1, 1, 1, 1, 0]
+        assert site.hits["/s3-list.xml"] == 1
+        assert site.hits["/kept.html"] == 1 and site.hits["/lost.html"] == 0
+        assert "sitemap index nested too deep" in result.stderr
+    finally:
+        server.stop()
