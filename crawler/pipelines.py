@@ -13,7 +13,6 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from crawler.compression import BodyTooLarge, decompress_body
-from crawler.extract import extract_article
 from crawler.logs import about
 from crawler.workers import FingerprintSpec, fingerprinted
 from dedup.article import Article
@@ -30,6 +29,9 @@ def extract_page(
     """Worker: one page to an Article, fingerprinted with `fingerprint` (crawler.workers) when given;
     the feed's title and date fill in what the page lacks. A body still in its gzip or deflate
     `content_encoding` is decompressed first, to at most max_size bytes (else BodyTooLarge)."""
+    # Here, not at the top: the service process imports this module but never extracts (crawler.service).
+    from crawler.extract import extract_article
+
     if content_encoding:
         body = decompress_body(body, content_encoding, max_size)
     article = extract_article(

@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -673,11 +673,14 @@ class Service:
                 "crawling": sorted(self._running), "last_results": self.results}
 
 
-def extraction_pool(workers: int) -> Executor:
-    """The extraction processes, started now and warm (the extractor imported).
+def extraction_pool(workers: int, *, wait: bool = True) -> Executor:
+    """The extraction processes, started now, each importing the extractor (trafilatura and its kin).
 
     Called before the event loop and any thread start, the workers are forked from this process and
-    start at once; otherwise they come from a forkserver that imported the extractor once.
+    start at once; otherwise they come from a forkserver that imported the extractor once. The service
+    process itself never imports the extractor (a fifth of a second of its start): with wait=False the
+    workers import it while the service goes on starting (a worker that cannot logs why, and its pages
+    fail one by one); with wait=True this returns once they have.
     """
     import threading
 
@@ -690,12 +693,26 @@ def extraction_pool(workers: int) -> Executor:
         context = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["crawler.pipelines"])
+        context.set_forkserver_preload(["crawler.pipelines", "crawler.extract"])
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
                                initargs=(os.getpid() if context.get_start_method() == "fork" else 0,))
-    for future in [pool.submit(_warm) for _ in range(workers)]:
-        future.result()
+    warming = [pool.submit(_warm) for _ in range(workers)]
+    for future in warming:
+        if wait:
+            future.result()
+        else:
+            future.add_done_callback(_warmed)
     return pool
+
+
+def _warm() -> None:
+    """Worker: load the extractor before the first page arrives."""
+    import crawler.extract  # noqa: F401
+
+
+def _warmed(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("an extraction worker cannot load the extractor: %r", future.exception())
 
 
 GC_YOUNG_THRESHOLD = 50_000
@@ -719,11 +736,6 @@ def tune_gc() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
-def _warm() -> None:
-    """Worker: load the extractor before the first page arrives."""
-    import crawler.pipelines  # noqa: F401
 
 
 def _die_with_parent(parent: int) -> None:

@@ -244,3 +244,19 @@ print(gone() is None)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.split() == ["True", "True", "True"]
+
+
+def test_the_service_process_leaves_the_extractor_to_its_workers() -> None:
+    """trafilatura and its kin (a fifth of a second to import) are loaded by the extraction workers only."""
+    script = """
+import sys
+from crawler.pipelines import extract_page
+from crawler.service import extraction_pool
+pool = extraction_pool(1, wait=False)
+page = b"<html><head><title>A title</title></head><body><article>" + b"<p>Some words of a story here.</p>" * 40 + b"</article></body></html>"
+article = pool.submit(extract_page, "https://news.example/a", page, None, "utf-8", "", "src").result()
+print("trafilatura" in sys.modules, "Some words" in article.text)
+pool.shutdown()
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["False", "True"], result.stderr

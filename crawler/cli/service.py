@@ -91,7 +91,7 @@ def run(ctx: Context, health_host: str | None, health_port: int | None, shutdown
         raise click.ClickException(f"{where}: no [[sources]] to crawl")
     _check_health_port(settings.service.health_host, settings.service.health_port)
     configure_logging(settings.service.log_format, _log_level(0))
-    pool = extraction_pool(settings.service.extract_workers)
+    pool = extraction_pool(settings.service.extract_workers, wait=False)
     from crawler.redis_conn import (
         RedisUnavailable,
         connect,
@@ -130,7 +130,7 @@ def crawl(ctx: Context, source: str, workers: int | None, as_json: bool) -> None
         known = ", ".join(s.name for s in settings.sources) or "none configured"
         raise click.ClickException(f"unknown source {source!r} (sources: {known})")
     configure_logging(settings.service.log_format, _log_level(0))
-    pool = extraction_pool(settings.service.extract_workers)
+    pool = extraction_pool(settings.service.extract_workers, wait=False)
     client = ctx.client
     service = Service(settings, client, sources=[source], once=True, health=False, executor=pool)
     tune_gc()
