@@ -82,6 +82,13 @@ class ExtractPipeline:
             job.count("extraction_failures")
             log.error("extraction worker died", extra=about(source, url))
             return {"url": url, "outcome": "extraction_failed"}
+        except ImportError as exc:
+            # The workers cannot load the extractor (a broken install): no fault of the page's, which is
+            # not marked seen and is tried again by the next crawl, once the install is mended.
+            job.metrics.extraction_failures.labels(source, "no_extractor").inc()
+            job.count("extraction_failures")
+            log.error("the extractor cannot be loaded: %s", exc, extra=about(source, url))
+            return {"url": url, "outcome": "extraction_failed"}
         except Exception as exc:  # one page never stops a crawl
             job.metrics.extraction_failures.labels(source, "error").inc()
             job.count("extraction_failures")

@@ -80,6 +80,9 @@ def crawl_scrapy_settings(crawl: CrawlSettings, default_user_agent: str) -> dict
             # Scrapy's decompression, without a charset guess over the compressed body (crawler.compression).
             "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
             "crawler.compression.HttpCompressionMiddleware": 590,
+            # Scrapy's, less its search for RefererMiddleware (off, below) and the warning at every crawl.
+            "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+            "crawler.spiders.NoRefererRedirectMiddleware": 600,
             # Last before the download: nothing more is sent once a crawl is being stopped.
             "crawler.spiders.CrawlGateMiddleware": 950,
         },

@@ -17,6 +17,7 @@ import scrapy
 # Imported here, at a shallow stack, not by the first crawl's download handlers: Scrapy 2.19 builds deprecated
 # aliases in it with inspect.stack(), which reads the source of every frame (0.2 s or more deep in the reactor).
 import scrapy.core.downloader.contextfactory
+from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import IgnoreRequest
@@ -472,6 +473,18 @@ class CrawlGateMiddleware:
             raise CrawlStopped(f"crawl stopped ({spider.job.stop_reason})")
         if spider.job.listed_at is None and request.meta.get("sitemap_depth") == 0:
             spider.job.listed_at = time.time()
+
+
+class NoRefererRedirectMiddleware(RedirectMiddleware):
+    """Scrapy's redirects for crawls that send no Referer (RefererMiddleware is off, see crawler.settings):
+    a redirected request carries none either. Scrapy's own looks for RefererMiddleware when the engine
+    starts and logs a warning at every crawl when it is off."""
+
+    def handle_referer(self, request: Request, response: Response) -> None:
+        request.headers.pop("Referer", None)
+
+    def _engine_started(self) -> None:
+        pass
 
 
 class RobotsTxtErrorMiddleware:

@@ -239,5 +239,54 @@ sitemaps = ["{site.url('/s0.xml')}"]
         assert site.hits["/s3-list.xml"] == 1
         assert site.hits["/kept.html"] == 1 and site.hits["/lost.html"] == 0
         assert "sitemap index nested too deep" in result.stderr
+        assert "WARNING scrapy" not in result.stderr, result.stderr  # e.g. redirects missing RefererMiddleware
+    finally:
+        server.stop()
+
+
+def test_a_broken_extractor_leaves_the_pages_for_the_next_crawl(
+    tmp_path: Path, redis_server_url: str, key_prefix: str,
+) -> None:
+    """The extraction workers load trafilatura themselves. Where they cannot (a broken install, here a
+    stand-in package that fails to import), each page fails with one error line and is not marked
+    seen: once the install is mended, the next crawl fetches and decides it."""
+    from datetime import UTC, datetime
+
+    from crawler.demo.site import Site, SiteServer, Story, publisher_page, sitemap
+
+    broken = tmp_path / "broken"
+    (broken / "trafilatura").mkdir(parents=True)
+    (broken / "trafilatura" / "__init__.py").write_text('raise ImportError("trafilatura: broken install (test)")\n')
+    site = Site("mended", "127.0.0.1")
+    server = SiteServer([site]).start()
+    try:
+        story = Story("story", "A story crawled twice", "A sentence of the story that goes on. " * 40,
+                      datetime.now(UTC))
+        site.page("/sitemap.xml", sitemap([site.url("/story.html")]), "application/xml")
+        site.page("/story.html", publisher_page("Mended", story, "/story.html"))
+        config = tmp_path / "sources.toml"
+        config.write_text(f"""
+[crawl]
+delay = "0s"
+autothrottle = false
+
+[service]
+extract_workers = 1
+
+[[sources]]
+name = "mended"
+sitemaps = ["{site.url('/sitemap.xml')}"]
+""")
+        command = NEWSDEDUP + ["crawl", "mended", "--config", str(config), "--json"]
+        env = service_env(redis_server_url, key_prefix)
+        first = subprocess.run(command, env={**env, "PYTHONPATH": str(broken)}, capture_output=True, text=True,
+                               timeout=120, check=False)
+        assert "Traceback" not in first.stderr, first.stderr
+        assert "the extractor cannot be loaded" in first.stderr, first.stderr
+        assert json.loads(first.stdout)["decided"] == 0, first.stdout
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout)["decided"] == 1, second.stdout
+        assert site.hits["/story.html"] == 2
     finally:
         server.stop()
