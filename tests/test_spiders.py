@@ -217,22 +217,7 @@ def test_sitemap_indexes_are_followed_three_deep_and_no_deeper(
         deep = Story("lost", "A story below four indexes", "Other " * 400, datetime.now(UTC))
         site.page("/kept.html", publisher_page("Deep", story, "/kept.html"))
         site.page("/lost.html", publisher_page("Deep", deep, "/lost.html"))
-        config = tmp_path / "sources.toml"
-        config.write_text(f"""
-[crawl]
-delay = "0s"
-autothrottle = false
-
-[service]
-extract_workers = 1
-
-[[sources]]
-name = "deep"
-sitemaps = ["{site.url('/s0.xml')}"]
-""")
-        result = subprocess.run(NEWSDEDUP + ["crawl", "deep", "--config", str(config), "--json"],
-                                env=service_env(redis_server_url, key_prefix), capture_output=True, text=True,
-                                timeout=120, check=False)
+        result = _crawl_sitemap(tmp_path, "deep", site.url("/s0.xml"), service_env(redis_server_url, key_prefix))
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr, result.stderr
         assert [site.hits[f"/s{level}.xml"] for level in range(5)] == [1, 1, 1, 1, 0]
@@ -264,8 +249,23 @@ def test_a_broken_extractor_leaves_the_pages_for_the_next_crawl(
                       datetime.now(UTC))
         site.page("/sitemap.xml", sitemap([site.url("/story.html")]), "application/xml")
         site.page("/story.html", publisher_page("Mended", story, "/story.html"))
-        config = tmp_path / "sources.toml"
-        config.write_text(f"""
+        env = service_env(redis_server_url, key_prefix)
+        first = _crawl_sitemap(tmp_path, "mended", site.url("/sitemap.xml"), {**env, "PYTHONPATH": str(broken)})
+        assert "Traceback" not in first.stderr, first.stderr
+        assert "the extractor cannot be loaded" in first.stderr, first.stderr
+        assert json.loads(first.stdout)["decided"] == 0, first.stdout
+        second = _crawl_sitemap(tmp_path, "mended", site.url("/sitemap.xml"), env)
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout)["decided"] == 1, second.stdout
+        assert site.hits["/story.html"] == 2
+    finally:
+        server.stop()
+
+
+def _crawl_sitemap(tmp_path: Path, name: str, sitemap_url: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`newsdedup crawl NAME --json` once, for one source listed by one sitemap, politeness off, one worker."""
+    config = tmp_path / "sources.toml"
+    config.write_text(f"""
 [crawl]
 delay = "0s"
 autothrottle = false
@@ -274,19 +274,8 @@ autothrottle = false
 extract_workers = 1
 
 [[sources]]
-name = "mended"
-sitemaps = ["{site.url('/sitemap.xml')}"]
+name = "{name}"
+sitemaps = ["{sitemap_url}"]
 """)
-        command = NEWSDEDUP + ["crawl", "mended", "--config", str(config), "--json"]
-        env = service_env(redis_server_url, key_prefix)
-        first = subprocess.run(command, env={**env, "PYTHONPATH": str(broken)}, capture_output=True, text=True,
-                               timeout=120, check=False)
-        assert "Traceback" not in first.stderr, first.stderr
-        assert "the extractor cannot be loaded" in first.stderr, first.stderr
-        assert json.loads(first.stdout)["decided"] == 0, first.stdout
-        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
-        assert second.returncode == 0, second.stderr
-        assert json.loads(second.stdout)["decided"] == 1, second.stdout
-        assert site.hits["/story.html"] == 2
-    finally:
-        server.stop()
+    return subprocess.run(NEWSDEDUP + ["crawl", name, "--config", str(config), "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
